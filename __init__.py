@@ -1,0 +1,15 @@
+"""overlap_relevance: score how relevant features of one polygon layer are to another.
+
+QGIS loads this folder as a plugin (under whatever folder name it has) and calls
+:func:`classFactory`. Outside QGIS, ``pip install .`` exposes the same folder as the
+package ``overlap_relevance``; its core lives in :mod:`.model` and never imports qgis.
+"""
+
+__version__ = "0.1.0"
+
+
+def classFactory(iface):  # noqa: N802 (QGIS's name)
+    """QGIS entry point. Imported lazily so that plain-Python users never import qgis."""
+    from .plugin.plugin import OverlapRelevancePlugin
+
+    return OverlapRelevancePlugin(iface)

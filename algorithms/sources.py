@@ -1,0 +1,105 @@
+"""Reading Processing feature sources into the arrays the core works on."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from qgis.core import QgsFeatureRequest, QgsProcessingException, QgsWkbTypes
+
+from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS
+
+_CANCEL_CHECK_EVERY = 2000
+
+
+@dataclass
+class SourceArrays:
+    """One layer as arrays.
+
+    fids : (n,) int64 feature ids.
+    keys : (n,) object array, the key field's values, or the feature ids.
+    geoms : (n,) shapely geometries in the layer CRS, None where the feature had none
+        or GEOS could not read it.
+    crs : a string pyproj understands (authority code or WKT).
+    n_unreadable : geometries present in QGIS that GEOS could not read even after fixing.
+    """
+
+    fids: np.ndarray
+    keys: np.ndarray
+    geoms: np.ndarray
+    crs: str
+    n_unreadable: int
+
+
+def crs_for_core(qgs_crs, layer_label):
+    """The pyproj form of a QGIS CRS; a layer without a valid CRS is refused."""
+    if not qgs_crs.isValid():
+        raise QgsProcessingException(
+            f"The {layer_label} layer has no coordinate reference system. "
+            "Set one in its Layer Properties (Source tab), then run again."
+        )
+    authid = qgs_crs.authid()
+    if authid.upper().startswith(("EPSG:", "ESRI:", "IGNF:")):
+        return authid
+    return qgs_crs.toWkt(getattr(qgs_crs, "WKT2_2019", 5)) or qgs_crs.toProj()
+
+
+def check_polygon_source(source, layer_label):
+    """Refuse a source whose geometry type is not polygonal, with a clear message."""
+    if source is None:
+        raise QgsProcessingException(f"The {layer_label} layer could not be loaded.")
+    if QgsWkbTypes.geometryType(source.wkbType()) != GEOMETRY_POLYGON:
+        raise QgsProcessingException(
+            f"The {layer_label} layer must contain polygons; it has "
+            f"{QgsWkbTypes.displayString(source.wkbType())} geometries."
+        )
+
+
+def read_polygon_source(source, layer_label, key_field=None, feedback=None):
+    """Read every feature of ``source`` (selection already applied by Processing).
+
+    Curved geometries are segmentized, since GEOS reads only linear ones. Returns
+    None when the user cancels.
+    """
+    check_polygon_source(source, layer_label)
+    crs = crs_for_core(source.sourceCrs(), layer_label)
+    request = QgsFeatureRequest()
+    key_index = -1
+    if key_field:
+        key_index = source.fields().lookupField(key_field)
+        if key_index < 0:
+            raise QgsProcessingException(f"The {layer_label} layer has no field named '{key_field}'.")
+        request.setSubsetOfAttributes([key_index])
+    else:
+        request.setNoAttributes()
+    request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
+
+    total = max(source.featureCount(), 1)
+    fids, keys, wkbs = [], [], []
+    for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
+        if feedback is not None and count % _CANCEL_CHECK_EVERY == 0:
+            if feedback.isCanceled():
+                return None
+            feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
+        fids.append(feature.id())
+        keys.append(feature.attribute(key_index) if key_index >= 0 else feature.id())
+        geometry = feature.geometry()
+        if geometry.isNull():
+            wkbs.append(None)
+            continue
+        if QgsWkbTypes.isCurvedType(geometry.wkbType()):
+            geometry = geometry.__class__(geometry.constGet().segmentize())
+        wkbs.append(bytes(geometry.asWkb()))
+
+    present = np.array([w is not None for w in wkbs], dtype=bool)
+    geoms = np.full(len(wkbs), None, dtype=object)
+    if present.any():
+        geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
+    n_unreadable = int(np.count_nonzero(present & shapely.is_missing(geoms)))
+    key_array = np.empty(len(keys), dtype=object)
+    key_array[:] = [None if _is_null(k) else k for k in keys]
+    return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable)
+
+
+def _is_null(value):
+    # QGIS returns NULL attributes as QVariant(NULL) or None depending on the version.
+    return value is None or (hasattr(value, "isNull") and value.isNull())

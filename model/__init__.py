@@ -1,0 +1,7 @@
+"""The pure-Python core of overlap_relevance.
+
+Data flow: geometries in any CRS -> :mod:`.frame` (local metres around each pair)
+-> :mod:`.overlap` (exact reference) / the network (:mod:`.mixture` distributions).
+
+Nothing in this package imports ``qgis``; only :mod:`.training` imports TensorFlow.
+"""

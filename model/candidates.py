@@ -1,0 +1,141 @@
+"""Candidate pairs: which features of layer B lie near which features of layer A.
+
+Search runs in two stages.
+
+1. **Coarse, on the globe** (:func:`coarse_candidates`): an STRtree over lon/lat
+   bounding boxes, each widened by the search distance converted to degrees at its
+   highest latitude, so it never misses a pair. A geometry whose longitudes span more
+   than 180 degrees is taken to cross the antimeridian: its box is rebuilt in
+   0..360 longitudes and indexed twice (shifted by -360 as well), so neighbours on
+   both sides of the date line find it.
+2. **Fine, in metres** (:func:`boxes_within`): in each pair's local metric frame the
+   gap between the two bounding boxes must be at most the search distance. A search
+   distance of 0 therefore means "touching bounding boxes".
+"""
+
+import numpy as np
+import shapely
+
+# Metres per degree of latitude is 110,574 at the equator and grows toward the poles;
+# a smaller divisor only makes the coarse box larger, so it stays conservative.
+_METRES_PER_DEGREE_LOWER_BOUND = 110_000.0
+_MAX_LATITUDE_FOR_WIDENING = 89.0
+
+
+def lonlat_boxes(lonlat_geoms):
+    """Bounding boxes of lon/lat geometries, split across the antimeridian.
+
+    Parameters
+    ----------
+    lonlat_geoms : (n,) array of shapely geometries or None, in degrees.
+
+    Returns
+    -------
+    boxes : (m, 4) float array of (lon_min, lat_min, lon_max, lat_max), degrees.
+    owner : (m,) int array, the index in ``lonlat_geoms`` of each box. A geometry has
+        two boxes when it crosses the antimeridian and none when it is missing/empty.
+    """
+    geoms = np.asarray(lonlat_geoms, dtype=object)
+    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    index = np.flatnonzero(present)
+    if index.size == 0:
+        return np.empty((0, 4)), np.empty(0, dtype=np.int64)
+    bounds = shapely.bounds(geoms[index])
+    crossing = (bounds[:, 2] - bounds[:, 0]) > 180.0
+    boxes = [bounds]
+    owners = [index]
+    if crossing.any():
+        crossing_index = index[crossing]
+        coords, vertex_owner = shapely.get_coordinates(geoms[crossing_index], return_index=True)
+        lon360 = np.mod(coords[:, 0], 360.0)
+        starts = np.flatnonzero(np.r_[True, vertex_owner[1:] != vertex_owner[:-1]])
+        shifted = bounds[crossing].copy()
+        shifted[:, 0] = np.minimum.reduceat(lon360, starts)
+        shifted[:, 2] = np.maximum.reduceat(lon360, starts)
+        # Keep the original box for shapes that really are wider than 180 degrees
+        # (continents); use the shifted box and its -360 twin for true crossers.
+        narrower = (shifted[:, 2] - shifted[:, 0]) < (bounds[crossing, 2] - bounds[crossing, 0])
+        west = shifted.copy()
+        west[:, [0, 2]] -= 360.0
+        keep_original = np.ones(len(index), dtype=bool)
+        keep_original[np.flatnonzero(crossing)[narrower]] = False
+        boxes = [bounds[keep_original], shifted[narrower], west[narrower]]
+        owners = [index[keep_original], crossing_index[narrower], crossing_index[narrower]]
+    return np.concatenate(boxes), np.concatenate(owners)
+
+
+def widen_lonlat_boxes(boxes, distance_m):
+    """Widen lon/lat boxes by ``distance_m`` metres on every side, conservatively.
+
+    Parameters
+    ----------
+    boxes : (m, 4) lon/lat boxes in degrees.
+    distance_m : float or (m,) array, metres, >= 0.
+    """
+    distance_m = np.broadcast_to(np.asarray(distance_m, dtype=float), (len(boxes),))
+    widened = np.array(boxes, dtype=float, copy=True)
+    dlat = distance_m / _METRES_PER_DEGREE_LOWER_BOUND
+    highest = np.minimum(np.maximum(np.abs(widened[:, 1]), np.abs(widened[:, 3])) + dlat, _MAX_LATITUDE_FOR_WIDENING)
+    dlon = np.where(distance_m > 0, distance_m / (_METRES_PER_DEGREE_LOWER_BOUND * np.cos(np.radians(highest))), 0.0)
+    near_pole = (np.maximum(np.abs(widened[:, 1]), np.abs(widened[:, 3])) + dlat) >= _MAX_LATITUDE_FOR_WIDENING
+    dlon = np.where(near_pole & (distance_m > 0), 360.0, dlon)
+    widened[:, 0] -= dlon
+    widened[:, 2] += dlon
+    widened[:, 1] = np.maximum(widened[:, 1] - dlat, -90.0)
+    widened[:, 3] = np.minimum(widened[:, 3] + dlat, 90.0)
+    return widened
+
+
+def coarse_candidates(lonlat_a, lonlat_b, distance_m=0.0, exclude_same_index=False):
+    """All pairs (i, j) whose lon/lat boxes may lie within ``distance_m`` of each other.
+
+    A's boxes are widened by the distance (conservatively, in degrees) and queried
+    against B's boxes, so this is a superset of the pairs :func:`boxes_within` keeps.
+
+    Parameters
+    ----------
+    lonlat_a, lonlat_b : arrays of shapely geometries (or None) in lon/lat degrees.
+    distance_m : float, or (len(lonlat_a),) array of per-feature search distances, metres.
+    exclude_same_index : drop i == j (the two arrays are the same layer).
+
+    Returns
+    -------
+    index_a, index_b : (p,) int64 arrays, sorted by index_a then index_b, no duplicates.
+    """
+    boxes_a, owner_a = lonlat_boxes(lonlat_a)
+    boxes_b, owner_b = lonlat_boxes(lonlat_b)
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    distance_a = np.asarray(distance_m, dtype=float)
+    if distance_a.ndim:
+        distance_a = distance_a[owner_a]
+    widened_a = widen_lonlat_boxes(boxes_a, distance_a)
+    tree = shapely.STRtree(shapely.box(*boxes_b.T))
+    query_pos, tree_pos = tree.query(shapely.box(*widened_a.T), predicate="intersects")
+    index_a = owner_a[query_pos]
+    index_b = owner_b[tree_pos]
+    if exclude_same_index:
+        keep = index_a != index_b
+        index_a, index_b = index_a[keep], index_b[keep]
+    key = np.unique(index_a.astype(np.int64) * len(lonlat_b) + index_b)
+    return key // len(lonlat_b), key % len(lonlat_b)
+
+
+def boxes_within(local_a, local_b, distance_m=0.0):
+    """Fine filter: is the gap between the pairs' local bounding boxes at most ``distance_m``?
+
+    Parameters
+    ----------
+    local_a, local_b : (n,) aligned arrays of shapely geometries in a metric frame.
+    distance_m : float or (n,) array, metres.
+
+    Returns
+    -------
+    (n,) bool array; False where either geometry is missing or empty.
+    """
+    bounds_a = shapely.bounds(local_a)
+    bounds_b = shapely.bounds(local_b)
+    gap_x = np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])
+    gap_y = np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3])
+    with np.errstate(invalid="ignore"):
+        return (gap_x <= distance_m) & (gap_y <= distance_m)

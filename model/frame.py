@@ -1,0 +1,629 @@
+"""Local metric frame of a pair of polygons.
+
+Every pair (A, B) is measured in its own **oblique ellipsoidal Lambert azimuthal
+equal-area (LAEA) projection on WGS84**, centred on the pair (Snyder, *Map
+Projections - A Working Manual*, USGS PP 1395, pp. 182-190, with the ``D``
+factor so that scale is true at the centre in both directions).  Because the
+projection is equal-area, areas in the frame are ellipsoidal areas (to ~1e-9
+relative for features tens of km across); because scale is true at the
+centre, lengths near the pair are metres.
+
+pyproj cannot vectorise over a different projection centre per pair, so the
+pipeline is:
+
+1. :func:`layer_to_lonlat` - one pyproj ``Transformer`` per layer
+   (layer CRS -> WGS84 lon/lat degrees, ``always_xy``) on all vertices at once;
+2. :func:`project_pairs` - our own NumPy LAEA with per-vertex centre
+   parameters, then validity repair *in the frame*.
+
+The projection works with sin/cos of (lon - lon0), so a polygon crossing the
+antimeridian in lon/lat (vertex longitudes 179.9 and -179.9) becomes a small,
+correct polygon in the frame - which is why validity repair happens after
+projection.
+
+Limitations
+-----------
+* Edges are straight lines in the frame.  Long edges in lon/lat (e.g. a
+  parallel spanning many degrees) are not densified; for the features this
+  plugin compares (metres to tens of km) the difference from geodesic edges
+  is negligible.
+* A polygon that contains a pole must be given the usual way in lon/lat (a
+  ring cut along the antimeridian that runs up to the pole); it then comes
+  out correct in a frame centred near the pole, because every lon/lat vertex
+  at latitude +-90 maps to the same point.
+* The frame is only meant for the neighbourhood of the pair: points more than
+  a few thousand km from the centre are distorted in shape (never in area)
+  and the antipode of the centre is singular.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyproj
+import shapely
+
+__all__ = [
+    "WGS84_A",
+    "WGS84_F",
+    "MissingCrsError",
+    "InvalidCrsError",
+    "NonPolygonalGeometryError",
+    "LonLatLayer",
+    "PairFrames",
+    "layer_to_lonlat",
+    "project_pairs",
+    "geometry_unit_centres",
+    "repair_polygonal",
+    "laea_forward",
+    "laea_inverse",
+]
+
+# --------------------------------------------------------------------------
+# WGS84 ellipsoid and the authalic-sphere constants that depend only on it.
+# --------------------------------------------------------------------------
+WGS84_A = 6378137.0  # semi-major axis, metres
+WGS84_F = 1.0 / 298.257223563  # flattening
+_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
+_E = np.sqrt(_E2)
+# q at the pole (Snyder 3-12 with phi = 90 deg); atanh form of the log term.
+_QP = 1.0 + (1.0 - _E2) * np.arctanh(_E) / _E
+_RQ = WGS84_A * np.sqrt(_QP / 2.0)  # radius of the authalic sphere, metres
+
+
+class MissingCrsError(ValueError):
+    """The layer has no coordinate reference system (None or empty)."""
+
+
+class InvalidCrsError(ValueError):
+    """The layer's CRS cannot be interpreted or transformed to WGS84."""
+
+
+class NonPolygonalGeometryError(ValueError):
+    """The layer holds geometries that are not (multi)polygons."""
+
+
+# --------------------------------------------------------------------------
+# Authalic latitude, computed without cancellation near the poles.
+# --------------------------------------------------------------------------
+def _authalic_complement(abs_colatitude_rad):
+    """``1 - |sin(beta)|`` (beta: authalic latitude) from the geodetic colatitude.
+
+    ``abs_colatitude_rad``: ``pi/2 - |phi|`` in radians, any shape.
+    Uses ``q_p - q(s)`` rewritten so that no two nearly equal numbers are
+    subtracted (atanh(a) - atanh(b) = atanh((a - b) / (1 - ab))), so the result
+    keeps full relative precision right up to the pole.  Returns the same
+    shape, in [0, 1].
+    """
+    sin_phi = np.cos(abs_colatitude_rad)
+    one_minus_s = 2.0 * np.sin(0.5 * abs_colatitude_rad) ** 2
+    e2s = _E2 * sin_phi
+    qp_minus_q = one_minus_s * (1.0 + e2s) / (1.0 - e2s * sin_phi) + (
+        (1.0 - _E2) / _E
+    ) * np.arctanh(_E * one_minus_s / (1.0 - e2s))
+    return qp_minus_q / _QP
+
+
+def _authalic_sin_cos(lat_deg):
+    """(sin beta, cos beta) of the authalic latitude for geodetic ``lat_deg`` (degrees)."""
+    lat_deg = np.asarray(lat_deg, dtype=np.float64)
+    # 90 - |lat| is exact in degrees, so the colatitude keeps its precision at the pole.
+    abs_colat = np.deg2rad(90.0 - np.abs(lat_deg))
+    complement = _authalic_complement(abs_colat)
+    sin_beta = np.copysign(1.0 - complement, lat_deg)
+    cos_beta = np.sqrt(np.maximum(complement * (2.0 - complement), 0.0))
+    return sin_beta, cos_beta
+
+
+def _geodetic_lat_from_authalic(sin_beta, cos_beta):
+    """Geodetic latitude (degrees) from the authalic latitude given by (sin, cos).
+
+    Newton iterations on the colatitude chi = pi/2 - |phi| solving
+    ``complement(chi) = 1 - |sin beta|``; this is well conditioned at the poles
+    (where iterating on phi is not).  Starts from the authalic colatitude, which
+    is within 0.13 deg; 5 quadratic steps reach machine precision.
+    """
+    abs_sin_beta = np.abs(sin_beta)
+    target = cos_beta**2 / (1.0 + abs_sin_beta)  # = 1 - |sin beta|, stably
+    chi = np.arctan2(cos_beta, abs_sin_beta)
+    for _ in range(5):
+        s = np.cos(chi)
+        slope = (2.0 * (1.0 - _E2) / _QP) * np.sin(chi) / (1.0 - _E2 * s * s) ** 2
+        residual = _authalic_complement(chi) - target
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(slope > 0.0, residual / slope, 0.0)
+        chi = np.clip(chi - step, 0.0, np.pi / 2.0)
+    return np.copysign(90.0 - np.rad2deg(chi), sin_beta)
+
+
+# --------------------------------------------------------------------------
+# Oblique ellipsoidal LAEA (Snyder 24-16 .. 24-31), vectorised over centres.
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _CentreParams:
+    """Per-centre constants of the oblique LAEA; every field has the centres' shape."""
+
+    lon0: np.ndarray  # degrees
+    lat0: np.ndarray  # degrees
+    sin_b1: np.ndarray  # sin of the centre's authalic latitude
+    cos_b1: np.ndarray
+    d: np.ndarray  # Snyder's D: x scaled by D, y by 1/D makes scale true at the centre
+
+    @classmethod
+    def from_centres(cls, lon0, lat0):
+        lon0 = np.asarray(lon0, dtype=np.float64)
+        lat0 = np.asarray(lat0, dtype=np.float64)
+        sin_b1, cos_b1 = _authalic_sin_cos(lat0)
+        abs_colat = np.deg2rad(90.0 - np.abs(lat0))
+        cos_phi1 = np.sin(abs_colat)
+        sin_phi1 = np.cos(abs_colat)
+        m1 = cos_phi1 / np.sqrt(1.0 - _E2 * sin_phi1 * sin_phi1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = WGS84_A * m1 / (_RQ * cos_b1)
+        # The ratio tends to 1 at the pole, where the ellipsoid is locally round.
+        d = np.where(cos_b1 > 0.0, d, 1.0)
+        return cls(lon0, lat0, sin_b1, cos_b1, d)
+
+    def take(self, index):
+        """Parameters repeated per element of ``index`` (e.g. per vertex)."""
+        return _CentreParams(
+            self.lon0[index], self.lat0[index], self.sin_b1[index],
+            self.cos_b1[index], self.d[index],
+        )
+
+
+def _wrapped_delta_lon_rad(lon, lon0):
+    """lon - lon0 wrapped to [-180, 180) degrees, in radians."""
+    return np.deg2rad(np.remainder(np.asarray(lon, np.float64) - lon0 + 180.0, 360.0) - 180.0)
+
+
+def _forward(lon, lat, params: _CentreParams):
+    dlam = _wrapped_delta_lon_rad(lon, params.lon0)
+    sin_b, cos_b = _authalic_sin_cos(lat)
+    cos_dlam = np.cos(dlam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # 1 + cos(angular distance on the authalic sphere); 0 only at the antipode.
+        b = _RQ * np.sqrt(2.0 / (1.0 + params.sin_b1 * sin_b + params.cos_b1 * cos_b * cos_dlam))
+    x = b * params.d * cos_b * np.sin(dlam)
+    y = (b / params.d) * (params.cos_b1 * sin_b - params.sin_b1 * cos_b * cos_dlam)
+    return x, y
+
+
+def _inverse(x, y, params: _CentreParams):
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    # Undo the D scaling: (u, v) are LAEA coordinates on the authalic sphere.
+    u = x / params.d
+    v = y * params.d
+    rho = np.hypot(u, v)
+    # Angular distance from the centre on the authalic sphere.
+    ang = 2.0 * np.arcsin(np.clip(rho / (2.0 * _RQ), 0.0, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        east = np.where(rho > 0.0, u / rho, 0.0)
+        north = np.where(rho > 0.0, v / rho, 0.0)
+    sin_ang, cos_ang = np.sin(ang), np.cos(ang)
+    # Rotate in 3-D around the centre instead of Snyder's asin formula, so the
+    # result stays accurate next to the poles.
+    lam0 = np.deg2rad(params.lon0)
+    sin_l0, cos_l0 = np.sin(lam0), np.cos(lam0)
+    sb1, cb1 = params.sin_b1, params.cos_b1
+    # p = cos(ang) * centre + sin(ang) * (east * e_hat + north * n_hat)
+    px = cos_ang * cb1 * cos_l0 + sin_ang * (-east * sin_l0 - north * sb1 * cos_l0)
+    py = cos_ang * cb1 * sin_l0 + sin_ang * (east * cos_l0 - north * sb1 * sin_l0)
+    pz = cos_ang * sb1 + sin_ang * north * cb1
+    horizontal = np.hypot(px, py)
+    norm = np.sqrt(horizontal**2 + pz**2)
+    lat = _geodetic_lat_from_authalic(pz / norm, horizontal / norm)
+    lon = np.rad2deg(np.arctan2(py, px))
+    return lon, lat
+
+
+def laea_forward(lon, lat, lon0, lat0):
+    """Oblique ellipsoidal LAEA (WGS84) forward projection.
+
+    Parameters: ``lon``, ``lat`` point coordinates and ``lon0``, ``lat0``
+    projection centres, all in degrees and mutually broadcastable.
+    Returns ``(x, y)`` in metres (east, north of the centre), broadcast shape.
+    Matches PROJ ``+proj=laea +lat_0=lat0 +lon_0=lon0 +ellps=WGS84``.
+    """
+    return _forward(lon, lat, _CentreParams.from_centres(lon0, lat0))
+
+
+def laea_inverse(x, y, lon0, lat0):
+    """Inverse of :func:`laea_forward`.
+
+    ``x``, ``y`` in metres, ``lon0``, ``lat0`` in degrees, broadcastable.
+    Returns ``(lon, lat)`` in degrees, lon in [-180, 180].
+    """
+    return _inverse(x, y, _CentreParams.from_centres(lon0, lat0))
+
+
+# --------------------------------------------------------------------------
+# Layer -> lon/lat with a validity report.
+# --------------------------------------------------------------------------
+_POLYGON = shapely.GeometryType.POLYGON
+_MULTIPOLYGON = shapely.GeometryType.MULTIPOLYGON
+_COLLECTION = shapely.GeometryType.GEOMETRYCOLLECTION
+_MULTI_TYPES = (
+    shapely.GeometryType.MULTIPOINT,
+    shapely.GeometryType.MULTILINESTRING,
+    _MULTIPOLYGON,
+    _COLLECTION,
+)
+
+
+def _as_geometry_array(geoms):
+    """Any sequence of shapely geometries / None -> 1-D object array (a new array)."""
+    if isinstance(geoms, np.ndarray) and geoms.dtype == object:
+        return geoms.reshape(-1).copy()
+    items = list(geoms)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _polygonal_parts_of_collections(collections):
+    """Polygonal part of each GeometryCollection as a MultiPolygon (n,), or None if it has none.
+
+    Flattens nested collections/multis level by level (a loop over nesting
+    depth, not over geometries).
+    """
+    parts, owner = shapely.get_parts(collections, return_index=True)
+    while parts.size:
+        is_multi = np.isin(shapely.get_type_id(parts), _MULTI_TYPES)
+        if not is_multi.any():
+            break
+        sub_parts, sub_owner = shapely.get_parts(parts[is_multi], return_index=True)
+        parts = np.concatenate([parts[~is_multi], sub_parts])
+        owner = np.concatenate([owner[~is_multi], owner[is_multi][sub_owner]])
+    keep = (shapely.get_type_id(parts) == _POLYGON) & ~shapely.is_empty(parts)
+    parts, owner = parts[keep], owner[keep]
+    order = np.argsort(owner, kind="stable")  # shapely wants increasing indices
+    out = np.full(len(collections), None, dtype=object)
+    if parts.size:
+        shapely.multipolygons(parts[order], indices=owner[order], out=out)
+    return out
+
+
+def _nonfinite_geometry_mask(geoms):
+    """(n,) bool: geometry has any NaN/inf coordinate."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    bad_vertex = ~np.isfinite(coords).all(axis=1)
+    return np.bincount(owner[bad_vertex], minlength=len(geoms)) > 0
+
+
+def _to_pyproj_crs(crs):
+    if crs is None or (isinstance(crs, str) and not crs.strip()):
+        raise MissingCrsError(
+            "The layer has no coordinate reference system; set its CRS before measuring overlaps."
+        )
+    try:
+        return pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise InvalidCrsError(f"Cannot interpret the layer CRS {crs!r}: {exc}") from exc
+
+
+_WGS84_LONLAT = pyproj.CRS.from_epsg(4326)
+
+
+@dataclass
+class LonLatLayer:
+    """A layer converted to WGS84 longitude/latitude (degrees, x = lon).
+
+    Attributes (n = number of input features):
+      geoms: (n,) object array of 2-D Polygon/MultiPolygon in lon/lat degrees,
+        None where the feature is unusable (see the masks).  Not yet repaired:
+        validity is fixed later, in the metric frame.
+      missing: (n,) bool, the input was None or empty.
+      nonfinite: (n,) bool, a coordinate was NaN/inf in the input or after the
+        transform (e.g. outside the CRS's domain).
+      crs: the source pyproj CRS; transformation: description of the pyproj
+        operation used ("" when the input already was WGS84 lon/lat).
+    """
+
+    geoms: np.ndarray
+    missing: np.ndarray
+    nonfinite: np.ndarray
+    crs: pyproj.CRS
+    transformation: str = ""
+
+    def __len__(self):
+        return len(self.geoms)
+
+    @property
+    def n_missing(self) -> int:
+        return int(self.missing.sum())
+
+    @property
+    def n_nonfinite(self) -> int:
+        return int(self.nonfinite.sum())
+
+    @property
+    def usable(self) -> np.ndarray:
+        """(n,) bool: features with a geometry to measure."""
+        return ~(self.missing | self.nonfinite)
+
+    @cached_property
+    def unit_centres(self) -> np.ndarray:
+        """(n, 3) unit vectors of each feature's centre (see :func:`geometry_unit_centres`), cached."""
+        return geometry_unit_centres(self.geoms)
+
+
+def layer_to_lonlat(geoms, crs) -> LonLatLayer:
+    """Convert one layer's polygons to WGS84 lon/lat degrees with a validity report.
+
+    Parameters
+    ----------
+    geoms : (n,) sequence of shapely geometries or None.
+    crs : anything ``pyproj.CRS.from_user_input`` accepts (EPSG int or
+        "EPSG:xxxx", WKT, PROJ string, pyproj.CRS).  Coordinates are taken in
+        (x, y) = (easting, northing) or (lon, lat) order whatever the CRS's
+        official axis order (GIS convention, pyproj ``always_xy``).
+
+    Returns
+    -------
+    LonLatLayer with geometries of the same length n.
+
+    * None/empty geometries -> None, flagged in ``missing``;
+    * Z/M are dropped;
+    * GeometryCollections keep their polygonal parts (as a MultiPolygon);
+    * features with non-finite coordinates (input or after the transform)
+      -> None, flagged in ``nonfinite``.
+
+    Raises
+    ------
+    MissingCrsError : ``crs`` is None or empty.
+    InvalidCrsError : the CRS cannot be read or transformed to WGS84.
+    NonPolygonalGeometryError : points, lines, or collections without polygons.
+    """
+    source_crs = _to_pyproj_crs(crs)
+    geoms = _as_geometry_array(geoms)
+    n = len(geoms)
+
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    geoms[missing] = None
+    type_id = shapely.get_type_id(geoms)
+
+    collection = type_id == _COLLECTION
+    if collection.any():
+        geoms[collection] = _polygonal_parts_of_collections(geoms[collection])
+
+    polygonal = np.isin(type_id, (_POLYGON, _MULTIPOLYGON))
+    bad = ~missing & ~polygonal & ~(collection & ~shapely.is_missing(geoms))
+    if bad.any():
+        kinds, counts = np.unique(type_id[bad], return_counts=True)
+        summary = ", ".join(
+            f"{count} x {shapely.GeometryType(kind).name}"
+            + (" without polygons" if kind == _COLLECTION else "")
+            for kind, count in zip(kinds, counts)
+        )
+        first = np.flatnonzero(bad)[:5].tolist()
+        raise NonPolygonalGeometryError(
+            f"{int(bad.sum())} of {n} geometries are not polygons ({summary}; first at "
+            f"feature index {first}). Only Polygon and MultiPolygon layers can be compared."
+        )
+
+    geoms = shapely.force_2d(geoms)
+
+    transformation = ""
+    if not source_crs.equals(_WGS84_LONLAT, ignore_axis_order=True):
+        try:
+            transformer = pyproj.Transformer.from_crs(source_crs, _WGS84_LONLAT, always_xy=True)
+        except pyproj.exceptions.ProjError as exc:
+            raise InvalidCrsError(
+                f"Cannot transform from the layer CRS {source_crs.name!r} to WGS 84: {exc}"
+            ) from exc
+        coords = shapely.get_coordinates(geoms)
+        lon, lat = transformer.transform(coords[:, 0], coords[:, 1], errcheck=False)
+        geoms = shapely.set_coordinates(geoms, np.column_stack([lon, lat]))
+        # Read after transforming: with several candidate operations PROJ only knows then.
+        transformation = transformer.description
+
+    nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
+    geoms[nonfinite] = None
+    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation)
+
+
+# --------------------------------------------------------------------------
+# Pair centres and projection.
+# --------------------------------------------------------------------------
+def _lonlat_to_unit(lon, lat):
+    """(m,) degrees -> (m, 3) unit vectors on the sphere."""
+    lam, phi = np.deg2rad(lon), np.deg2rad(lat)
+    cos_phi = np.cos(phi)
+    return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])
+
+
+def _unit_to_lonlat(unit):
+    """(m, 3) -> lon, lat in degrees (NaN for zero vectors)."""
+    with np.errstate(invalid="ignore"):
+        nan = ~(np.linalg.norm(unit, axis=1) > 0.0)
+        lon = np.rad2deg(np.arctan2(unit[:, 1], unit[:, 0]))
+        lat = np.rad2deg(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
+    lon[nan] = np.nan
+    lat[nan] = np.nan
+    return lon, lat
+
+
+def _normalise_rows(vectors, fallback):
+    """Rows scaled to unit length; rows too short to have a direction take ``fallback``."""
+    norm = np.linalg.norm(vectors, axis=1)
+    short = norm < 1e-9
+    out = vectors / np.where(short, 1.0, norm)[:, None]
+    out[short] = fallback[short]
+    return out
+
+
+def geometry_unit_centres(geoms) -> np.ndarray:
+    """Centre of each lon/lat geometry as a unit vector, (n,) geometries -> (n, 3).
+
+    The normalised mean of the vertices' unit vectors (antimeridian and pole
+    safe; ring-closing vertices count twice, which only nudges the centre).
+    Falls back to the first vertex when the mean vanishes (a geometry spread
+    round the globe); None/empty geometries give the zero vector.
+    """
+    geoms = _as_geometry_array(geoms)
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
+    n = len(geoms)
+    sums = np.column_stack([np.bincount(owner, weights=unit[:, k], minlength=n) for k in range(3)])
+    first_vertex = np.zeros((n, 3))
+    owners, first = np.unique(owner, return_index=True)
+    first_vertex[owners] = unit[first]
+    return _normalise_rows(sums, first_vertex)
+
+
+def _frame_polygons(geoms, params: _CentreParams):
+    """Project (n,) lon/lat geometries, each with its own centre, into new geometries."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    x, y = _forward(coords[:, 0], coords[:, 1], params.take(owner))
+    return shapely.set_coordinates(geoms.copy(), np.column_stack([x, y]))
+
+
+def repair_polygonal(geoms):
+    """Make (n,) (multi)polygons valid, in place; returns the (n,) bool mask of repaired ones.
+
+    Uses make_valid's 'structure' method without collapsed parts, so every
+    result is a (Multi)Polygon (possibly empty); None stays None.
+    """
+    needs_repair = ~shapely.is_missing(geoms) & ~shapely.is_valid(geoms)
+    if needs_repair.any():
+        broken = geoms[needs_repair]
+        try:
+            fixed = shapely.make_valid(broken, method="structure", keep_collapsed=False)
+        except TypeError:  # shapely < 2.1 has only the 'linework' method
+            fixed = shapely.make_valid(broken)
+        not_polygonal = ~np.isin(shapely.get_type_id(fixed), (_POLYGON, _MULTIPOLYGON))
+        if not_polygonal.any():
+            parts = _polygonal_parts_of_collections(_wrap_in_collections(fixed[not_polygonal]))
+            parts[shapely.is_missing(parts)] = shapely.from_wkt("POLYGON EMPTY")
+            fixed[not_polygonal] = parts
+        geoms[needs_repair] = fixed
+    return needs_repair
+
+
+def _wrap_in_collections(geoms):
+    """(n,) geometries -> (n,) GeometryCollections holding each one."""
+    return shapely.geometrycollections(geoms, indices=np.arange(len(geoms)))
+
+
+@dataclass
+class PairFrames:
+    """Pairs of polygons, each pair in its own local LAEA frame (metres).
+
+    Attributes (n = number of pairs):
+      a, b: (n,) object arrays of valid Polygon/MultiPolygon in frame metres
+        (None where the source feature was unusable; possibly empty where
+        repair left nothing of area).
+      lon0, lat0: (n,) frame centres in degrees (NaN when both sides are None).
+      index_a, index_b: (n,) the source feature indices of each pair.
+      repaired_a, repaired_b: (n,) bool, whether that side needed validity repair
+        in this pair's frame.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    lon0: np.ndarray
+    lat0: np.ndarray
+    index_a: np.ndarray
+    index_b: np.ndarray
+    repaired_a: np.ndarray
+    repaired_b: np.ndarray
+    _params: _CentreParams = field(repr=False, default=None)
+
+    def __len__(self):
+        return len(self.a)
+
+    @property
+    def n_repaired_a(self) -> int:
+        """Number of unique source features of A that needed repair in some frame."""
+        return int(np.unique(self.index_a[self.repaired_a]).size)
+
+    @property
+    def n_repaired_b(self) -> int:
+        """Number of unique source features of B that needed repair in some frame."""
+        return int(np.unique(self.index_b[self.repaired_b]).size)
+
+    def subset(self, keep):
+        """The pairs selected by ``keep`` (a bool mask or an index array), as new PairFrames."""
+        return PairFrames(
+            a=self.a[keep], b=self.b[keep], lon0=self.lon0[keep], lat0=self.lat0[keep],
+            index_a=self.index_a[keep], index_b=self.index_b[keep],
+            repaired_a=self.repaired_a[keep], repaired_b=self.repaired_b[keep],
+        )
+
+    def _centre_params(self):
+        if self._params is None:
+            self._params = _CentreParams.from_centres(self.lon0, self.lat0)
+        return self._params
+
+    def to_lonlat(self, x, y, pair_index):
+        """Frame metres -> lon/lat degrees; x, y, pair_index of one (broadcast) shape."""
+        return _inverse(x, y, self._centre_params().take(np.asarray(pair_index)))
+
+    def to_local(self, lon, lat, pair_index):
+        """Lon/lat degrees -> frame metres of pair ``pair_index``; arrays of one (broadcast) shape."""
+        return _forward(lon, lat, self._centre_params().take(np.asarray(pair_index)))
+
+
+def _layer_geoms_and_centres(layer, index):
+    """(geoms array, (len(index), 3) unit centres of the indexed features)."""
+    if isinstance(layer, LonLatLayer):
+        return layer.geoms, layer.unit_centres[index]
+    geoms = _as_geometry_array(layer)
+    used, inverse = np.unique(index, return_inverse=True)
+    return geoms, geometry_unit_centres(geoms[used])[inverse.reshape(-1)]
+
+
+def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None) -> PairFrames:
+    """Project n pairs of lon/lat polygons into per-pair local LAEA frames.
+
+    Pair k is ``(lonlat_a[index_a[k]], lonlat_b[index_b[k]])``.
+
+    Parameters
+    ----------
+    lonlat_a, lonlat_b : LonLatLayer or (n_a,), (n_b,) arrays of lon/lat
+        (degrees) shapely geometries or None.  Passing the LonLatLayer caches
+        the per-feature centres across calls (useful when chunking pairs).
+    index_a, index_b : (n,) integer arrays.
+    centers : optional ``(lon0, lat0)`` pair of (n,) arrays in degrees; by
+        default the spherical midpoint of the two features' centres (see
+        :func:`geometry_unit_centres`), computed once per source feature.
+
+    Returns
+    -------
+    PairFrames with (n,) valid polygons in metres.  All work is batched
+    (one NumPy pass over all vertices); memory is O(vertices of all pairs),
+    so callers chunk very large n.
+    """
+    index_a = np.asarray(index_a, dtype=np.intp).reshape(-1)
+    index_b = np.asarray(index_b, dtype=np.intp).reshape(-1)
+    if index_a.shape != index_b.shape:
+        raise ValueError(f"index_a and index_b differ in length: {index_a.size} vs {index_b.size}")
+    geoms_a, unit_a = _layer_geoms_and_centres(lonlat_a, index_a)
+    geoms_b, unit_b = _layer_geoms_and_centres(lonlat_b, index_b)
+
+    if centers is None:
+        # Midpoint on the sphere; a missing side contributes the zero vector, so
+        # the other side's centre is used.  Near-antipodal pairs fall back to A.
+        lon0, lat0 = _unit_to_lonlat(_normalise_rows(unit_a + unit_b, unit_a))
+    else:
+        lon0, lat0 = (np.broadcast_to(np.asarray(c, np.float64), index_a.shape).copy() for c in centers)
+    params = _CentreParams.from_centres(lon0, lat0)
+
+    frame_a = _frame_polygons(geoms_a[index_a], params)
+    frame_b = _frame_polygons(geoms_b[index_b], params)
+    repaired_a = repair_polygonal(frame_a)
+    repaired_b = repair_polygonal(frame_b)
+    return PairFrames(
+        a=frame_a,
+        b=frame_b,
+        lon0=lon0,
+        lat0=lat0,
+        index_a=index_a,
+        index_b=index_b,
+        repaired_a=repaired_a,
+        repaired_b=repaired_b,
+        _params=params,
+    )

@@ -1,0 +1,88 @@
+"""From two layers to candidate pairs in their local metric frames, in bounded chunks.
+
+This is the shared front half of every algorithm: candidates on the globe
+(:mod:`.candidates`), then each chunk of pairs projected into its local frames
+(:mod:`.frame`) and filtered in metres. Chunks are cut by vertex count, not pair
+count, so a layer of large administrative polygons stays in bounded memory too.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from .candidates import boxes_within, coarse_candidates
+from .frame import project_pairs
+
+# About 100 MB of coordinates and geometry objects per chunk.
+DEFAULT_CHUNK_VERTICES = 2_000_000
+
+
+@dataclass
+class PairChunk:
+    """Candidate pairs of one chunk, kept after the fine filter.
+
+    index_a, index_b : (p,) int64 positions in the two input arrays.
+    frames : the pairs' local frames (:class:`.frame.PairFrames`), aligned with the indices.
+    """
+
+    index_a: np.ndarray
+    index_b: np.ndarray
+    frames: object
+
+
+def chunk_bounds(vertex_counts, max_vertices):
+    """Split positions 0..n into consecutive [start, stop) runs of about ``max_vertices``.
+
+    Parameters
+    ----------
+    vertex_counts : (n,) int array, the cost of each item.
+    max_vertices : int, the budget per run; an item larger than it gets a run of its own.
+    """
+    n = len(vertex_counts)
+    if n == 0:
+        return []
+    cumulative = np.cumsum(vertex_counts)
+    budget_marks = np.arange(max_vertices, cumulative[-1] + max_vertices, max_vertices)
+    stops = np.unique(np.searchsorted(cumulative, budget_marks, side="right"))
+    stops = np.clip(stops, 1, n)
+    stops = np.unique(np.r_[stops, n])
+    starts = np.r_[0, stops[:-1]]
+    return [(int(a), int(b)) for a, b in zip(starts, stops) if b > a]
+
+
+def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,
+                     max_vertices=DEFAULT_CHUNK_VERTICES):
+    """Yield :class:`PairChunk` objects covering every candidate pair once.
+
+    Parameters
+    ----------
+    lonlat_a, lonlat_b : :class:`.frame.LonLatLayer` (preferred: per-feature centres are
+        computed once for all chunks) or (n_a,), (n_b,) arrays of lon/lat polygons.
+    search_distance_m : float or (n_a,) array, metres; pairs whose local bounding boxes
+        are further apart than this are dropped.
+    ids_a, ids_b : optional feature ids; when given, pairs with equal ids are dropped
+        (the two arrays come from the same layer and a feature is never its own match).
+    max_vertices : vertex budget per chunk.
+    """
+    distance = np.asarray(search_distance_m, dtype=float)
+    index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
+    if ids_a is not None and ids_b is not None:
+        keep = np.asarray(ids_a)[index_a] != np.asarray(ids_b)[index_b]
+        index_a, index_b = index_a[keep], index_b[keep]
+    vertices_a = shapely.get_num_coordinates(_geometries(lonlat_a))
+    vertices_b = shapely.get_num_coordinates(_geometries(lonlat_b))
+    cost = vertices_a[index_a] + vertices_b[index_b]
+    for start, stop in chunk_bounds(cost, max_vertices):
+        chunk_a, chunk_b = index_a[start:stop], index_b[start:stop]
+        frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b)
+        pair_distance = distance[chunk_a] if distance.ndim else distance
+        near = boxes_within(frames.a, frames.b, pair_distance)
+        if not near.all():
+            frames = frames.subset(near)
+        if len(frames):
+            yield PairChunk(frames.index_a, frames.index_b, frames)
+
+
+def _geometries(layer):
+    return np.asarray(getattr(layer, "geoms", layer), dtype=object)

@@ -1,0 +1,64 @@
+"""Enums that moved between QGIS 3.22 and QGIS 4.
+
+QGIS 3.30+ scoped the Processing enums under ``Qgis`` and QGIS 4 (Qt 6) drops the old
+unscoped names, so each constant tries the scoped name first and falls back to the
+3.22 spelling. Algorithms import these instead of spelling either form themselves.
+"""
+
+from qgis.core import (
+    Qgis,
+    QgsFeatureRequest,
+    QgsFeatureSink,
+    QgsProcessing,
+    QgsProcessingFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+    QgsWkbTypes,
+)
+
+
+def _scoped(scoped_path, legacy):
+    """Return ``Qgis.<scoped_path>`` when this QGIS has it, else ``legacy``."""
+    value = Qgis
+    try:
+        for part in scoped_path.split("."):
+            value = getattr(value, part)
+    except AttributeError:
+        return legacy
+    return value
+
+
+SOURCE_POLYGON = _scoped("ProcessingSourceType.VectorPolygon", getattr(QgsProcessing, "TypeVectorPolygon", None))
+SOURCE_TABLE = _scoped("ProcessingSourceType.Vector", getattr(QgsProcessing, "TypeVector", None))
+SOURCE_ANY_GEOMETRY = _scoped("ProcessingSourceType.VectorAnyGeometry", getattr(QgsProcessing, "TypeVectorAnyGeometry", None))
+NUMBER_DOUBLE = _scoped("ProcessingNumberParameterType.Double", getattr(QgsProcessingParameterNumber, "Double", None))
+NUMBER_INTEGER = _scoped("ProcessingNumberParameterType.Integer", getattr(QgsProcessingParameterNumber, "Integer", None))
+FIELD_ANY = _scoped("ProcessingFieldParameterDataType.Any", getattr(QgsProcessingParameterField, "Any", None))
+FIELD_NUMERIC = _scoped("ProcessingFieldParameterDataType.Numeric", getattr(QgsProcessingParameterField, "Numeric", None))
+GEOMETRY_POLYGON = _scoped("GeometryType.Polygon", getattr(QgsWkbTypes, "PolygonGeometry", None))
+WKB_NO_GEOMETRY = _scoped("WkbType.NoGeometry", getattr(QgsWkbTypes, "NoGeometry", None))
+WKB_LINESTRING = _scoped("WkbType.LineString", getattr(QgsWkbTypes, "LineString", None))
+WKB_POLYGON = _scoped("WkbType.Polygon", getattr(QgsWkbTypes, "Polygon", None))
+SKIP_GEOMETRY_CHECKS = _scoped(
+    "ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
+    getattr(QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks", None),
+)
+NO_GEOMETRY_CHECK = _scoped("InvalidGeometryCheck.NoCheck", getattr(QgsFeatureRequest, "GeometryNoCheck", None))
+FAST_INSERT = getattr(getattr(QgsFeatureSink, "Flag", QgsFeatureSink), "FastInsert", None)
+if FAST_INSERT is None:  # pragma: no cover - every supported QGIS has one of the two
+    FAST_INSERT = QgsFeatureSink.FastInsert
+
+
+def field_type(name):
+    """The type argument QgsField wants for ``name`` ('Double', 'Int', 'LongLong', 'String').
+
+    QGIS 3.38+ takes ``QMetaType.Type``; earlier versions take ``QVariant.Type``,
+    which Qt 6 no longer has.
+    """
+    if Qgis.QGIS_VERSION_INT >= 33800:
+        from qgis.PyQt.QtCore import QMetaType
+
+        return getattr(QMetaType.Type, {"String": "QString"}.get(name, name))
+    from qgis.PyQt.QtCore import QVariant
+
+    return getattr(QVariant, name)

@@ -1,0 +1,40 @@
+"""Build real QGIS layers from shapely geometries for tests."""
+
+import shapely
+from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
+from qgis.PyQt.QtCore import QVariant
+
+_TYPES = {int: QVariant.LongLong, float: QVariant.Double, str: QVariant.String}
+
+
+def memory_layer(geoms, crs="EPSG:4326", attributes=None, geometry_type="MultiPolygon", name="layer"):
+    """A memory layer holding ``geoms`` (shapely or None) with optional attribute columns.
+
+    attributes : dict name -> list of values (int, float or str), aligned with ``geoms``.
+    """
+    attributes = attributes or {}
+    uri = geometry_type + (f"?crs={crs}" if crs else "")
+    layer = QgsVectorLayer(uri, name, "memory")
+    if not crs:
+        layer.setCrs(QgsCoordinateReferenceSystem())
+    provider = layer.dataProvider()
+    provider.addAttributes([QgsField(key, _TYPES[type(values[0])]) for key, values in attributes.items()])
+    layer.updateFields()
+    features = []
+    for i, geom in enumerate(geoms):
+        feature = QgsFeature(layer.fields())
+        if geom is not None:
+            geometry = QgsGeometry()
+            geometry.fromWkb(shapely.to_wkb(geom))  # WKB: WKT would round coordinates
+            feature.setGeometry(geometry)
+        feature.setAttributes([values[i] for values in attributes.values()])
+        features.append(feature)
+    provider.addFeatures(features)
+    layer.updateExtents()
+    return layer
+
+
+def layer_rows(layer):
+    """All features of ``layer`` as dicts of attribute values."""
+    names = layer.fields().names()
+    return [dict(zip(names, feature.attributes())) for feature in layer.getFeatures()]
