@@ -14,7 +14,7 @@ PLUGIN_FILES := __init__.py metadata.txt LICENSE README.md plugin algorithms mod
 export QT_QPA_PLATFORM := offscreen
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 
-.PHONY: setup system-packages test test-slow demo zip clean
+.PHONY: setup system-packages test test-slow demo zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages) and the pinned venv, fast when present
 setup: system-packages $(STAMP)
@@ -39,14 +39,25 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 ## test: the whole fast suite, headless
 test: setup
 	$(PYTEST) -m "not slow" test
+	@# TensorFlow cannot share a process with QGIS: the training tests run on their own.
+	$(PYTEST) -p no:pytest_qgis -m "not slow" test/training
 
 ## test-slow: the checks too slow for CI
 test-slow: setup
 	$(PYTEST) -m slow test
+	$(PYTEST) -p no:pytest_qgis -m slow test/training
 
 ## demo: the main job through qgis_process on the bundled sample data
 demo: setup
 	$(PYTHON) test/tools/demo.py
+
+## train: train the bundled model on the CPU (seeded; writes model/overlap_mdn.npz and .keras)
+train: setup
+	$(PYTHON) -m overlap_relevance.model.training.train
+
+## evaluate: held-out evaluation of the bundled model; writes model/MODEL_CARD.md
+evaluate: setup
+	$(PYTHON) -m overlap_relevance.model.training.evaluate
 
 ## zip: an installable plugin zip with one folder, overlap_relevance/
 zip:

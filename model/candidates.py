@@ -110,6 +110,11 @@ def coarse_candidates(lonlat_a, lonlat_b, distance_m=0.0, exclude_same_index=Fal
     if distance_a.ndim:
         distance_a = distance_a[owner_a]
     widened_a = widen_lonlat_boxes(boxes_a, distance_a)
+    # A box widened past the date line also looks for neighbours on the other side of it.
+    past_east, past_west = widened_a[:, 2] > 180.0, widened_a[:, 0] < -180.0
+    widened_a = np.concatenate([widened_a, widened_a[past_east] - [360, 0, 360, 0],
+                                widened_a[past_west] + [360, 0, 360, 0]])
+    owner_a = np.concatenate([owner_a, owner_a[past_east], owner_a[past_west]])
     tree = shapely.STRtree(shapely.box(*boxes_b.T))
     query_pos, tree_pos = tree.query(shapely.box(*widened_a.T), predicate="intersects")
     index_a = owner_a[query_pos]

@@ -39,16 +39,15 @@ def chunk_bounds(vertex_counts, max_vertices):
     vertex_counts : (n,) int array, the cost of each item.
     max_vertices : int, the budget per run; an item larger than it gets a run of its own.
     """
-    n = len(vertex_counts)
-    if n == 0:
-        return []
     cumulative = np.cumsum(vertex_counts)
-    budget_marks = np.arange(max_vertices, cumulative[-1] + max_vertices, max_vertices)
-    stops = np.unique(np.searchsorted(cumulative, budget_marks, side="right"))
-    stops = np.clip(stops, 1, n)
-    stops = np.unique(np.r_[stops, n])
-    starts = np.r_[0, stops[:-1]]
-    return [(int(a), int(b)) for a, b in zip(starts, stops) if b > a]
+    bounds, start = [], 0
+    while start < len(cumulative):  # one iteration per chunk, not per item
+        spent_before = cumulative[start - 1] if start else 0
+        stop = int(np.searchsorted(cumulative, spent_before + max_vertices, side="right"))
+        stop = max(stop, start + 1)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,

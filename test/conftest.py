@@ -7,6 +7,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 
+def pytest_ignore_collect(collection_path, config):
+    """test/training imports TensorFlow, which must not share a process with QGIS: it has its own run."""
+    if config.pluginmanager.has_plugin("pytest_qgis") and collection_path.name == "training":
+        return True
+    return None
+
+
 @pytest.fixture(scope="session")
 def plugin(qgis_iface, qgis_processing):
     """The plugin as QGIS loads it: classFactory, then initProcessing (no GUI needed)."""
@@ -18,7 +25,7 @@ def plugin(qgis_iface, qgis_processing):
     instance.unload()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def provider(plugin):
     return plugin.provider
 

@@ -118,3 +118,23 @@ def test_null_and_invalid_geometries_are_skipped_or_repaired(provider, qgis_proc
     rows = layer_rows(result["OUTPUT"])
     assert [r["in_key"] for r in rows] == [2]
     assert rows[0]["area_in"] == pytest.approx(800.0, rel=1e-3)  # the bow-tie's two triangles
+
+
+def test_qgis_process_json_on_the_sample(qgis_process_cli, tmp_path):
+    from tools.qgis_process import REPO_ROOT
+
+    output = tmp_path / "pairs.gpkg"
+    sample = REPO_ROOT / "resources" / "sample"
+    result = qgis_process_cli.run_json(ALGORITHM, {
+        "INPUT": sample / "buildings_mapping.gpkg", "INPUT_KEY": "map_id",
+        "REFERENCE": sample / "buildings_cadastre.gpkg", "REFERENCE_KEY": "building_id", "OUTPUT": output,
+    })
+    assert result["results"]["PAIR_COUNT"] > 200
+    assert output.is_file()
+    import sqlite3
+
+    with sqlite3.connect(output) as db:
+        rows = db.execute('SELECT in_key, ref_key, iou FROM "pairs" ORDER BY iou DESC').fetchall()
+    assert len(rows) == result["results"]["PAIR_COUNT"]
+    assert rows[0][2] > 0.8 and all(0.0 <= iou <= 1.0 for _, _, iou in rows)
+    assert rows[0][0].startswith("M") and rows[0][1].startswith("C")

@@ -14,21 +14,25 @@ from tools.qgis_process import REPO_ROOT, QgisProcess
 PROVIDER_ID = "overlaprelevance"
 
 
-def test_class_factory_registers_and_unload_removes_the_provider(qgis_iface, qgis_processing):
+def test_class_factory_registers_and_unload_removes_the_provider(plugin, qgis_iface):
     import overlap_relevance
 
     registry = QgsApplication.processingRegistry()
-    plugin = overlap_relevance.classFactory(qgis_iface)
-    plugin.initProcessing()
+    assert registry.providerById(PROVIDER_ID) is not None  # the session's plugin, via classFactory
+    plugin.unload()
+    assert registry.providerById(PROVIDER_ID) is None
     try:
+        fresh = overlap_relevance.classFactory(qgis_iface)
+        fresh.initGui()  # initGui registers through initProcessing
         provider = registry.providerById(PROVIDER_ID)
         assert provider is not None
         assert provider.name() == "Overlap relevance"
         assert not provider.icon().isNull()
         assert provider.algorithms(), "the provider has no algorithms"
+        fresh.unload()
+        assert registry.providerById(PROVIDER_ID) is None
     finally:
-        plugin.unload()
-    assert registry.providerById(PROVIDER_ID) is None
+        plugin.initProcessing()  # give the other tests their provider back
 
 
 def test_every_algorithm_describes_itself(provider):

@@ -1,0 +1,105 @@
+"""The Keras twin of :class:`..network.MixtureNetwork`, and its export to a model file.
+
+Training code only: this module imports TensorFlow/Keras. The exported ``.npz`` is
+what QGIS runs, on NumPy (:mod:`..network`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..encoding import DESCRIPTOR_NAMES
+from ..network import save_model_file
+from .mixture_layers import MixtureHead, MixtureNLL
+
+RESIDUAL_MEANS = ("cover_a0", "cover_b0")
+
+
+@keras.saving.register_keras_serializable(package="overlap_relevance")
+class ResidualMeans(keras.layers.Layer):
+    """Adds chosen input descriptors to every component mean of a 2D mixture head.
+
+    Inputs ``[raw (batch, P), descriptors (batch, F)]``; output ``(batch, P)``, the
+    raw values with ``descriptors[:, index]`` added to each component's means.
+    """
+
+    def __init__(self, n_components, index, **kwargs):
+        super().__init__(**kwargs)
+        self.n_components = int(n_components)
+        self.index = [int(i) for i in index]
+
+    def call(self, inputs):
+        raw, descriptors = inputs
+        k = self.n_components
+        baseline = ops.take(descriptors, self.index, axis=1)
+        offsets = ops.concatenate(
+            [ops.zeros_like(raw[:, :k]), ops.tile(baseline, [1, k]), ops.zeros_like(raw[:, k + 2 * k:])], axis=1
+        )
+        return raw + offsets
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(n_components=self.n_components, index=self.index)
+        return config
+
+
+def build_model(input_mean, input_std, hidden=(128, 128, 64), activation="relu", overlap_components=3,
+                centroid_components=3, seed=0):
+    """The Keras model: descriptors -> {"overlap": raw, "centroid": raw}."""
+    n_inputs = len(DESCRIPTOR_NAMES)
+    initializer = keras.initializers.GlorotUniform(seed=seed)
+    inputs = keras.Input((n_inputs,), name="descriptors")
+    x = keras.layers.Normalization(mean=np.asarray(input_mean), variance=np.asarray(input_std) ** 2,
+                                   name="standardise")(inputs)
+    for i, width in enumerate(hidden):
+        x = keras.layers.Dense(width, activation=activation, kernel_initializer=initializer, name=f"trunk_{i}")(x)
+    overlap_raw = MixtureHead(overlap_components, 2, kernel_initializer=initializer, name="overlap_head")(x)
+    residual_index = [DESCRIPTOR_NAMES.index(name) for name in RESIDUAL_MEANS]
+    overlap = ResidualMeans(overlap_components, residual_index, name="overlap")([overlap_raw, inputs])
+    centroid = MixtureHead(centroid_components, 2, kernel_initializer=initializer, name="centroid")(x)
+    model = keras.Model(inputs, {"overlap": overlap, "centroid": centroid}, name="overlap_mdn")
+    model.mdn_layout = dict(hidden=list(hidden), activation=activation, overlap_components=overlap_components,
+                            centroid_components=centroid_components)
+    return model
+
+
+def losses(model):
+    layout = model.mdn_layout
+    return {
+        "overlap": MixtureNLL(layout["overlap_components"], 2, name="overlap_nll"),
+        "centroid": MixtureNLL(layout["centroid_components"], 2, name="centroid_nll",
+                               reduction="mean_with_sample_weight"),
+    }
+
+
+def export_model_file(model, path, input_mean, input_std, encoding, training):
+    """Write the NumPy model file for ``model`` (see :mod:`..network` for the format)."""
+    layout = model.mdn_layout
+    weights = {
+        "input_mean": np.asarray(input_mean, dtype=np.float32),
+        "input_std": np.asarray(input_std, dtype=np.float32),
+    }
+    for i in range(len(layout["hidden"])):
+        kernel, bias = model.get_layer(f"trunk_{i}").get_weights()
+        weights[f"trunk_{i}_kernel"], weights[f"trunk_{i}_bias"] = kernel.astype(np.float32), bias.astype(np.float32)
+    kernel, bias = model.get_layer("overlap_head").get_weights()
+    weights["overlap_kernel"], weights["overlap_bias"] = kernel.astype(np.float32), bias.astype(np.float32)
+    kernel, bias = model.get_layer("centroid").get_weights()
+    weights["centroid_kernel"], weights["centroid_bias"] = kernel.astype(np.float32), bias.astype(np.float32)
+    config = {
+        "network": {
+            "inputs": list(DESCRIPTOR_NAMES),
+            "activation": layout["activation"],
+            "n_trunk": len(layout["hidden"]),
+            "hidden": layout["hidden"],
+            "overlap_components": layout["overlap_components"],
+            "centroid_components": layout["centroid_components"],
+            "residual_means": list(RESIDUAL_MEANS),
+        },
+        "encoding": encoding,
+        "training": training,
+    }
+    return save_model_file(path, config, weights)

@@ -1,0 +1,176 @@
+"""Train the bundled overlap model: ``python -m overlap_relevance.model.training.train``.
+
+Steps: synthetic pairs (:mod:`.synthetic`, seeded) → descriptors of the model
+geometries (:mod:`..encoding`) → the Keras MDN (:mod:`.network_tf`) trained on the
+mixture NLL of (cover_a, cover_b) and, where the displaced pair overlaps, of the
+intersection centroid → the ``.keras`` model and the NumPy model file.
+
+Everything is seeded; ``make train`` runs this on the CPU.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE, model_geometry, pair_descriptors
+
+DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=40, batch_size=512, learning_rate=2e-3,
+                seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3)
+CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
+
+
+def training_arrays(pairs):
+    """Network inputs and targets for a :class:`.synthetic.SyntheticPairs` batch.
+
+    Returns dict with ``x`` (n, F) float32 descriptors, ``overlap`` (n, 2) targets
+    (cover_a, cover_b after the displacement), ``centroid`` (n, 2) centroid targets
+    in normalised units (relative to the reference point, divided by the pair
+    scale; 0 where masked), ``centroid_mask`` (n,) float32 and ``sigma`` (n,).
+    """
+    x, context = pair_descriptors(model_geometry(pairs.a), model_geometry(pairs.b), pairs.sigma)
+    centroid = np.asarray(pairs.centroid, dtype=float)
+    mask = np.all(np.isfinite(centroid), axis=1)
+    target = np.zeros_like(centroid)
+    target[mask] = (centroid[mask] - context["reference"][mask]) / context["scale"][mask, None]
+    return {
+        "x": x,
+        "overlap": np.column_stack([pairs.cover_a, pairs.cover_b]).astype(np.float32),
+        "centroid": target.astype(np.float32),
+        "centroid_mask": mask.astype(np.float32),
+        "sigma": np.asarray(pairs.sigma, dtype=np.float64),
+        "iou": np.asarray(pairs.iou, dtype=np.float64),
+        "scale": context["scale"],
+    }
+
+
+def dataset(n, seed, chunk=8192, workers=None, progress=True):
+    """Training arrays for ``n`` synthetic pairs with ``seed``, cached under build/."""
+    from .synthetic import iter_synthetic_chunks, recipe_hash
+
+    path = CACHE / f"pairs_{n}_{seed}_{recipe_hash()[:12]}_{_encoding_hash()}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as cached:
+            return {key: cached[key] for key in cached.files}
+    parts = []
+    bar = _progress(total=n, desc=f"pairs (seed {seed})", disable=not progress)
+    workers = workers or min(2, os.cpu_count() or 1)
+    for batch in iter_synthetic_chunks(n, seed, chunk_pairs=chunk, workers=workers):
+        parts.append(training_arrays(batch))
+        bar.update(len(batch))
+    bar.close()
+    arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def _encoding_hash():
+    import hashlib
+
+    text = json.dumps([DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _progress(**kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(file=sys.stderr, **kwargs)
+
+
+def configure_tensorflow(seed, threads=None):
+    import keras
+    import tensorflow as tf
+
+    threads = threads or os.cpu_count() or 2
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit(train, validation, *, epochs, batch_size, learning_rate, seed, hidden, activation, components,
+        verbose="auto", callbacks=()):
+    """Train one model; returns (keras model, history dict, input mean, input std)."""
+    import keras
+
+    from .network_tf import build_model, losses
+
+    configure_tensorflow(seed)
+    mean = train["x"].mean(axis=0)
+    std = np.maximum(train["x"].std(axis=0), 1e-3)
+    model = build_model(mean, std, hidden=hidden, activation=activation, overlap_components=components,
+                        centroid_components=components, seed=seed)
+    steps = epochs * int(np.ceil(len(train["x"]) / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1), alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=losses(model))
+
+    def targets(arrays):
+        return {"overlap": arrays["overlap"], "centroid": arrays["centroid"]}
+
+    def weights(arrays):
+        return {"overlap": np.ones(len(arrays["x"]), np.float32), "centroid": arrays["centroid_mask"]}
+
+    history = model.fit(
+        train["x"], targets(train), sample_weight=weights(train),
+        validation_data=(validation["x"], targets(validation), weights(validation)),
+        epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose, callbacks=list(callbacks),
+    )
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, mean, std
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=DEFAULTS["pairs"])
+    parser.add_argument("--validation-pairs", type=int, default=DEFAULTS["validation_pairs"])
+    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--validation-seed", type=int, default=DEFAULTS["validation_seed"])
+    parser.add_argument("--components", type=int, default=DEFAULTS["components"])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "overlap_mdn.npz")
+    parser.add_argument("--keras-out", type=Path, default=None,
+                        help="where to save the .keras model (default: next to --out)")
+    args = parser.parse_args(argv)
+    from .synthetic import recipe_hash
+
+    started = time.perf_counter()
+    train = dataset(args.pairs, args.seed)
+    validation = dataset(args.validation_pairs, args.validation_seed)
+    data_seconds = time.perf_counter() - started
+    fit_started = time.perf_counter()
+    model, history, mean, std = fit(
+        train, validation, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, hidden=DEFAULTS["hidden"], activation=DEFAULTS["activation"], components=args.components,
+    )
+    fit_seconds = time.perf_counter() - fit_started
+    keras_out = args.keras_out or args.out.with_suffix(".keras")
+    keras_out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(keras_out)
+    training = {
+        "recipe_hash": recipe_hash(),
+        "train_pairs": args.pairs, "train_seed": args.seed,
+        "validation_pairs": args.validation_pairs, "validation_seed": args.validation_seed,
+        "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "data_seconds": round(data_seconds, 1), "fit_seconds": round(fit_seconds, 1),
+        "final_loss": history["loss"][-1], "final_val_loss": history["val_loss"][-1],
+        "history": history,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    encoding = {"descriptors": list(DESCRIPTOR_NAMES), "max_model_vertices": MAX_MODEL_VERTICES,
+                "simplify_tolerance": SIMPLIFY_TOLERANCE}
+    from .network_tf import export_model_file
+
+    export_model_file(model, args.out, mean, std, encoding, training)
+    print(f"Model written: {args.out} and {keras_out} (data {data_seconds:.0f} s, training {fit_seconds:.0f} s, "
+          f"final validation loss {history['val_loss'][-1]:.4f})")
+
+
+if __name__ == "__main__":
+    main()
