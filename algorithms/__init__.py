@@ -1,5 +1,8 @@
 """Processing algorithms: one thin module each (parameters in, core call, sink out)."""
 
 from .exact_overlap import ExactOverlapAlgorithm
+from .overlap_location import OverlapLocationAlgorithm
+from .relevance_pairs import RelevancePairsAlgorithm
+from .score_relevance import ScoreRelevanceAlgorithm
 
-ALGORITHMS = (ExactOverlapAlgorithm,)
+ALGORITHMS = (ScoreRelevanceAlgorithm, RelevancePairsAlgorithm, OverlapLocationAlgorithm, ExactOverlapAlgorithm)

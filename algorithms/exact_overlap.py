@@ -10,7 +10,6 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..model.frame import layer_to_lonlat
 from ..model.overlap import exact_overlap
 from ..model.pairs import iter_pair_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
@@ -69,9 +68,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
 
-        lonlat_a = layer_to_lonlat(pair.input.geoms, pair.input.crs)
-        lonlat_b = layer_to_lonlat(pair.reference.geoms, pair.reference.crs)
-        pair.report_missing(feedback, lonlat_a, lonlat_b)
+        lonlat_a, lonlat_b = pair.to_lonlat(feedback)
         n_pairs = 0
         repaired_a, repaired_b = [], []
         for chunk in iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,

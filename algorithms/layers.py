@@ -6,6 +6,7 @@ import numpy as np
 
 from qgis.core import QgsField, QgsProcessingException
 
+from ..model.frame import layer_to_lonlat
 from ..plugin.compat import field_type
 from .parameters import (
     INPUT,
@@ -39,6 +40,16 @@ class LayerPair:
         if self.same_layer:
             return self.input.fids, self.reference.fids
         return None, None
+
+    def to_lonlat(self, feedback):
+        """Both layers in lon/lat (:class:`..model.frame.LonLatLayer`), with missing geometries reported."""
+        try:
+            lonlat_input = layer_to_lonlat(self.input.geoms, self.input.crs)
+            lonlat_reference = layer_to_lonlat(self.reference.geoms, self.reference.crs)
+        except ValueError as error:  # non-polygonal parts, unusable CRS: the core says which
+            raise QgsProcessingException(str(error)) from None
+        self.report_missing(feedback, lonlat_input, lonlat_reference)
+        return lonlat_input, lonlat_reference
 
     def report_missing(self, feedback, lonlat_input, lonlat_reference):
         """Tell the user how many features had no usable geometry on each side."""
@@ -80,8 +91,11 @@ def _key_template(source, key_field):
     return QgsField("fid", field_type("LongLong"))
 
 
-def read_layer_pair(algorithm, parameters, context, feedback, input_key=True):
-    """Read INPUT and REFERENCE (and their key fields); None when cancelled."""
+def read_layer_pair(algorithm, parameters, context, feedback, input_key=True, input_value_fields=()):
+    """Read INPUT and REFERENCE (and their key fields); None when cancelled.
+
+    input_value_fields : numeric INPUT fields to read as float arrays (e.g. σ per feature).
+    """
     input_source = algorithm.parameterAsSource(parameters, INPUT, context)
     reference_source = algorithm.parameterAsSource(parameters, REFERENCE, context)
     if input_source is None:
@@ -93,7 +107,7 @@ def read_layer_pair(algorithm, parameters, context, feedback, input_key=True):
     search_distance = algorithm.parameterAsDouble(parameters, SEARCH_DISTANCE, context)
 
     feedback.setProgressText("Reading the input layer")
-    input_arrays = read_polygon_source(input_source, "input", input_key, feedback)
+    input_arrays = read_polygon_source(input_source, "input", input_key, feedback, input_value_fields)
     if input_arrays is None:
         return None
     feedback.setProgress(10)

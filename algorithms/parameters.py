@@ -1,18 +1,25 @@
 """Parameters that several algorithms share, declared and read in one place."""
 
+import numpy as np
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import FIELD_ANY, NUMBER_DOUBLE, SOURCE_POLYGON
+from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POLYGON
 
 INPUT = "INPUT"
 INPUT_KEY = "INPUT_KEY"
 REFERENCE = "REFERENCE"
 REFERENCE_KEY = "REFERENCE_KEY"
 SEARCH_DISTANCE = "SEARCH_DISTANCE"
+POSITIONAL_UNCERTAINTY = "POSITIONAL_UNCERTAINTY"
+POSITIONAL_UNCERTAINTY_FIELD = "POSITIONAL_UNCERTAINTY_FIELD"
+THRESHOLD = "THRESHOLD"
+MODEL = "MODEL"
 
 LAYER_PAIR_HELP = (
     "<h3>Input layers</h3>"
@@ -47,6 +54,63 @@ def add_layer_pair_parameters(algorithm, with_input_key=True):
     distance = QgsProcessingParameterNumber(SEARCH_DISTANCE, "Search distance (metres)", NUMBER_DOUBLE, 0.0,
                                             minValue=0.0)
     algorithm.addParameter(distance)
+
+
+MODEL_HELP = (
+    "<h3>Model and positional uncertainty</h3>"
+    "<p>The overlap of each candidate pair is predicted by a trained mixture density network: a "
+    "Gaussian mixture over the two coverage fractions (the share of the input feature covered by the "
+    "reference feature, and the reverse). <b>Positional uncertainty</b> σ (metres) is the standard "
+    "deviation, per axis, of a rigid displacement of the reference feature relative to the input feature: "
+    "the prediction is the distribution of the overlap after such a random displacement. σ = 0 takes the "
+    "positions as exact. A numeric <b>positional uncertainty field</b> on the input layer overrides the "
+    "value per feature (empty values fall back to the parameter). The search distance is widened to at "
+    "least 3σ so that features a displacement could bring into contact are candidates.</p>"
+    "<p><b>Model file</b>: leave empty for the bundled model, or pick a model file (.npz) written by "
+    "'Train relevance model'. Model files are checked on load: no code is ever run from them, and a file "
+    "whose weights do not match their recorded SHA-256 is refused.</p>"
+)
+
+
+def add_model_parameters(algorithm, with_threshold=True):
+    """Declare POSITIONAL_UNCERTAINTY, POSITIONAL_UNCERTAINTY_FIELD, THRESHOLD and MODEL."""
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        POSITIONAL_UNCERTAINTY, "Positional uncertainty σ (metres, per axis)", NUMBER_DOUBLE, 0.0, minValue=0.0))
+    algorithm.addParameter(QgsProcessingParameterField(
+        POSITIONAL_UNCERTAINTY_FIELD, "Positional uncertainty field on the input layer (metres, optional)", None,
+        INPUT, FIELD_NUMERIC, optional=True))
+    if with_threshold:
+        algorithm.addParameter(QgsProcessingParameterNumber(
+            THRESHOLD, "IoU threshold for the probability field", NUMBER_DOUBLE, 0.5, minValue=0.0, maxValue=1.0))
+    algorithm.addParameter(QgsProcessingParameterFile(
+        MODEL, "Model file (empty: the bundled model)", extension="npz", optional=True))
+
+
+def load_model_parameter(algorithm, parameters, context):
+    """The model named by MODEL (or the bundled one); a bad file is a clear QgsProcessingException."""
+    from ..model.network import ModelFileError
+    from ..model.scoring import load_model
+
+    path = algorithm.parameterAsFile(parameters, MODEL, context) or None
+    try:
+        return load_model(path)
+    except ModelFileError as error:
+        raise QgsProcessingException(str(error)) from None
+
+
+def positional_uncertainty(algorithm, parameters, context, input_arrays, feedback):
+    """σ per input feature (n,), metres: the field's value where set, else the parameter."""
+    default = algorithm.parameterAsDouble(parameters, POSITIONAL_UNCERTAINTY, context)
+    field = algorithm.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
+    sigma = np.full(len(input_arrays.fids), default, dtype=float)
+    if field:
+        values = input_arrays.values[field]
+        bad = np.isfinite(values) & (values < 0)
+        if bad.any():
+            feedback.pushWarning(f"{int(bad.sum())} negative value(s) in '{field}' were replaced by {default} m.")
+        usable = np.isfinite(values) & ~bad
+        sigma[usable] = values[usable]
+    return sigma
 
 
 def read_key_field(algorithm, parameters, name, context):

@@ -21,6 +21,7 @@ class SourceArrays:
         or GEOS could not read it.
     crs : a string pyproj understands (authority code or WKT).
     n_unreadable : geometries present in QGIS that GEOS could not read even after fixing.
+    values : dict of (n,) float arrays, one per requested numeric field (NULL -> NaN).
     """
 
     fids: np.ndarray
@@ -28,6 +29,7 @@ class SourceArrays:
     geoms: np.ndarray
     crs: str
     n_unreadable: int
+    values: dict
 
 
 def crs_for_core(qgs_crs, layer_label):
@@ -54,27 +56,35 @@ def check_polygon_source(source, layer_label):
         )
 
 
-def read_polygon_source(source, layer_label, key_field=None, feedback=None):
+def _field_index(source, name, layer_label):
+    index = source.fields().lookupField(name)
+    if index < 0:
+        raise QgsProcessingException(f"The {layer_label} layer has no field named '{name}'.")
+    return index
+
+
+def read_polygon_source(source, layer_label, key_field=None, feedback=None, value_fields=()):
     """Read every feature of ``source`` (selection already applied by Processing).
 
-    Curved geometries are segmentized, since GEOS reads only linear ones. Returns
-    None when the user cancels.
+    Curved geometries are segmentized, since GEOS reads only linear ones.
+    ``value_fields`` are numeric fields read as float arrays. Returns None when the
+    user cancels.
     """
     check_polygon_source(source, layer_label)
     crs = crs_for_core(source.sourceCrs(), layer_label)
     request = QgsFeatureRequest()
-    key_index = -1
-    if key_field:
-        key_index = source.fields().lookupField(key_field)
-        if key_index < 0:
-            raise QgsProcessingException(f"The {layer_label} layer has no field named '{key_field}'.")
-        request.setSubsetOfAttributes([key_index])
+    key_index = _field_index(source, key_field, layer_label) if key_field else -1
+    value_index = [_field_index(source, name, layer_label) for name in value_fields]
+    wanted = sorted({i for i in [key_index, *value_index] if i >= 0})
+    if wanted:
+        request.setSubsetOfAttributes(wanted)
     else:
         request.setNoAttributes()
     request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
 
     total = max(source.featureCount(), 1)
     fids, keys, wkbs = [], [], []
+    values = [[] for _ in value_index]
     for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
         if feedback is not None and count % _CANCEL_CHECK_EVERY == 0:
             if feedback.isCanceled():
@@ -82,6 +92,8 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None):
             feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
         fids.append(feature.id())
         keys.append(feature.attribute(key_index) if key_index >= 0 else feature.id())
+        for column, index in zip(values, value_index):
+            column.append(feature.attribute(index))
         geometry = feature.geometry()
         if geometry.isNull():
             wkbs.append(None)
@@ -97,7 +109,18 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None):
     n_unreadable = int(np.count_nonzero(present & shapely.is_missing(geoms)))
     key_array = np.empty(len(keys), dtype=object)
     key_array[:] = [None if _is_null(k) else k for k in keys]
-    return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable)
+    value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
+                    for name, column in zip(value_fields, values)}
+    return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable, value_arrays)
+
+
+def _as_float(value):
+    if _is_null(value):
+        return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _is_null(value):

@@ -216,3 +216,67 @@ def _concat_frames(frames):
 def load_model(path=None):
     """The bundled model, or the model file at ``path``."""
     return OverlapModel.load(path)
+
+
+@dataclass
+class ScoredChunk:
+    """Scores of one chunk of candidate pairs (p pairs).
+
+    index_a, index_b : (p,) positions in the two layers.
+    summary : :class:`OverlapSummary` of the pairs.
+    overlap, centroid : the predicted mixtures (centroid in frame metres).
+    frames : the pairs' :class:`.frame.PairFrames`.
+    """
+
+    index_a: np.ndarray
+    index_b: np.ndarray
+    summary: OverlapSummary
+    overlap: GaussianMixture
+    centroid: GaussianMixture
+    frames: PairFrames
+
+
+def search_distances(search_distance_m, sigma_m):
+    """Per-feature search distance: at least 3σ, so displaced neighbours are candidates."""
+    return np.maximum(np.asarray(search_distance_m, dtype=float), 3.0 * np.asarray(sigma_m, dtype=float))
+
+
+def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=0.0, threshold=0.5,
+                          ids_a=None, ids_b=None, max_vertices=None):
+    """Find candidate pairs and score them, chunk by chunk (a generator of :class:`ScoredChunk`).
+
+    Parameters
+    ----------
+    model : :class:`OverlapModel`.
+    lonlat_a, lonlat_b : :class:`.frame.LonLatLayer` of the input and reference layers.
+    sigma_a : (n_a,) positional uncertainty per input feature, metres.
+    search_distance_m : float; widened per feature to at least 3σ.
+    threshold : IoU threshold of ``summary.p_iou``.
+    ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
+    """
+    from .pairs import DEFAULT_CHUNK_VERTICES, iter_pair_chunks
+
+    sigma_a = np.asarray(sigma_a, dtype=float)
+    distance = search_distances(search_distance_m, sigma_a)
+    for chunk in iter_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
+                                  max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES):
+        overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a])
+        summary = summarise_overlap(overlap, threshold)
+        yield ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
+
+
+def best_matches(index_a, score, n_a):
+    """The best-scoring pair of each input feature, and its number of candidates.
+
+    index_a : (p,) input position of each pair; score : (p,) score (higher is better).
+    Returns best (n_a,) pair positions (-1 where a feature has no candidate) and
+    count (n_a,). Ties go to the earlier pair, so results are deterministic.
+    """
+    index_a = np.asarray(index_a, dtype=np.int64)
+    best = np.full(n_a, -1, dtype=np.int64)
+    count = np.bincount(index_a, minlength=n_a)
+    if len(index_a):
+        order = np.lexsort((np.arange(len(index_a)), -np.asarray(score, dtype=float), index_a))
+        first = np.r_[True, index_a[order][1:] != index_a[order][:-1]]
+        best[index_a[order][first]] = order[first]
+    return best, count

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.qgis_process import REPO_ROOT, repo_plugin  # noqa: E402
 
 SAMPLE = REPO_ROOT / "resources" / "sample"
-OUTPUT = REPO_ROOT / "build" / "demo" / "exact_overlap.gpkg"
+OUTPUT = REPO_ROOT / "build" / "demo" / "relevance.gpkg"
 
 
 def main():
@@ -23,32 +23,32 @@ def main():
     cli = repo_plugin()
     cli.enable()
     started = time.perf_counter()
-    result = cli.run_json(
-        "overlaprelevance:exactoverlap",
+    cli.run_json(
+        "overlaprelevance:scorerelevance",
         {
             "INPUT": SAMPLE / "buildings_mapping.gpkg",
-            "INPUT_KEY": "map_id",
             "REFERENCE": SAMPLE / "buildings_cadastre.gpkg",
             "REFERENCE_KEY": "building_id",
-            "SEARCH_DISTANCE": 0,
+            "POSITIONAL_UNCERTAINTY": 0.5,
             "OUTPUT": OUTPUT,
         },
     )
     elapsed = time.perf_counter() - started
     with sqlite3.connect(OUTPUT) as db:
         table = db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
-        n_pairs, = db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
-        best = db.execute(f'SELECT in_key, MAX(iou) FROM "{table}" GROUP BY in_key').fetchall()
-    with sqlite3.connect(SAMPLE / "buildings_mapping.gpkg") as db:
-        n_input, = db.execute("SELECT COUNT(*) FROM buildings_mapping").fetchone()
-    matched = [iou for _, iou in best if iou and iou > 0.5]
-    print("Exact overlap of the sample's mapped buildings (EPSG:4326) against the cadastre (EPSG:25833)")
-    print(f"  input features:            {n_input}")
-    print(f"  candidate pairs:           {n_pairs} (reported {result['results'].get('PAIR_COUNT')})")
-    print(f"  share with IoU > 0.5 match: {len(matched) / n_input:.1%}")
-    print(f"  mean best IoU:             {sum(i or 0 for _, i in best) / max(len(best), 1):.3f}")
-    print(f"  time (qgis_process):       {elapsed:.1f} s")
-    print(f"  output:                    {OUTPUT}")
+        rows = db.execute(f'SELECT rel_match, rel_score, rel_p, true_match FROM "{table}"').fetchall()
+    n = len(rows)
+    matched = [r for r in rows if r[0] is not None and r[2] >= 0.5]
+    with_truth = [r for r in rows if r[3]]
+    correct = sum(1 for r in with_truth if r[0] == r[3])
+    print("Overlap relevance of the sample's mapped buildings (EPSG:4326) against the cadastre (EPSG:25833),")
+    print("positional uncertainty 0.5 m")
+    print(f"  features scored:              {n}")
+    print(f"  share matched (rel_p >= 0.5): {len(matched) / n:.1%}")
+    print(f"  mean score (expected IoU):    {sum(r[1] or 0 for r in rows) / n:.3f}")
+    print(f"  best match = known truth:     {correct}/{len(with_truth)}")
+    print(f"  time (qgis_process):          {elapsed:.1f} s")
+    print(f"  output:                       {OUTPUT}")
 
 
 if __name__ == "__main__":

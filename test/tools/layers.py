@@ -35,6 +35,13 @@ def memory_layer(geoms, crs="EPSG:4326", attributes=None, geometry_type="MultiPo
 
 
 def layer_rows(layer):
-    """All features of ``layer`` as dicts of attribute values."""
+    """All features of ``layer`` as dicts of attribute values (NULL becomes None)."""
     names = layer.fields().names()
-    return [dict(zip(names, feature.attributes())) for feature in layer.getFeatures()]
+    return [dict(zip(names, map(as_python, feature.attributes()))) for feature in layer.getFeatures()]
+
+
+def as_python(value):
+    """QGIS NULL (a null QVariant on 3.22) as None, anything else unchanged."""
+    if value is None or (hasattr(value, "isNull") and value.isNull()):
+        return None
+    return value

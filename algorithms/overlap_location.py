@@ -1,0 +1,105 @@
+"""overlaprelevance:overlaplocation — where the overlap of relevant pairs is predicted to lie."""
+
+import numpy as np
+import shapely
+from qgis.core import (
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsProcessingException,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+)
+
+from ..plugin.compat import FAST_INSERT, NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
+from .base import OverlapRelevanceAlgorithm
+from .geometry_out import frame_points_to_crs, to_qgis
+from .parameters import INPUT, LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
+from .relevance_run import Cancelled, prepare_relevance_run
+
+MIN_RELEVANCE = "MIN_RELEVANCE"
+MIN_WEIGHT = "MIN_WEIGHT"
+LEVEL = "LEVEL"
+OUTPUT = "OUTPUT"
+ELLIPSE_VERTICES = 64
+
+
+class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
+    def name(self):
+        return "overlaplocation"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return "Predicted overlap location"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        return (
+            "<p>Shows where the overlap of relevant pairs is predicted to lie. The model predicts the centroid "
+            "of each pair's intersection as a Gaussian mixture (in metres around the pair); this algorithm "
+            "draws each component as an ellipse that holds the chosen share (<b>confidence level</b>) of that "
+            "component's probability, in the input layer's CRS. Under positional uncertainty the ellipses grow "
+            "with σ; with σ = 0 they are small, around the overlap's centroid.</p>"
+            + LAYER_PAIR_HELP + MODEL_HELP +
+            "<h3>Which pairs and components</h3><p>Only pairs whose expected IoU is at least the <b>minimum "
+            "relevance</b> are drawn, and of those only components whose weight is at least the <b>minimum "
+            "component weight</b>.</p><h3>Output fields</h3><ul><li><b>in_key</b>, <b>ref_key</b>: the pair"
+            "</li><li><b>component</b>: index of the mixture component (0-based)</li><li><b>weight</b>: its "
+            "mixture weight</li><li><b>level</b>: the confidence level of the ellipse</li></ul>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        add_layer_pair_parameters(self)
+        add_model_parameters(self, with_threshold=False)
+        self.addParameter(QgsProcessingParameterNumber(MIN_RELEVANCE, "Minimum relevance (expected IoU)",
+                                                       NUMBER_DOUBLE, 0.1, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(MIN_WEIGHT, "Minimum component weight", NUMBER_DOUBLE,
+                                                       0.05, minValue=0.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterNumber(LEVEL, "Confidence level", NUMBER_DOUBLE, 0.9,
+                                                       minValue=0.01, maxValue=0.999))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Predicted overlap location", SOURCE_POLYGON))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        min_relevance = self.parameterAsDouble(parameters, MIN_RELEVANCE, context)
+        min_weight = self.parameterAsDouble(parameters, MIN_WEIGHT, context)
+        level = self.parameterAsDouble(parameters, LEVEL, context)
+        try:
+            run = prepare_relevance_run(self, parameters, context, feedback)
+            fields = QgsFields()
+            fields.append(run.pair.input_key_field("in_key"))
+            fields.append(run.pair.reference_key_field("ref_key"))
+            fields.append(QgsField("component", field_type("Int")))
+            fields.append(QgsField("weight", field_type("Double")))
+            fields.append(QgsField("level", field_type("Double")))
+            crs = self.parameterAsSource(parameters, INPUT, context).sourceCrs()
+            sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, WKB_POLYGON, crs)
+            if sink is None:
+                raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+            n_ellipses = 0
+            for chunk in run.scored_chunks(feedback, progress_to=99.0):
+                n_ellipses += self._write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level)
+        except Cancelled:
+            return {}
+        feedback.pushInfo(f"{n_ellipses} ellipses written.")
+        return {OUTPUT: dest_id}
+
+    @staticmethod
+    def _write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level):
+        weights = chunk.centroid.weights  # (p, K)
+        chosen = (chunk.summary.iou_mean[:, None] >= min_relevance) & (weights >= min_weight)
+        pair, component = np.nonzero(chosen)
+        if not len(pair):
+            return 0
+        vertices = chunk.centroid[pair].ellipses(level, ELLIPSE_VERTICES)  # (m, K, V, 2), frame metres
+        vertices = vertices[np.arange(len(pair)), component]  # (m, V, 2)
+        pair_index = np.broadcast_to(pair[:, None], vertices.shape[:2])
+        x, y = frame_points_to_crs(chunk.frames, vertices[..., 0], vertices[..., 1], pair_index, run.pair.input.crs)
+        rings = np.stack([x, y], axis=-1)
+        polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
+        keys_a = run.pair.input.keys[chunk.index_a[pair]]
+        keys_b = run.pair.reference.keys[chunk.index_b[pair]]
+        for geometry, key_a, key_b, k, w in zip(to_qgis(polygons), keys_a, keys_b, component.tolist(),
+                                                weights[pair, component].tolist()):
+            feature = QgsFeature(fields)
+            feature.setGeometry(geometry)
+            feature.setAttributes([key_a, key_b, k, w, level])
+            sink.addFeature(feature, FAST_INSERT)
+        return len(pair)

@@ -1,0 +1,140 @@
+"""overlaprelevance:relevancepairs — one row per candidate pair with its relevance."""
+
+import numpy as np
+import shapely
+from qgis.core import (
+    QgsFeature,
+    QgsField,
+    QgsFields,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+)
+
+from ..model.overlap import exact_overlap
+from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
+from .base import OverlapRelevanceAlgorithm
+from .geometry_out import frame_points_to_crs, to_qgis
+from .parameters import LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
+from .relevance_run import Cancelled, prepare_relevance_run
+
+COMPUTE_EXACT = "COMPUTE_EXACT"
+GEOMETRY = "GEOMETRY"
+OUTPUT = "OUTPUT"
+GEOMETRY_OPTIONS = ("No geometry (table)", "Line between the features' centroids")
+
+PREDICTED = (
+    ("rel_score", "expected IoU"),
+    ("rel_p", "probability that the IoU is at least the threshold"),
+    ("rel_cov", "expected share of the input feature covered by the reference feature"),
+    ("rel_covref", "expected share of the reference feature covered by the input feature"),
+    ("rel_sd", "standard deviation of the IoU"),
+)
+EXACT = (
+    ("ex_iou", "exact IoU (positions taken as exact)"),
+    ("ex_cov", "exact share of the input feature covered by the reference feature"),
+    ("ex_covref", "exact share of the reference feature covered by the input feature"),
+)
+
+
+class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
+    def name(self):
+        return "relevancepairs"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return "Relevance pairs"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        predicted = "".join(f"<li><b>{n}</b>: {m}</li>" for n, m in PREDICTED)
+        exact = "".join(f"<li><b>{n}</b>: {m}</li>" for n, m in EXACT)
+        return (
+            "<p>Lists every candidate pair of an input and a reference feature with the predicted distribution "
+            "of their overlap, ranked within each input feature. Use it to inspect all plausible matches, not "
+            "only the best one, and to validate the model against exact overlaps.</p>"
+            + LAYER_PAIR_HELP + MODEL_HELP +
+            "<h3>Output</h3><p><b>in_key</b>, <b>ref_key</b>, <b>rank</b> (1 = most relevant reference "
+            "feature of that input feature, by expected IoU), and</p><ul>" + predicted + "</ul>"
+            "<p>With <b>Compute exact overlaps</b> also (computed with GEOS, slower):</p><ul>" + exact + "</ul>"
+            "<p><b>Geometry</b>: none, or a line from the input feature's centroid to the reference feature's "
+            "centroid, in the input layer's CRS.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        add_layer_pair_parameters(self)
+        add_model_parameters(self)
+        self.addParameter(QgsProcessingParameterBoolean(COMPUTE_EXACT, "Compute exact overlaps (validation)", False))
+        self.addParameter(QgsProcessingParameterEnum(GEOMETRY, "Geometry", list(GEOMETRY_OPTIONS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Relevance pairs", SOURCE_TABLE))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        compute_exact = self.parameterAsBoolean(parameters, COMPUTE_EXACT, context)
+        with_lines = self.parameterAsEnum(parameters, GEOMETRY, context) == 1
+        try:
+            run = prepare_relevance_run(self, parameters, context, feedback)
+            parts = [self._chunk_columns(run, chunk, compute_exact, with_lines)
+                     for chunk in run.scored_chunks(feedback, progress_to=85.0)]
+        except Cancelled:
+            return {}
+        columns = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else {}
+        index_a = columns.get("index_a", np.zeros(0)).astype(np.int64)
+        rank = _rank_within(index_a, columns.get("rel_score", np.zeros(0)))
+
+        fields = QgsFields()
+        fields.append(run.pair.input_key_field("in_key"))
+        fields.append(run.pair.reference_key_field("ref_key"))
+        fields.append(QgsField("rank", field_type("Int")))
+        names = [n for n, _ in PREDICTED] + ([n for n, _ in EXACT] if compute_exact else [])
+        for name in names:
+            fields.append(QgsField(name, field_type("Double")))
+        geometry_type = WKB_LINESTRING if with_lines else WKB_NO_GEOMETRY
+        crs = self.parameterAsSource(parameters, "INPUT", context).sourceCrs()
+        sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, geometry_type, crs)
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+        keys_a = run.pair.input.keys[index_a]
+        keys_b = run.pair.reference.keys[columns["index_b"].astype(np.int64)] if len(index_a) else []
+        values = np.column_stack([columns[n] for n in names]).tolist() if len(index_a) else []
+        lines = to_qgis(columns["line"]) if with_lines and len(index_a) else None
+        feedback.setProgressText("Writing the output")
+        for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
+            if i % 5000 == 0 and feedback.isCanceled():
+                return {}
+            feature = QgsFeature(fields)
+            feature.setAttributes([key_a, key_b, row_rank, *row])
+            if lines is not None:
+                feature.setGeometry(lines[i])
+            sink.addFeature(feature, FAST_INSERT)
+        feedback.setProgress(100)
+        return {OUTPUT: dest_id}
+
+    @staticmethod
+    def _chunk_columns(run, chunk, compute_exact, with_lines):
+        columns = {
+            "index_a": chunk.index_a, "index_b": chunk.index_b,
+            "rel_score": chunk.summary.iou_mean, "rel_p": chunk.summary.p_iou,
+            "rel_cov": chunk.summary.cover_a_mean, "rel_covref": chunk.summary.cover_b_mean,
+            "rel_sd": chunk.summary.iou_sd,
+        }
+        if compute_exact:
+            exact = exact_overlap(chunk.frames.a, chunk.frames.b, assume_valid=True)
+            columns.update(ex_iou=exact.iou, ex_cov=exact.cover_a, ex_covref=exact.cover_b)
+        if with_lines:
+            centroids = shapely.centroid(np.stack([chunk.frames.a, chunk.frames.b], axis=1))  # (p, 2)
+            pair_index = np.repeat(np.arange(len(chunk.index_a))[:, None], 2, axis=1)
+            x, y = frame_points_to_crs(chunk.frames, shapely.get_x(centroids), shapely.get_y(centroids), pair_index,
+                                       run.pair.input.crs)
+            columns["line"] = shapely.linestrings(np.stack([x, y], axis=-1))
+        return columns
+
+
+def _rank_within(index_a, score):
+    """1-based rank of each pair within its input feature, by descending score (ties: earlier first)."""
+    rank = np.zeros(len(index_a), dtype=np.int64)
+    if len(index_a):
+        order = np.lexsort((np.arange(len(index_a)), -score, index_a))
+        group_start = np.r_[True, index_a[order][1:] != index_a[order][:-1]]
+        starts = np.flatnonzero(group_start)
+        position = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        rank[order] = position + 1
+    return rank

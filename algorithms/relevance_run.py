@@ -1,0 +1,56 @@
+"""What the three scoring algorithms share: read both layers, load the model, score chunks."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model.frame import LonLatLayer
+from ..model.scoring import OverlapModel, score_candidate_pairs
+from .layers import LayerPair, read_layer_pair
+from .parameters import POSITIONAL_UNCERTAINTY_FIELD, THRESHOLD, load_model_parameter, positional_uncertainty
+
+
+class Cancelled(Exception):
+    """The user cancelled; the algorithm returns no result."""
+
+
+@dataclass
+class RelevanceRun:
+    pair: LayerPair
+    lonlat_input: LonLatLayer
+    lonlat_reference: LonLatLayer
+    model: OverlapModel
+    sigma: np.ndarray  # (n_input,) metres
+    threshold: float
+
+    def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
+        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled; warns about repairs."""
+        n_input = max(len(self.pair.input.fids), 1)
+        repaired_a, repaired_b = [], []
+        feedback.setProgressText("Scoring candidate pairs")
+        for chunk in score_candidate_pairs(self.model, self.lonlat_input, self.lonlat_reference, self.sigma,
+                                           self.pair.search_distance, self.threshold, *self.pair.same_layer_ids()):
+            if feedback.isCanceled():
+                raise Cancelled
+            repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
+            repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
+            # Pairs come sorted by input feature, so the last input index tells how far we are.
+            feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
+            yield chunk
+        self.pair.report_repaired(feedback, repaired_a, repaired_b)
+
+
+def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=True):
+    """Load the model, read INPUT and REFERENCE, resolve σ; raises Cancelled."""
+    model = load_model_parameter(algorithm, parameters, context)
+    sigma_field = algorithm.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
+    pair = read_layer_pair(algorithm, parameters, context, feedback, input_key=input_key,
+                           input_value_fields=[sigma_field] if sigma_field else [])
+    if pair is None:
+        raise Cancelled
+    sigma = positional_uncertainty(algorithm, parameters, context, pair.input, feedback)
+    threshold = 0.5
+    if algorithm.parameterDefinition(THRESHOLD) is not None:
+        threshold = algorithm.parameterAsDouble(parameters, THRESHOLD, context)
+    lonlat_input, lonlat_reference = pair.to_lonlat(feedback)
+    return RelevanceRun(pair, lonlat_input, lonlat_reference, model, sigma, threshold)
