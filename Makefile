@@ -44,8 +44,9 @@ test: setup
 
 ## test-slow: the checks too slow for CI
 test-slow: setup
-	$(PYTEST) -m slow test
-	$(PYTEST) -p no:pytest_qgis -m slow test/training
+	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
+	$(PYTEST) -m slow test || [ $$? -eq 5 ]
+	$(PYTEST) -p no:pytest_qgis -m slow test/training || [ $$? -eq 5 ]
 
 ## demo: the main job through qgis_process on the bundled sample data
 demo: setup

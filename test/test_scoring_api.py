@@ -1,0 +1,106 @@
+"""The Python API: overlap_relevance.model.load_model(...).predict(...), without QGIS or TensorFlow."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+
+from overlap_relevance.model import load_model
+from overlap_relevance.model.mixture import GaussianMixture
+
+UTM = "EPSG:32633"
+X0, Y0 = 400_000.0, 5_800_000.0
+
+
+def utm_squares(offsets, size=20.0):
+    return np.array([shapely.box(X0 + dx, Y0 + dy, X0 + dx + size, Y0 + dy + size) for dx, dy in offsets],
+                    dtype=object)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_predict_known_pairs(model):
+    a = utm_squares([(0, 0), (0, 0), (0, 0), (0, 0)])
+    b = utm_squares([(0, 0), (10, 0), (50, 0), (5, 5)], size=20.0)
+    prediction = model.predict(a, b, UTM)
+    np.testing.assert_allclose(prediction.iou_mean, [1.0, 1 / 3, 0.0, 225 / 575], atol=0.03)
+    np.testing.assert_allclose(prediction.cover_a_mean, [1.0, 0.5, 0.0, 225 / 400], atol=0.03)
+    assert isinstance(prediction.overlap, GaussianMixture) and isinstance(prediction.centroid, GaussianMixture)
+    assert len(prediction) == 4
+    # The centroid mixture's mean sits on the exact intersection centroid (frame metres -> UTM).
+    mean = prediction.centroid.mean()
+    x, y = prediction.centroid_to_crs(mean[:, 0], mean[:, 1], np.arange(4))
+    assert x[1] == pytest.approx(X0 + 15.0, abs=0.5) and y[1] == pytest.approx(Y0 + 10.0, abs=0.5)
+
+
+def test_sigma_scalar_or_array_and_probabilities(model):
+    a = utm_squares([(0, 0)] * 3)
+    b = utm_squares([(0, 0)] * 3)
+    prediction = model.predict(a, b, UTM, sigma=np.array([0.0, 1.0, 5.0]))
+    assert prediction.iou_mean[0] > prediction.iou_mean[1] > prediction.iou_mean[2]
+    assert prediction.iou_sd[0] < prediction.iou_sd[2]
+    p = [prediction.p_iou_at_least(t) for t in (0.2, 0.5, 0.8)]
+    assert np.all(p[0] >= p[1]) and np.all(p[1] >= p[2])
+    assert np.all((0 <= p[1]) & (p[1] <= 1))
+
+
+def test_same_pairs_in_another_crs_give_the_same_answer(model):
+    a = utm_squares([(0, 0), (3, 4)])
+    b = utm_squares([(10, 0), (0, 0)])
+    to_lonlat = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+
+    def lonlat(geoms):
+        return np.array([shapely.transform(g, lambda xy: np.column_stack(to_lonlat.transform(*xy.T)))
+                         for g in geoms], dtype=object)
+
+    in_utm = model.predict(a, b, UTM, sigma=0.7)
+    mixed = model.predict(lonlat(a), b, "EPSG:4326", sigma=0.7, crs_b=UTM)
+    np.testing.assert_allclose(mixed.iou_mean, in_utm.iou_mean, atol=1e-6)
+    np.testing.assert_allclose(mixed.iou_sd, in_utm.iou_sd, atol=1e-6)
+
+
+def test_invalid_and_missing_geometries(model):
+    bowtie = shapely.Polygon([(X0, Y0), (X0 + 20, Y0 + 20), (X0 + 20, Y0), (X0, Y0 + 20)])
+    a = np.array([bowtie, None, utm_squares([(0, 0)])[0]], dtype=object)
+    b = utm_squares([(0, 0), (0, 0), (0, 0)])
+    prediction = model.predict(a, b, UTM)
+    assert np.all(np.isfinite(prediction.iou_mean))
+    assert prediction.iou_mean[1] == pytest.approx(0.0, abs=0.02)
+    assert prediction.iou_mean[0] == pytest.approx(0.5, abs=0.05)  # two triangles: half the square
+    with pytest.raises(ValueError, match="sigma"):
+        model.predict(a, b, UTM, sigma=-1.0)
+
+
+def test_predicting_needs_neither_qgis_nor_tensorflow():
+    code = (
+        "import sys, numpy as np, shapely\n"
+        "from overlap_relevance.model import load_model\n"
+        "m = load_model()\n"
+        "p = m.predict(np.array([shapely.box(0, 0, 1, 1)]), np.array([shapely.box(0, 0, 1, 1)]), 'EPSG:3857')\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('qgis', 'tensorflow', 'keras'))\n"
+        "assert not bad, bad\n"
+        "print(round(float(p.iou_mean[0]), 2))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1.0"
+
+
+def test_100k_pairs_in_bounded_memory(model):
+    import resource
+
+    rng = np.random.default_rng(0)
+    offsets = rng.uniform(0, 20_000, (100_000, 2))
+    a = utm_squares(offsets)
+    b = utm_squares(offsets + rng.normal(0, 2, offsets.shape))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    prediction = model.predict(a, b, UTM, sigma=0.5)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert len(prediction) == 100_000 and np.all(np.isfinite(prediction.iou_mean))
+    assert grown_mb < 2000, grown_mb
