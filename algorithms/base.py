@@ -56,6 +56,17 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self):  # noqa: N802 (QGIS's name)
         return "https://github.com/overlap-relevance/overlap_relevance#readme"
 
+    @staticmethod
+    def discard_output(context, dest_id):
+        """Forget a partly written sink after a cancel, so it is never loaded as a result."""
+        layers = dict(context.layersToLoadOnCompletion())
+        if layers.pop(dest_id, None) is not None:
+            context.setLayersToLoadOnCompletion(layers)
+        store = context.temporaryLayerStore()
+        if store.mapLayer(dest_id) is not None:
+            store.removeMapLayer(dest_id)
+        return {}
+
     def canExecute(self):  # noqa: N802 (QGIS's name)
         missing = missing_dependencies()
         if missing:

@@ -74,7 +74,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         for chunk in iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
                                       *pair.same_layer_ids()):
             if feedback.isCanceled():
-                return {}
+                return self.discard_output(context, dest_id)
             overlap = exact_overlap(chunk.frames.a, chunk.frames.b)
             repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
             repaired_b.append(chunk.index_b[chunk.frames.repaired_b])

@@ -61,6 +61,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         min_relevance = self.parameterAsDouble(parameters, MIN_RELEVANCE, context)
         min_weight = self.parameterAsDouble(parameters, MIN_WEIGHT, context)
         level = self.parameterAsDouble(parameters, LEVEL, context)
+        dest_id = None
         try:
             run = prepare_relevance_run(self, parameters, context, feedback)
             fields = QgsFields()
@@ -77,7 +78,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
             for chunk in run.scored_chunks(feedback, progress_to=99.0):
                 n_ellipses += self._write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level)
         except Cancelled:
-            return {}
+            return self.discard_output(context, dest_id) if dest_id else {}
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
         return {OUTPUT: dest_id}
 

@@ -99,7 +99,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         feedback.setProgressText("Writing the output")
         for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
             if i % 5000 == 0 and feedback.isCanceled():
-                return {}
+                return self.discard_output(context, dest_id)
             feature = QgsFeature(fields)
             feature.setAttributes([key_a, key_b, row_rank, *row])
             if lines is not None:

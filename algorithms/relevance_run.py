@@ -29,14 +29,17 @@ class RelevanceRun:
         repaired_a, repaired_b = [], []
         feedback.setProgressText("Scoring candidate pairs")
         for chunk in score_candidate_pairs(self.model, self.lonlat_input, self.lonlat_reference, self.sigma,
-                                           self.pair.search_distance, self.threshold, *self.pair.same_layer_ids()):
-            if feedback.isCanceled():
-                raise Cancelled
+                                           self.pair.search_distance, self.threshold, *self.pair.same_layer_ids(),
+                                           cancelled=feedback.isCanceled):
             repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
             repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
             # Pairs come sorted by input feature, so the last input index tells how far we are.
             feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
+            if feedback.isCanceled():
+                raise Cancelled
             yield chunk
+        if feedback.isCanceled():
+            raise Cancelled
         self.pair.report_repaired(feedback, repaired_a, repaired_b)
 
 

@@ -95,7 +95,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)  # the input is written back exactly as it is
         for written, feature in enumerate(input_source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
             if written % 1000 == 0 and feedback.isCanceled():
-                return {}
+                return self.discard_output(context, dest_id)
             out = QgsFeature(fields)
             out.setGeometry(feature.geometry())
             out.setAttributes(feature.attributes() + rows[position_of_fid[feature.id()]])

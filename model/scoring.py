@@ -242,7 +242,7 @@ def search_distances(search_distance_m, sigma_m):
 
 
 def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=0.0, threshold=0.5,
-                          ids_a=None, ids_b=None, max_vertices=None):
+                          ids_a=None, ids_b=None, max_vertices=None, cancelled=None):
     """Find candidate pairs and score them, chunk by chunk (a generator of :class:`ScoredChunk`).
 
     Parameters
@@ -253,6 +253,7 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     search_distance_m : float; widened per feature to at least 3σ.
     threshold : IoU threshold of ``summary.p_iou``.
     ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
+    cancelled : optional callable; when it returns True the generator stops between stages.
     """
     from .pairs import DEFAULT_CHUNK_VERTICES, iter_pair_chunks
 
@@ -260,6 +261,8 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     distance = search_distances(search_distance_m, sigma_a)
     for chunk in iter_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
                                   max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES):
+        if cancelled is not None and cancelled():
+            return
         overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a])
         summary = summarise_overlap(overlap, threshold)
         yield ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
