@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
+from ..model.frame import project_pairs
 from ..model.overlap import exact_overlap
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import OverlapRelevanceAlgorithm
@@ -117,7 +118,9 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             "rel_sd": chunk.summary.iou_sd,
         }
         if compute_exact:
-            exact = exact_overlap(chunk.frames.a, chunk.frames.b, assume_valid=True)
+            # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail.
+            full = project_pairs(run.lonlat_input, run.lonlat_reference, chunk.index_a, chunk.index_b)
+            exact = exact_overlap(full.a, full.b, assume_valid=True)
             columns.update(ex_iou=exact.iou, ex_cov=exact.cover_a, ex_covref=exact.cover_b)
         if with_lines:
             centroids = shapely.centroid(np.stack([chunk.frames.a, chunk.frames.b], axis=1))  # (p, 2)

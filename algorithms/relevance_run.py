@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..model.encoding import model_layer
 from ..model.frame import LonLatLayer
 from ..model.scoring import OverlapModel, score_candidate_pairs
 from .layers import LayerPair, read_layer_pair
@@ -17,22 +18,21 @@ class Cancelled(Exception):
 @dataclass
 class RelevanceRun:
     pair: LayerPair
-    lonlat_input: LonLatLayer
+    lonlat_input: LonLatLayer  # full detail, as read
     lonlat_reference: LonLatLayer
+    model_input: LonLatLayer  # repaired once and simplified where large (encoding.model_layer)
+    model_reference: LonLatLayer
     model: OverlapModel
     sigma: np.ndarray  # (n_input,) metres
     threshold: float
 
     def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
-        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled; warns about repairs."""
+        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled."""
         n_input = max(len(self.pair.input.fids), 1)
-        repaired_a, repaired_b = [], []
         feedback.setProgressText("Scoring candidate pairs")
-        for chunk in score_candidate_pairs(self.model, self.lonlat_input, self.lonlat_reference, self.sigma,
+        for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
                                            self.pair.search_distance, self.threshold, *self.pair.same_layer_ids(),
                                            cancelled=feedback.isCanceled):
-            repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
-            repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
             # Pairs come sorted by input feature, so the last input index tells how far we are.
             feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
             if feedback.isCanceled():
@@ -40,7 +40,6 @@ class RelevanceRun:
             yield chunk
         if feedback.isCanceled():
             raise Cancelled
-        self.pair.report_repaired(feedback, repaired_a, repaired_b)
 
 
 def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=True):
@@ -56,4 +55,8 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
     if algorithm.parameterDefinition(THRESHOLD) is not None:
         threshold = algorithm.parameterAsDouble(parameters, THRESHOLD, context)
     lonlat_input, lonlat_reference = pair.to_lonlat(feedback)
-    return RelevanceRun(pair, lonlat_input, lonlat_reference, model, sigma, threshold)
+    feedback.setProgressText("Preparing geometries")
+    model_input, repaired_input = model_layer(lonlat_input)
+    model_reference, repaired_reference = model_layer(lonlat_reference)
+    pair.report_repaired(feedback, [np.flatnonzero(repaired_input)], [np.flatnonzero(repaired_reference)])
+    return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold)

@@ -61,8 +61,8 @@ DESCRIPTOR_NAMES = (
     "log_sigma_l",  # log(σ / L + eps)
     "log_sigma_a", "log_sigma_b",  # log(σ / sqrt|A| + eps), log(σ / sqrt|B| + eps)
     "edge_rate_a", "edge_rate_b",  # log1p(σ · perimeter(A∩B) / |A|), same for B: how fast cover moves with d
-    "gap_sigma",  # min(gap / σ, 10) / 10, gap = distance(A, B); 1 when σ = 0 and apart, 0 when touching
-    "log_gap_l",  # log(gap / L + eps)
+    "gap_sigma",  # min(gap / σ, 10) / 10 with gap = distance(A, B); at σ = 0: 1 when apart, else 0
+    "log_gap_l",  # log(gap / L + eps); at σ = 0 the gap between the bounding boxes
     "inter_w", "inter_h",  # size of the overlap's bounding box / L
     "reference_in_a", "reference_in_b",  # the reference point's distance to A's / B's centroid / L
 )
@@ -201,6 +201,43 @@ def model_geometry(geoms):
     return geoms
 
 
+def model_layer(layer):
+    """The layer as the network sees it: every geometry repaired once, large ones simplified.
+
+    Each usable geometry of the :class:`.frame.LonLatLayer` is projected into its own
+    local frame (LAEA centred on it), made valid there, simplified when it has more
+    than MAX_MODEL_VERTICES vertices (as in :func:`model_geometry`), and returned to
+    lon/lat. Scoring then projects these light, valid geometries into every pair frame
+    they take part in, without repairing or simplifying per pair: a country that
+    borders eighty provinces is handled once, not eighty times.
+
+    Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
+    features whose geometry needed repair.
+    """
+    from dataclasses import replace
+
+    from .frame import laea_forward, laea_inverse, repair_polygonal
+
+    geoms = np.asarray(layer.geoms, dtype=object)
+    repaired = np.zeros(len(geoms), dtype=bool)
+    usable = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
+    if not len(usable):
+        return layer, repaired
+    unit = layer.unit_centres[usable]
+    lon0 = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
+    lat0 = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
+    coords, owner = shapely.get_coordinates(geoms[usable], return_index=True)
+    x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
+    local = shapely.set_coordinates(geoms[usable].copy(), np.column_stack([x, y]))
+    repaired[usable] = repair_polygonal(local)
+    local = model_geometry(local)
+    coords, owner = shapely.get_coordinates(local, return_index=True)
+    lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
+    result = geoms.copy()
+    result[usable] = shapely.set_coordinates(local, np.column_stack([lon, lat]))
+    return replace(layer, geoms=result), repaired
+
+
 def pair_descriptors(a, b, sigma):
     """Descriptors of n pairs for the network.
 
@@ -230,14 +267,21 @@ def pair_descriptors(a, b, sigma):
     area_a, area_b = overlap.area_a, overlap.area_b
     present = ~(shapely.is_missing(a) | shapely.is_missing(b) | shapely.is_empty(a) | shapely.is_empty(b))
 
-    # Gap and nearest points, only where there is no overlap (GEOS distance is cheap there).
+    # Gap and nearest points where there is no overlap. GEOS distance is quadratic in the
+    # vertex counts, so it runs only where σ > 0 can close the gap; at σ = 0 a pair that
+    # does not overlap stays apart, and the bounding-box gap (a lower bound) describes it.
+    bounds_a, bounds_b = shapely.bounds(a), shapely.bounds(b)
     apart = present & (overlap.area_inter <= 0)
-    gap = np.zeros(n)
+    box_gap = np.nan_to_num(np.hypot(
+        np.maximum(0, np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])),
+        np.maximum(0, np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3]))), nan=0.0)
+    gap = np.where(apart, box_gap, 0.0)
     reference = np.column_stack([overlap.centroid_x, overlap.centroid_y])
-    if apart.any():
-        gap[apart] = shapely.distance(a[apart], b[apart])
-        nearest = shapely.get_coordinates(shapely.shortest_line(a[apart], b[apart])).reshape(-1, 2, 2)
-        reference[apart] = nearest.mean(axis=1)
+    near = apart & (sigma > 0)
+    if near.any():
+        gap[near] = shapely.distance(a[near], b[near])
+        nearest = shapely.get_coordinates(shapely.shortest_line(a[near], b[near])).reshape(-1, 2, 2)
+        reference[near] = nearest.mean(axis=1)
     reference = np.where(np.isfinite(reference), reference, box_centre)
 
     centroid_a = shapely.get_coordinates(shapely.centroid(np.where(present, a, None)))
@@ -248,7 +292,6 @@ def pair_descriptors(a, b, sigma):
 
     length_a = np.nan_to_num(shapely.length(a), nan=0.0)
     length_b = np.nan_to_num(shapely.length(b), nan=0.0)
-    bounds_a, bounds_b = shapely.bounds(a), shapely.bounds(b)
     inter_box = np.clip(np.minimum(bounds_a[:, 2:], bounds_b[:, 2:]) - np.maximum(bounds_a[:, :2], bounds_b[:, :2]),
                         0, None)
     inter_box = np.nan_to_num(inter_box, nan=0.0)

@@ -294,6 +294,8 @@ def _nonfinite_geometry_mask(geoms):
 
 
 def _to_pyproj_crs(crs):
+    if isinstance(crs, str):  # numpy.str_ too: pyproj 3.4 misreads it ("EPSG:EPSG:...")
+        crs = str(crs)
     if crs is None or (isinstance(crs, str) and not crs.strip()):
         raise MissingCrsError(
             "The layer has no coordinate reference system; set its CRS before measuring overlaps."
@@ -576,7 +578,7 @@ def _layer_geoms_and_centres(layer, index):
     return geoms, geometry_unit_centres(geoms[used])[inverse.reshape(-1)]
 
 
-def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None) -> PairFrames:
+def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True) -> PairFrames:
     """Project n pairs of lon/lat polygons into per-pair local LAEA frames.
 
     Pair k is ``(lonlat_a[index_a[k]], lonlat_b[index_b[k]])``.
@@ -587,6 +589,9 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None) -> PairFra
         (degrees) shapely geometries or None.  Passing the LonLatLayer caches
         the per-feature centres across calls (useful when chunking pairs).
     index_a, index_b : (n,) integer arrays.
+    repair : check and repair validity in every pair frame (default). Callers
+        that repaired each source geometry once in its own frame pass False and
+        save a GEOS validity pass per pair.
     centers : optional ``(lon0, lat0)`` pair of (n,) arrays in degrees; by
         default the spherical midpoint of the two features' centres (see
         :func:`geometry_unit_centres`), computed once per source feature.
@@ -614,8 +619,10 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None) -> PairFra
 
     frame_a = _frame_polygons(geoms_a[index_a], params)
     frame_b = _frame_polygons(geoms_b[index_b], params)
-    repaired_a = repair_polygonal(frame_a)
-    repaired_b = repair_polygonal(frame_b)
+    if repair:
+        repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
+    else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)
+        repaired_a = repaired_b = np.zeros(len(index_a), dtype=bool)
     return PairFrames(
         a=frame_a,
         b=frame_b,

@@ -53,6 +53,7 @@ target (rescaling the target by ``c`` shifts the NLL by ``D * log c``).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Tuple, Union
 
@@ -442,6 +443,20 @@ def scrambled_halton(n_points: int, n_dims: int, seed: RngLike = 0) -> np.ndarra
             scale /= base
         points[:, dim] = value
     return np.clip(points, 1e-300, 1.0 - 2.0 ** -53)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_quasi_set(n_points: int, n_dims: int, seed: int):
+    """A scrambled Halton set and the normal scores of its last ``n_dims - 1`` coordinates.
+
+    Scoring draws the same set for every chunk of pairs, so it is built once. The
+    arrays are read-only, as they are shared.
+    """
+    uniforms = scrambled_halton(n_points, n_dims, seed)
+    scores = ndtri(uniforms[:, 1:])
+    uniforms.flags.writeable = False
+    scores.flags.writeable = False
+    return uniforms, scores
 
 
 def _as_generator(rng: RngLike) -> np.random.Generator:
@@ -875,13 +890,23 @@ class GaussianMixture:
         """
         if m < 1:
             raise ValueError("m must be positive")
-        return self._quasi_points(scrambled_halton(int(m), 1 + self.n_dims, seed))
+        if isinstance(seed, (int, np.integer)):
+            uniforms, scores = _cached_quasi_set(int(m), 1 + self.n_dims, int(seed))
+        else:
+            uniforms = scrambled_halton(int(m), 1 + self.n_dims, seed)
+            scores = ndtri(uniforms[:, 1:])
+        return self._quasi_points(uniforms, scores)
 
-    def _quasi_points(self, uniforms: np.ndarray) -> np.ndarray:
-        """Points ``(m, n, D)`` from uniforms ``(m, 1 + D)``; see :meth:`quasi_samples`."""
+    def _quasi_points(self, uniforms: np.ndarray, scores: Optional[np.ndarray] = None) -> np.ndarray:
+        """Points ``(m, n, D)`` from uniforms ``(m, 1 + D)``; see :meth:`quasi_samples`.
+
+        ``scores`` are ``ndtri(uniforms[:, 1:])`` when the caller has them already.
+        """
         count = uniforms.shape[0]
+        if scores is None:
+            scores = ndtri(uniforms[:, 1:])
         u_component = np.broadcast_to(uniforms[:, :1], (count, self.n_rows))
-        z = np.broadcast_to(ndtri(uniforms[:, None, 1:]), (count, self.n_rows, self.n_dims))
+        z = np.broadcast_to(scores[:, None, :], (count, self.n_rows, self.n_dims))
         return self._normal_scores_to_points(u_component, z, self._log_weights)
 
     def prob_region(self, g: Callable[[np.ndarray, np.ndarray], np.ndarray], t=0.0,

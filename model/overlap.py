@@ -91,7 +91,14 @@ def exact_overlap(a, b, assume_valid=False) -> ExactOverlap:
 
     area_a = np.nan_to_num(shapely.area(a), nan=0.0)
     area_b = np.nan_to_num(shapely.area(b), nan=0.0)
-    inter = shapely.intersection(a, b)
+    try:
+        inter = shapely.intersection(a, b)
+    except shapely.errors.GEOSException:
+        if not assume_valid:
+            raise
+        # A geometry valid in its own frame can turn invalid by rounding in another one.
+        a, b = _valid_or_none(a), _valid_or_none(b)
+        inter = shapely.intersection(a, b)
     # The overlap cannot exceed either area; overlay rounding could make it.
     area_inter = np.minimum(np.nan_to_num(shapely.area(inter), nan=0.0), np.minimum(area_a, area_b))
 

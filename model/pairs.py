@@ -52,7 +52,7 @@ def chunk_bounds(vertex_counts, max_vertices):
 
 
 def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,
-                     max_vertices=DEFAULT_CHUNK_VERTICES):
+                     max_vertices=DEFAULT_CHUNK_VERTICES, repair=True):
     """Yield :class:`PairChunk` objects covering every candidate pair once.
 
     Parameters
@@ -64,6 +64,7 @@ def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
     ids_a, ids_b : optional feature ids; when given, pairs with equal ids are dropped
         (the two arrays come from the same layer and a feature is never its own match).
     max_vertices : vertex budget per chunk.
+    repair : repair validity in each pair frame (see :func:`.frame.project_pairs`).
     """
     distance = np.asarray(search_distance_m, dtype=float)
     index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
@@ -75,7 +76,7 @@ def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
     cost = vertices_a[index_a] + vertices_b[index_b]
     for start, stop in chunk_bounds(cost, max_vertices):
         chunk_a, chunk_b = index_a[start:stop], index_b[start:stop]
-        frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b)
+        frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair)
         pair_distance = distance[chunk_a] if distance.ndim else distance
         near = boxes_within(frames.a, frames.b, pair_distance)
         if not near.all():

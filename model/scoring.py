@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from .encoding import model_geometry, pair_descriptors
+from .encoding import model_geometry, model_layer, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture
 from .network import BUNDLED_MODEL, MixtureNetwork, load_model_file
@@ -133,13 +133,17 @@ class OverlapModel:
         config, weights = load_model_file(path)
         return cls(config, weights, path)
 
-    def predict_frames(self, a, b, sigma):
+    def predict_frames(self, a, b, sigma, model_geometries=False):
         """Distributions for pairs already in their local frames (metres).
 
         a, b : (n,) valid polygons in each pair's frame; sigma : scalar or (n,) metres.
+        model_geometries : True when a and b already are model geometries (from
+            :func:`.encoding.model_layer`), so they need no simplification here.
         Returns (overlap mixture, centroid mixture in frame metres).
         """
-        descriptors, context = pair_descriptors(model_geometry(a), model_geometry(b), sigma)
+        if not model_geometries:
+            a, b = model_geometry(a), model_geometry(b)
+        descriptors, context = pair_descriptors(a, b, sigma)
         overlap, centroid = self.network.mixtures(descriptors)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -170,14 +174,14 @@ class OverlapModel:
         sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
         if np.any(~np.isfinite(sigma)) or np.any(sigma < 0):
             raise ValueError("sigma must be finite and >= 0 (metres)")
-        lonlat_a = layer_to_lonlat(geoms_a, crs)
-        lonlat_b = layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b)
+        lonlat_a, _ = model_layer(layer_to_lonlat(geoms_a, crs))
+        lonlat_b, _ = model_layer(layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b))
         index = np.arange(n)
         parts = []
         for start in range(0, max(n, 1), PREDICT_CHUNK_PAIRS):
             chunk = index[start:start + PREDICT_CHUNK_PAIRS]
-            frames = project_pairs(lonlat_a, lonlat_b, chunk, chunk)
-            overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk])
+            frames = project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False)
+            overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk], model_geometries=True)
             parts.append((frames, overlap, centroid, summarise_overlap(overlap)))
         frames = _concat_frames([p[0] for p in parts])
         overlap = _concat_mixtures([p[1] for p in parts])
@@ -225,7 +229,8 @@ class ScoredChunk:
     index_a, index_b : (p,) positions in the two layers.
     summary : :class:`OverlapSummary` of the pairs.
     overlap, centroid : the predicted mixtures (centroid in frame metres).
-    frames : the pairs' :class:`.frame.PairFrames`.
+    frames : the pairs' :class:`.frame.PairFrames`, holding the model geometries
+        (simplified where large, see :func:`.encoding.model_layer`).
     """
 
     index_a: np.ndarray
@@ -248,7 +253,8 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     Parameters
     ----------
     model : :class:`OverlapModel`.
-    lonlat_a, lonlat_b : :class:`.frame.LonLatLayer` of the input and reference layers.
+    lonlat_a, lonlat_b : the input and reference layers as model layers
+        (:func:`.encoding.model_layer`: repaired and simplified once per feature).
     sigma_a : (n_a,) positional uncertainty per input feature, metres.
     search_distance_m : float; widened per feature to at least 3σ.
     threshold : IoU threshold of ``summary.p_iou``.
@@ -260,10 +266,11 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     sigma_a = np.asarray(sigma_a, dtype=float)
     distance = search_distances(search_distance_m, sigma_a)
     for chunk in iter_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
-                                  max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES):
+                                  max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES, repair=False):
         if cancelled is not None and cancelled():
             return
-        overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a])
+        overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],
+                                                 model_geometries=True)
         summary = summarise_overlap(overlap, threshold)
         yield ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
 

@@ -71,10 +71,15 @@ def dataset(n, seed, chunk=8192, workers=None, progress=True):
 
 
 def _encoding_hash():
+    """Changes whenever the code that makes the cached arrays changes, not only the recipe."""
     import hashlib
 
-    text = json.dumps([DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE])
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps([DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE]).encode())
+    model_dir = Path(__file__).resolve().parents[1]
+    for source in ("encoding.py", "frame.py", "overlap.py", "training/synthetic.py", "training/shapes.py",
+                   "training/train.py"):
+        digest.update((model_dir / source).read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _progress(**kwargs):
