@@ -70,6 +70,17 @@ def dataset(n, seed, chunk=8192, workers=None, progress=True):
     return arrays
 
 
+def generator_digest():
+    """SHA-256 of the generator's source, stored with the model: the recipe hash alone misses code changes."""
+    import hashlib
+
+    training_dir = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in ("synthetic.py", "shapes.py"):
+        digest.update((training_dir / source).read_bytes())
+    return digest.hexdigest()
+
+
 def _encoding_hash():
     """Changes whenever the code that makes the cached arrays changes, not only the recipe."""
     import hashlib
@@ -160,6 +171,7 @@ def main(argv=None):
     model.save(keras_out)
     training = {
         "recipe_hash": recipe_hash(),
+        "generator_sha256": generator_digest(),
         "train_pairs": args.pairs, "train_seed": args.seed,
         "validation_pairs": args.validation_pairs, "validation_seed": args.validation_seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
