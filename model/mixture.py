@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import numpy as np
 

@@ -4,7 +4,6 @@ import configparser
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 from qgis.core import QgsApplication

@@ -1,12 +1,10 @@
 """overlaprelevance:relevancepairs and overlaprelevance:overlaplocation on layers with known overlaps."""
 
-import numpy as np
 import pytest
-import shapely
 from qgis.core import QgsGeometry, QgsPointXY
 
-from test_score_relevance import layers, square, to_crs
-from tools.layers import layer_rows, memory_layer
+from test_score_relevance import layers, square
+from tools.layers import layer_rows
 
 
 def run(algorithm, **parameters):

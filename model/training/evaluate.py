@@ -345,24 +345,10 @@ def _load_pairs(path):
     return SyntheticPairs(**values)
 
 
-GENERATOR_SOURCES = ("training/synthetic.py", "training/shapes.py", "frame.py", "overlap.py")
-
-
-def generator_fingerprint():
-    """sha256 (hex) of the source files that make the synthetic pairs: a code change there changes the pairs
-    even when the recipe (and so recipe_hash) stays the same."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in GENERATOR_SOURCES:
-        digest.update((MODEL_DIR / name).read_bytes())
-    return digest.hexdigest()
-
-
 def held_out_pairs(n, seed=HELD_OUT_SEED, workers=1, progress=True, cache=CACHE):
     """``generate_pairs(n, seed)``, cached (WKB) under build/evaluation-data/ by n, seed, recipe hash and the
     generator's source (:func:`generator_fingerprint`)."""
-    from .synthetic import SyntheticPairs, iter_synthetic_chunks, recipe_hash
+    from .synthetic import SyntheticPairs, generator_fingerprint, iter_synthetic_chunks, recipe_hash
 
     name = f"heldout_{n}_{seed}_{recipe_hash()[:12]}_{generator_fingerprint()[:8]}.npz"
     path = None if cache is None else Path(cache) / name
@@ -778,7 +764,7 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
              seed_validation_pairs=DEFAULTS["seed_validation_pairs"], seed_epochs=DEFAULTS["seed_epochs"],
              real_layers=True, workers=DEFAULTS["workers"], progress=True, cache=CACHE):
     """Run every step; returns the results dict that :func:`render_card` turns into the model card."""
-    from .synthetic import KIND_NAMES, RECIPE, recipe_hash
+    from .synthetic import KIND_NAMES, RECIPE, generator_fingerprint, recipe_hash
 
     started = time.perf_counter()
     model = load_model(model_path)

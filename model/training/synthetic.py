@@ -97,6 +97,7 @@ __all__ = [
     "iter_synthetic_chunks",
     "monte_carlo_overlap",
     "recipe_hash",
+    "generator_fingerprint",
     "translate",
 ]
 
@@ -250,6 +251,21 @@ RECIPE = {
         "extra_steps": [0.5, 0.25, 0.15, 0.1],
     },
 }
+
+
+GENERATOR_SOURCES = ("training/synthetic.py", "training/shapes.py", "frame.py", "overlap.py")
+
+
+def generator_fingerprint() -> str:
+    """sha256 (hex) of the source files that make the pairs: a code change there changes the pairs even
+    when the recipe (and so :func:`recipe_hash`) stays the same. Stored with trained models and evaluations."""
+    from pathlib import Path
+
+    model_dir = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in GENERATOR_SOURCES:
+        digest.update((model_dir / name).read_bytes())
+    return digest.hexdigest()
 
 
 def recipe_hash(recipe=None) -> str:

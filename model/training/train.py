@@ -9,7 +9,6 @@ Everything is seeded; ``make train`` runs this on the CPU.
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -70,25 +69,15 @@ def dataset(n, seed, chunk=8192, workers=None, progress=True):
     return arrays
 
 
-def generator_digest():
-    """SHA-256 of the generator's source, stored with the model: the recipe hash alone misses code changes."""
-    import hashlib
-
-    training_dir = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for source in ("synthetic.py", "shapes.py"):
-        digest.update((training_dir / source).read_bytes())
-    return digest.hexdigest()
-
-
 def _encoding_hash():
     """Changes whenever the code that makes the cached arrays changes, not only the recipe."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps([DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE]).encode())
+    from .synthetic import generator_fingerprint
+
+    digest = hashlib.sha256(generator_fingerprint().encode())
     model_dir = Path(__file__).resolve().parents[1]
-    for source in ("encoding.py", "frame.py", "overlap.py", "training/synthetic.py", "training/shapes.py",
-                   "training/train.py"):
+    for source in ("encoding.py", "training/train.py"):
         digest.update((model_dir / source).read_bytes())
     return digest.hexdigest()[:8]
 
@@ -154,7 +143,7 @@ def main(argv=None):
     parser.add_argument("--keras-out", type=Path, default=None,
                         help="where to save the .keras model (default: next to --out)")
     args = parser.parse_args(argv)
-    from .synthetic import recipe_hash
+    from .synthetic import generator_fingerprint, recipe_hash
 
     started = time.perf_counter()
     train = dataset(args.pairs, args.seed)
@@ -171,7 +160,7 @@ def main(argv=None):
     model.save(keras_out)
     training = {
         "recipe_hash": recipe_hash(),
-        "generator_sha256": generator_digest(),
+        "generator_sha256": generator_fingerprint(),
         "train_pairs": args.pairs, "train_seed": args.seed,
         "validation_pairs": args.validation_pairs, "validation_seed": args.validation_seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
