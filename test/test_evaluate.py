@@ -10,8 +10,9 @@ import pytest
 import shapely
 from overlap_relevance.model.encoding import DESCRIPTOR_NAMES
 from overlap_relevance.model.mixture import raw_size, sigma_to_raw
-from overlap_relevance.model.network import save_model_file
+
 from overlap_relevance.model.scoring import load_model
+from tools.models import numpy_model_file
 from overlap_relevance.model.training import evaluate as E
 from overlap_relevance.model.training.synthetic import generate_pairs
 
@@ -185,32 +186,18 @@ def test_matching_set_structure(pool):
 def tiny_model_file(path, seed=0):
     """A small model file made with NumPy: the overlap head predicts the zero-displacement covers
     (residual means) with sigma 0.005, so at sigma = 0 it is nearly exact by construction."""
-    rng = np.random.default_rng(seed)
-    n_inputs, hidden, k = len(DESCRIPTOR_NAMES), [8, 8], 2
-    weights = {"input_mean": np.zeros(n_inputs, np.float32), "input_std": np.ones(n_inputs, np.float32)}
-    width = n_inputs
-    for i, h in enumerate(hidden):
-        weights[f"trunk_{i}_kernel"] = rng.normal(0, 0.1, (width, h)).astype(np.float32)
-        weights[f"trunk_{i}_bias"] = np.zeros(h, np.float32)
-        width = h
+    k = 2
     overlap_bias = np.zeros(raw_size(k, 2))
     overlap_bias[k + 2 * k:k + 4 * k] = sigma_to_raw(0.005)
     centroid_bias = np.zeros(raw_size(k, 2))
     centroid_bias[k + 2 * k:k + 4 * k] = sigma_to_raw(0.05)
-    weights.update(overlap_kernel=np.zeros((width, raw_size(k, 2)), np.float32),
-                   overlap_bias=overlap_bias.astype(np.float32),
-                   centroid_kernel=np.zeros((width, raw_size(k, 2)), np.float32),
-                   centroid_bias=centroid_bias.astype(np.float32))
-    config = {
-        "network": {"inputs": list(DESCRIPTOR_NAMES), "activation": "relu", "n_trunk": len(hidden),
-                    "hidden": hidden, "overlap_components": k, "centroid_components": k,
-                    "residual_means": ["cover_a0", "cover_b0"]},
-        "encoding": {"descriptors": list(DESCRIPTOR_NAMES), "max_model_vertices": 256},
-        "training": {"recipe_hash": "test", "train_pairs": 0, "train_seed": 1, "validation_pairs": 0,
-                     "validation_seed": 2, "epochs": 0, "batch_size": 1, "learning_rate": 0.0,
-                     "data_seconds": 0.0, "fit_seconds": 0.0, "history": {"loss": [0.0], "val_loss": [0.0]}},
-    }
-    save_model_file(path, config, weights)
+    training = {"recipe_hash": "test", "train_pairs": 0, "train_seed": 1, "validation_pairs": 0,
+                "validation_seed": 2, "epochs": 0, "batch_size": 1, "learning_rate": 0.0,
+                "data_seconds": 0.0, "fit_seconds": 0.0, "history": {"loss": [0.0], "val_loss": [0.0]}}
+    numpy_model_file(path, seed=seed, hidden=(8, 8), components=k, trunk_scale=0.1, head_scale=0.0,
+                     overlap_bias=overlap_bias, centroid_bias=centroid_bias,
+                     extra_config={"encoding": {"descriptors": list(DESCRIPTOR_NAMES), "max_model_vertices": 256},
+                                   "training": training})
     return path
 
 

@@ -2,25 +2,17 @@
 
 import pytest
 import shapely
-from pyproj import Transformer
 from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition
 
+from tools.geometry import ORIGIN, UTM, to_crs
+from tools.geometry import square as utm_square
 from tools.layers import layer_rows, memory_layer
 
 ALGORITHM = "overlaprelevance:exactoverlap"
-# A 100 m grid of 40 m squares in UTM 33N (near Berlin).
-UTM = "EPSG:25833"
-ORIGIN = (390_000.0, 5_820_000.0)
 
 
 def square(x, y, size=40.0):
-    return shapely.box(ORIGIN[0] + x, ORIGIN[1] + y, ORIGIN[0] + x + size, ORIGIN[1] + y + size)
-
-
-def to_crs(geoms, crs):
-    transformer = Transformer.from_crs(UTM, crs, always_xy=True)
-    return [shapely.transform(g, lambda xy: __import__("numpy").column_stack(transformer.transform(*xy.T)))
-            for g in geoms]
+    return utm_square(x, y, size)
 
 
 @pytest.fixture(scope="module")

@@ -7,34 +7,19 @@ import zipfile
 import numpy as np
 import pytest
 
-from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS
-from overlap_relevance.model.mixture import raw_size
+from overlap_relevance.model.encoding import N_DESCRIPTORS
+from tools.models import numpy_model_file
 from overlap_relevance.model.network import (
     FORMAT_VERSION,
     MixtureNetwork,
     ModelFileError,
     load_model_file,
-    save_model_file,
     weights_digest,
 )
 
 
 def random_model(path, seed=0, hidden=(8,)):
-    rng = np.random.default_rng(seed)
-    weights = {"input_mean": np.zeros(N_DESCRIPTORS, np.float32), "input_std": np.ones(N_DESCRIPTORS, np.float32)}
-    width = N_DESCRIPTORS
-    for i, h in enumerate(hidden):
-        weights[f"trunk_{i}_kernel"] = rng.normal(0, 0.3, (width, h)).astype(np.float32)
-        weights[f"trunk_{i}_bias"] = np.zeros(h, np.float32)
-        width = h
-    for head in ("overlap", "centroid"):
-        weights[f"{head}_kernel"] = rng.normal(0, 0.1, (width, raw_size(2, 2))).astype(np.float32)
-        weights[f"{head}_bias"] = np.zeros(raw_size(2, 2), np.float32)
-    config = {"network": {"inputs": list(DESCRIPTOR_NAMES), "activation": "relu", "n_trunk": len(hidden),
-                          "hidden": list(hidden), "overlap_components": 2, "centroid_components": 2,
-                          "residual_means": ["cover_a0", "cover_b0"]}}
-    save_model_file(path, config, weights)
-    return weights
+    return numpy_model_file(path, seed=seed, hidden=hidden)
 
 
 def test_round_trip_and_digest(tmp_path):

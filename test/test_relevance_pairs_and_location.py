@@ -3,7 +3,8 @@
 import pytest
 from qgis.core import QgsGeometry, QgsPointXY
 
-from test_score_relevance import layers, square
+from test_score_relevance import layers
+from tools.geometry import square
 from tools.layers import layer_rows
 
 

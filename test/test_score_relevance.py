@@ -2,27 +2,12 @@
 
 import numpy as np
 import pytest
-import shapely
-from pyproj import Transformer
 from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition, QgsProject
 
+from tools.geometry import UTM, square, to_crs
 from tools.layers import layer_rows, memory_layer
 
 ALGORITHM = "overlaprelevance:scorerelevance"
-UTM = "EPSG:25833"
-ORIGIN = (390_000.0, 5_820_000.0)
-
-
-def square(x, y, size=20.0):
-    return shapely.box(ORIGIN[0] + x, ORIGIN[1] + y, ORIGIN[0] + x + size, ORIGIN[1] + y + size)
-
-
-def to_crs(geoms, crs):
-    transformer = Transformer.from_crs(UTM, crs, always_xy=True)
-    return [None if g is None else shapely.transform(g, lambda xy: np.column_stack(transformer.transform(*xy.T)))
-            for g in geoms]
-
-
 # Input features: identical to r0; half-shifted onto r1; far from everything; no geometry.
 INPUTS = [square(0, 0), square(110, 0), square(400, 400), None]
 REFERENCES = [square(0, 0), square(100, 0), square(200, 0)]
