@@ -88,7 +88,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
                                              input_source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
-        rows = self._relevance_rows(run.pair, merged, best, count, run.lonlat_input.missing)
+        rows = self._relevance_rows(run.pair, merged, best, count, ~run.lonlat_input.usable)
         position_of_fid = {int(fid): i for i, fid in enumerate(run.pair.input.fids)}
         feedback.setProgressText("Writing the output")
         request = QgsFeatureRequest()
@@ -126,7 +126,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         return fields
 
     @staticmethod
-    def _relevance_rows(pair, merged, best, count, missing):
+    def _relevance_rows(pair, merged, best, count, unusable):
         """The relevance attribute values of every input feature, in read order."""
         has = best >= 0
         pick = np.where(has, best, 0)
@@ -138,6 +138,6 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         match_keys = [pair.reference.keys[int(merged["index_b"][b])] if b >= 0 else None for b in best]
         rows = [list(values) for values in zip(match_keys, column("iou"), column("p"), column("ca"),
                                                column("cb"), column("sd"), count.tolist())]
-        for i in np.flatnonzero(missing):
+        for i in np.flatnonzero(unusable):
             rows[i] = [None] * len(RELEVANCE_FIELDS)
         return rows
