@@ -15,7 +15,7 @@ from ..model.pairs import iter_pair_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import OverlapRelevanceAlgorithm
 from .layers import read_layer_pair
-from .parameters import LAYER_PAIR_HELP, add_layer_pair_parameters
+from .parameters import LAYER_PAIR_HELP, add_layer_pair_parameters, table_destination
 
 OUTPUT = "OUTPUT"
 PAIR_COUNT = "PAIR_COUNT"
@@ -59,6 +59,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         pair = read_layer_pair(self, parameters, context, feedback)
         if pair is None:
             return {}
+        lonlat_a, lonlat_b = pair.to_lonlat(feedback)  # refusals come before any output is created
         fields = QgsFields()
         fields.append(pair.input_key_field("in_key"))
         fields.append(pair.reference_key_field("ref_key"))
@@ -68,7 +69,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
 
-        lonlat_a, lonlat_b = pair.to_lonlat(feedback)
+        n_input = max(len(pair.input.fids), 1)
         n_pairs = 0
         repaired_a, repaired_b = [], []
         for chunk in iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
@@ -87,7 +88,10 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
                 feature.setAttributes([key_a, key_b, *values])
                 sink.addFeature(feature, FAST_INSERT)
             n_pairs += len(keys_a)
-            feedback.pushInfo(f"{n_pairs} pairs written")
+            # Pairs come sorted by input feature, so the last input index tells how far we are.
+            feedback.setProgress(20.0 + 80.0 * (chunk.index_a[-1] + 1) / n_input)
+        if feedback.isCanceled():
+            return self.discard_output(context, dest_id)
         pair.report_repaired(feedback, repaired_a, repaired_b)
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
-        return {OUTPUT: dest_id, PAIR_COUNT: n_pairs}
+        return {OUTPUT: table_destination(context, dest_id), PAIR_COUNT: n_pairs}

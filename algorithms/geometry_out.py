@@ -16,9 +16,13 @@ def frame_points_to_crs(frames, x, y, pair_index, crs):
 
 
 def to_qgis(geometries):
-    """shapely geometries -> QgsGeometry objects (through WKB, which keeps every digit)."""
+    """2-D shapely geometries -> QgsGeometry objects (through WKB, which keeps every digit).
+
+    The WKB dimension is explicit: inside QGIS, shapely runs on QGIS's own GEOS library, and
+    before GEOS 3.12 the writer refuses shapely 2.1's default of 4 dimensions.
+    """
     out = []
-    for wkb in shapely.to_wkb(np.asarray(geometries, dtype=object)):
+    for wkb in shapely.to_wkb(np.asarray(geometries, dtype=object), output_dimension=2):
         geometry = QgsGeometry()
         geometry.fromWkb(wkb)
         out.append(geometry)

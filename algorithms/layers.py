@@ -6,7 +6,7 @@ import numpy as np
 
 from qgis.core import QgsField, QgsProcessingException
 
-from ..model.frame import layer_to_lonlat
+from ..model.frame import InvalidCrsError, layer_to_lonlat
 from ..plugin.compat import field_type
 from .parameters import (
     INPUT,
@@ -14,6 +14,7 @@ from .parameters import (
     REFERENCE,
     REFERENCE_KEY,
     SEARCH_DISTANCE,
+    finite_double,
     read_key_field,
     sources_are_same_layer,
 )
@@ -42,12 +43,14 @@ class LayerPair:
         return None, None
 
     def to_lonlat(self, feedback):
-        """Both layers in lon/lat (:class:`..model.frame.LonLatLayer`), with missing geometries reported."""
-        try:
-            lonlat_input = layer_to_lonlat(self.input.geoms, self.input.crs)
-            lonlat_reference = layer_to_lonlat(self.reference.geoms, self.reference.crs)
-        except ValueError as error:  # non-polygonal parts, unusable CRS: the core says which
-            raise QgsProcessingException(str(error)) from None
+        """Both layers in lon/lat (:class:`..model.frame.LonLatLayer`), with missing geometries reported.
+
+        The source geometries are released once converted (``geoms`` becomes None), so that a
+        layer of a million features is held once, in lon/lat, not twice.
+        """
+        lonlat_input = _layer_to_lonlat(self.input, "input")
+        lonlat_reference = _layer_to_lonlat(self.reference, "reference")
+        self.input.geoms = self.reference.geoms = None
         self.report_missing(feedback, lonlat_input, lonlat_reference)
         return lonlat_input, lonlat_reference
 
@@ -55,10 +58,11 @@ class LayerPair:
         """Tell the user how many features had no usable geometry on each side."""
         for label, arrays, lonlat in (("input", self.input, lonlat_input),
                                       ("reference", self.reference, lonlat_reference)):
-            if lonlat.n_missing:
+            unusable = int(np.count_nonzero(~lonlat.usable))
+            if unusable:
                 feedback.pushWarning(
-                    f"{lonlat.n_missing} {label} feature(s) have no usable geometry (null, empty, or not "
-                    f"representable in lon/lat) and were skipped."
+                    f"{unusable} {label} feature(s) have no usable geometry (null, empty, or with coordinates "
+                    "that are not finite or lie off the globe in lon/lat) and were skipped."
                 )
             if arrays.n_unreadable:
                 feedback.pushWarning(f"{arrays.n_unreadable} {label} geometries could not be read by GEOS.")
@@ -77,6 +81,18 @@ class LayerPair:
                 f"Repaired invalid geometries (GEOS make_valid): {counts[0]} input and {counts[1]} reference "
                 "feature(s)."
             )
+
+
+def _layer_to_lonlat(arrays, label):
+    """One layer in lon/lat; the core's refusals (non-polygonal parts, unusable CRS) name the layer."""
+    try:
+        return layer_to_lonlat(arrays.geoms, arrays.crs)
+    except InvalidCrsError as error:
+        raise QgsProcessingException(
+            f"The {label} layer cannot be used: {error} Assign the layer its correct coordinate reference system "
+            "(Layer Properties, Source tab), then run again.") from None
+    except ValueError as error:  # NonPolygonalGeometryError and anything else the core refuses
+        raise QgsProcessingException(f"The {label} layer cannot be used: {error}") from None
 
 
 def _renamed(template, name):
@@ -104,7 +120,7 @@ def read_layer_pair(algorithm, parameters, context, feedback, input_key=True, in
         raise QgsProcessingException(algorithm.invalidSourceError(parameters, REFERENCE))
     input_key = read_key_field(algorithm, parameters, INPUT_KEY, context) if input_key else None
     reference_key = read_key_field(algorithm, parameters, REFERENCE_KEY, context)
-    search_distance = algorithm.parameterAsDouble(parameters, SEARCH_DISTANCE, context)
+    search_distance = finite_double(algorithm, parameters, SEARCH_DISTANCE, context)
 
     feedback.setProgressText("Reading the input layer")
     input_arrays = read_polygon_source(input_source, "input", input_key, feedback, input_value_fields)

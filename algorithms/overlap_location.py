@@ -14,7 +14,14 @@ from qgis.core import (
 from ..plugin.compat import FAST_INSERT, NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
 from .base import OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
-from .parameters import INPUT, LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
+from .parameters import (
+    INPUT,
+    LAYER_PAIR_HELP,
+    MODEL_HELP,
+    add_layer_pair_parameters,
+    add_model_parameters,
+    finite_double,
+)
 from .relevance_run import Cancelled, prepare_relevance_run
 
 MIN_RELEVANCE = "MIN_RELEVANCE"
@@ -58,9 +65,9 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Predicted overlap location", SOURCE_POLYGON))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        min_relevance = self.parameterAsDouble(parameters, MIN_RELEVANCE, context)
-        min_weight = self.parameterAsDouble(parameters, MIN_WEIGHT, context)
-        level = self.parameterAsDouble(parameters, LEVEL, context)
+        min_relevance = finite_double(self, parameters, MIN_RELEVANCE, context)
+        min_weight = finite_double(self, parameters, MIN_WEIGHT, context)
+        level = finite_double(self, parameters, LEVEL, context)
         dest_id = None
         try:
             run = prepare_relevance_run(self, parameters, context, feedback)

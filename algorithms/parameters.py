@@ -1,5 +1,8 @@
 """Parameters that several algorithms share, declared and read in one place."""
 
+import math
+import os
+
 import numpy as np
 from qgis.core import (
     QgsProcessingException,
@@ -98,9 +101,19 @@ def load_model_parameter(algorithm, parameters, context):
         raise QgsProcessingException(str(error)) from None
 
 
+def finite_double(algorithm, parameters, name, context):
+    """A number parameter's value; NaN, which passes Processing's range check, is refused by name."""
+    value = algorithm.parameterAsDouble(parameters, name, context)
+    if not math.isfinite(value):
+        definition = algorithm.parameterDefinition(name)
+        label = definition.description() if definition is not None else name
+        raise QgsProcessingException(f"'{label}' ({name}) must be a finite number; got {value}.")
+    return value
+
+
 def positional_uncertainty(algorithm, parameters, context, input_arrays, feedback):
     """σ per input feature (n,), metres: the field's value where set, else the parameter."""
-    default = algorithm.parameterAsDouble(parameters, POSITIONAL_UNCERTAINTY, context)
+    default = finite_double(algorithm, parameters, POSITIONAL_UNCERTAINTY, context)
     field = algorithm.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
     sigma = np.full(len(input_arrays.fids), default, dtype=float)
     if field:
@@ -128,3 +141,22 @@ def sources_are_same_layer(algorithm, parameters, context):
     return input_layer.id() == reference_layer.id() or (
         input_layer.source() == reference_layer.source() and input_layer.providerType() == reference_layer.providerType()
     )
+
+
+def table_destination(context, dest_id):
+    """Where a geometryless sink really went: a table sent to a .shp is written by OGR as a lone .dbf.
+
+    QGIS still reports (and, in the GUI, tries to load) the .shp, which does not exist; point the
+    result and the layer to load on completion at the .dbf instead.
+    """
+    if not isinstance(dest_id, str) or not dest_id.lower().endswith(".shp") or os.path.exists(dest_id):
+        return dest_id
+    dbf = dest_id[:-4] + ".dbf"
+    if not os.path.exists(dbf):
+        return dest_id
+    layers = dict(context.layersToLoadOnCompletion())
+    details = layers.pop(dest_id, None)
+    if details is not None:
+        layers[dbf] = details
+        context.setLayersToLoadOnCompletion(layers)
+    return dbf

@@ -17,7 +17,13 @@ from ..model.overlap import exact_overlap
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
-from .parameters import LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
+from .parameters import (
+    LAYER_PAIR_HELP,
+    MODEL_HELP,
+    add_layer_pair_parameters,
+    add_model_parameters,
+    table_destination,
+)
 from .relevance_run import Cancelled, prepare_relevance_run
 
 COMPUTE_EXACT = "COMPUTE_EXACT"
@@ -98,16 +104,21 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         values = np.column_stack([columns[n] for n in names]).tolist() if len(index_a) else []
         lines = to_qgis(columns["line"]) if with_lines and len(index_a) else None
         feedback.setProgressText("Writing the output")
+        n_rows = max(len(index_a), 1)
         for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
-            if i % 5000 == 0 and feedback.isCanceled():
-                return self.discard_output(context, dest_id)
+            if i % 5000 == 0:
+                if feedback.isCanceled():
+                    return self.discard_output(context, dest_id)
+                feedback.setProgress(85.0 + 15.0 * i / n_rows)
             feature = QgsFeature(fields)
             feature.setAttributes([key_a, key_b, row_rank, *row])
             if lines is not None:
                 feature.setGeometry(lines[i])
             sink.addFeature(feature, FAST_INSERT)
+        if feedback.isCanceled():
+            return self.discard_output(context, dest_id)
         feedback.setProgress(100)
-        return {OUTPUT: dest_id}
+        return {OUTPUT: table_destination(context, dest_id)}
 
     @staticmethod
     def _chunk_columns(run, chunk, compute_exact, with_lines):

@@ -3,12 +3,20 @@
 from dataclasses import dataclass
 
 import numpy as np
+from qgis.core import QgsProcessingException
 
 from ..model.encoding import model_layer
 from ..model.frame import LonLatLayer
+from ..model.network import ModelFileError
 from ..model.scoring import OverlapModel, score_candidate_pairs
 from .layers import LayerPair, read_layer_pair
-from .parameters import POSITIONAL_UNCERTAINTY_FIELD, THRESHOLD, load_model_parameter, positional_uncertainty
+from .parameters import (
+    POSITIONAL_UNCERTAINTY_FIELD,
+    THRESHOLD,
+    finite_double,
+    load_model_parameter,
+    positional_uncertainty,
+)
 
 
 class Cancelled(Exception):
@@ -30,14 +38,17 @@ class RelevanceRun:
         """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled."""
         n_input = max(len(self.pair.input.fids), 1)
         feedback.setProgressText("Scoring candidate pairs")
-        for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
-                                           self.pair.search_distance, self.threshold, *self.pair.same_layer_ids(),
-                                           cancelled=feedback.isCanceled):
-            # Pairs come sorted by input feature, so the last input index tells how far we are.
-            feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
-            if feedback.isCanceled():
-                raise Cancelled
-            yield chunk
+        try:
+            for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
+                                               self.pair.search_distance, self.threshold,
+                                               *self.pair.same_layer_ids(), cancelled=feedback.isCanceled):
+                # Pairs come sorted by input feature, so the last input index tells how far we are.
+                feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
+                if feedback.isCanceled():
+                    raise Cancelled
+                yield chunk
+        except ModelFileError as error:  # a model whose outputs turn out unusable on these pairs
+            raise QgsProcessingException(str(error)) from None
         if feedback.isCanceled():
             raise Cancelled
 
@@ -53,7 +64,7 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
     sigma = positional_uncertainty(algorithm, parameters, context, pair.input, feedback)
     threshold = 0.5
     if algorithm.parameterDefinition(THRESHOLD) is not None:
-        threshold = algorithm.parameterAsDouble(parameters, THRESHOLD, context)
+        threshold = finite_double(algorithm, parameters, THRESHOLD, context)
     lonlat_input, lonlat_reference = pair.to_lonlat(feedback)
     feedback.setProgressText("Preparing geometries")
     model_input, repaired_input = model_layer(lonlat_input)

@@ -88,18 +88,22 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
                                              input_source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
-        rows = self._relevance_rows(run.pair, merged, best, count, ~run.lonlat_input.usable)
-        position_of_fid = {int(fid): i for i, fid in enumerate(run.pair.input.fids)}
+        row_at = self._relevance_rows(run.pair, merged, best, count, ~run.lonlat_input.usable)
+        position_of = _Positions(run.pair.input.fids)
         feedback.setProgressText("Writing the output")
         request = QgsFeatureRequest()
         request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)  # the input is written back exactly as it is
         for written, feature in enumerate(input_source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
-            if written % 1000 == 0 and feedback.isCanceled():
-                return self.discard_output(context, dest_id)
+            if written % 1000 == 0:
+                if feedback.isCanceled():
+                    return self.discard_output(context, dest_id)
+                feedback.setProgress(90.0 + 10.0 * written / max(n_input, 1))
             out = QgsFeature(fields)
             out.setGeometry(feature.geometry())
-            out.setAttributes(feature.attributes() + rows[position_of_fid[feature.id()]])
+            out.setAttributes(feature.attributes() + row_at(position_of(feature.id(), written)))
             sink.addFeature(out, FAST_INSERT)
+        if feedback.isCanceled():
+            return self.discard_output(context, dest_id)
         matched = int(np.count_nonzero(best >= 0))
         feedback.pushInfo(f"Scored {len(merged['iou'])} candidate pairs; {matched} of {n_input} input features "
                           "have a candidate.")
@@ -127,17 +131,40 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
 
     @staticmethod
     def _relevance_rows(pair, merged, best, count, unusable):
-        """The relevance attribute values of every input feature, in read order."""
+        """position -> the relevance attribute values of the input feature read at that position.
+
+        Rows are made one at a time while writing, from (n,) arrays, so a million features
+        do not become a million lists at once. Position None (a feature the provider did
+        not return when reading) gets NULL everywhere, as do features without a usable geometry.
+        """
         has = best >= 0
         pick = np.where(has, best, 0)
+        values = np.column_stack([np.where(has, merged[key][pick], 0.0) if len(merged[key]) else np.zeros(len(best))
+                                  for key in ("iou", "p", "ca", "cb", "sd")])
+        index_b = merged["index_b"]
+        keys = pair.reference.keys
+        no_relevance = [None] * len(RELEVANCE_FIELDS)
 
-        def column(key):
-            values = merged[key][pick] if len(merged[key]) else np.zeros(len(best))
-            return np.where(has, values, 0.0).tolist()
+        def row_at(position):
+            if position is None or unusable[position]:
+                return no_relevance
+            b = best[position]
+            return [keys[int(index_b[b])] if b >= 0 else None, *values[position].tolist(), int(count[position])]
 
-        match_keys = [pair.reference.keys[int(merged["index_b"][b])] if b >= 0 else None for b in best]
-        rows = [list(values) for values in zip(match_keys, column("iou"), column("p"), column("ca"),
-                                               column("cb"), column("sd"), count.tolist())]
-        for i in np.flatnonzero(unusable):
-            rows[i] = [None] * len(RELEVANCE_FIELDS)
-        return rows
+        return row_at
+
+
+class _Positions:
+    """Feature id -> position in the read order; features come back in that order, so a dict is built only
+    if one does not (and a feature id never read gives None)."""
+
+    def __init__(self, fids):
+        self.fids = fids
+        self.by_id = None
+
+    def __call__(self, fid, expected):
+        if expected < len(self.fids) and self.fids[expected] == fid:
+            return expected
+        if self.by_id is None:
+            self.by_id = {int(f): i for i, f in enumerate(self.fids)}
+        return self.by_id.get(fid)

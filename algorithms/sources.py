@@ -4,11 +4,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from qgis.core import QgsFeatureRequest, QgsProcessingException, QgsWkbTypes
+from qgis.core import Qgis, QgsFeatureRequest, QgsGeometry, QgsPolygon, QgsProcessingException, QgsWkbTypes
 
 from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS
 
 _CANCEL_CHECK_EVERY = 2000
+_TRIANGLE = getattr(getattr(Qgis, "WkbType", None), "Triangle", None) or QgsWkbTypes.Triangle
 
 
 @dataclass
@@ -18,7 +19,8 @@ class SourceArrays:
     fids : (n,) int64 feature ids.
     keys : (n,) object array, the key field's values, or the feature ids.
     geoms : (n,) shapely geometries in the layer CRS, None where the feature had none
-        or GEOS could not read it.
+        or GEOS could not read it; the whole field is None once the layer is converted
+        to lon/lat (:meth:`.layers.LayerPair.to_lonlat`).
     crs : a string pyproj understands (authority code or WKT).
     n_unreadable : geometries present in QGIS that GEOS could not read even after fixing.
     values : dict of (n,) float arrays, one per requested numeric field (NULL -> NaN).
@@ -66,7 +68,8 @@ def _field_index(source, name, layer_label):
 def read_polygon_source(source, layer_label, key_field=None, feedback=None, value_fields=()):
     """Read every feature of ``source`` (selection already applied by Processing).
 
-    Curved geometries are segmentized, since GEOS reads only linear ones.
+    Curved geometries are segmentized and triangles read as polygons, since GEOS reads
+    neither (see :func:`_for_geos`).
     ``value_fields`` are numeric fields read as float arrays. Returns None when the
     user cancels.
     """
@@ -98,9 +101,7 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
         if geometry.isNull():
             wkbs.append(None)
             continue
-        if QgsWkbTypes.isCurvedType(geometry.wkbType()):
-            geometry = geometry.__class__(geometry.constGet().segmentize())
-        wkbs.append(bytes(geometry.asWkb()))
+        wkbs.append(bytes(_for_geos(geometry).asWkb()))
 
     present = np.array([w is not None for w in wkbs], dtype=bool)
     geoms = np.full(len(wkbs), None, dtype=object)
@@ -112,6 +113,16 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
     value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
                     for name, column in zip(value_fields, values)}
     return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable, value_arrays)
+
+
+def _for_geos(geometry):
+    """The geometry in a type GEOS reads: curves segmentized, a triangle as the polygon it is."""
+    flat_type = QgsWkbTypes.flatType(geometry.wkbType())
+    if QgsWkbTypes.isCurvedType(flat_type):
+        return QgsGeometry(geometry.constGet().segmentize())
+    if flat_type == _TRIANGLE:
+        return QgsGeometry(QgsPolygon(geometry.constGet().exteriorRing().clone()))
+    return geometry
 
 
 def _as_float(value):

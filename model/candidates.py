@@ -20,6 +20,8 @@ import shapely
 # a smaller divisor only makes the coarse box larger, so it stays conservative.
 _METRES_PER_DEGREE_LOWER_BOUND = 110_000.0
 _MAX_LATITUDE_FOR_WIDENING = 89.0
+# Query boxes made at a time in coarse_candidates (bounds its scratch memory).
+_QUERY_SLICE = 100_000
 
 
 def lonlat_boxes(lonlat_geoms):
@@ -115,15 +117,30 @@ def coarse_candidates(lonlat_a, lonlat_b, distance_m=0.0, exclude_same_index=Fal
     widened_a = np.concatenate([widened_a, widened_a[past_east] - [360, 0, 360, 0],
                                 widened_a[past_west] + [360, 0, 360, 0]])
     owner_a = np.concatenate([owner_a, owner_a[past_east], owner_a[past_west]])
-    tree = shapely.STRtree(shapely.box(*boxes_b.T))
-    query_pos, tree_pos = tree.query(shapely.box(*widened_a.T), predicate="intersects")
-    index_a = owner_a[query_pos]
-    index_b = owner_b[tree_pos]
+    # Only envelopes are compared (boxes against boxes), so a feature whose box is its own envelope
+    # is indexed as itself, and the query boxes are made a slice at a time: no layer-sized copy.
+    tree = shapely.STRtree(_geometries_with_envelopes(boxes_b, owner_b, np.asarray(lonlat_b, dtype=object)))
+    query_pos, tree_pos = [], []
+    for start in range(0, len(widened_a), _QUERY_SLICE):
+        found = tree.query(shapely.box(*widened_a[start:start + _QUERY_SLICE].T))
+        query_pos.append(found[0] + start)
+        tree_pos.append(found[1])
+    index_a = owner_a[np.concatenate(query_pos)]
+    index_b = owner_b[np.concatenate(tree_pos)]
     if exclude_same_index:
         keep = index_a != index_b
         index_a, index_b = index_a[keep], index_b[keep]
     key = np.unique(index_a.astype(np.int64) * len(lonlat_b) + index_b)
     return key // len(lonlat_b), key % len(lonlat_b)
+
+
+def _geometries_with_envelopes(boxes, owner, geoms):
+    """(m,) geometries whose envelopes are ``boxes``: the owning feature itself where its box is its envelope."""
+    items = geoms[owner]
+    own = np.all(shapely.bounds(items) == boxes, axis=1)
+    if not own.all():
+        items[~own] = shapely.box(*boxes[~own].T)
+    return items
 
 
 def boxes_within(local_a, local_b, distance_m=0.0):

@@ -201,7 +201,7 @@ def model_geometry(geoms):
     return geoms
 
 
-def model_layer(layer):
+def model_layer(layer, max_vertices=1_000_000):
     """The layer as the network sees it: every geometry repaired once, large ones simplified.
 
     Each usable geometry of the :class:`.frame.LonLatLayer` is projected into its own
@@ -211,12 +211,17 @@ def model_layer(layer):
     they take part in, without repairing or simplifying per pair: a country that
     borders eighty provinces is handled once, not eighty times.
 
+    Geometries that needed neither repair nor simplification are returned as they are
+    (the same objects), so a layer of clean small features is not held twice; the work
+    runs in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too.
+
     Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
     features whose geometry needed repair.
     """
     from dataclasses import replace
 
     from .frame import laea_forward, laea_inverse, repair_polygonal
+    from .pairs import chunk_bounds
 
     geoms = np.asarray(layer.geoms, dtype=object)
     repaired = np.zeros(len(geoms), dtype=bool)
@@ -224,17 +229,22 @@ def model_layer(layer):
     if not len(usable):
         return layer, repaired
     unit = layer.unit_centres[usable]
-    lon0 = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
-    lat0 = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
-    coords, owner = shapely.get_coordinates(geoms[usable], return_index=True)
-    x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
-    local = shapely.set_coordinates(geoms[usable].copy(), np.column_stack([x, y]))
-    repaired[usable] = repair_polygonal(local)
-    local = model_geometry(local)
-    coords, owner = shapely.get_coordinates(local, return_index=True)
-    lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
+    centre_lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
+    centre_lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
     result = geoms.copy()
-    result[usable] = shapely.set_coordinates(local, np.column_stack([lon, lat]))
+    for start, stop in chunk_bounds(shapely.get_num_coordinates(geoms[usable]), max_vertices):
+        index, lon0, lat0 = usable[start:stop], centre_lon[start:stop], centre_lat[start:stop]
+        coords, owner = shapely.get_coordinates(geoms[index], return_index=True)
+        x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
+        local = shapely.set_coordinates(geoms[index].copy(), np.column_stack([x, y]))
+        repaired[index] = repair_polygonal(local)
+        changed = repaired[index] | (shapely.get_num_coordinates(local) > MAX_MODEL_VERTICES)
+        if not changed.any():
+            continue
+        local = model_geometry(local[changed])
+        coords, owner = shapely.get_coordinates(local, return_index=True)
+        lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0[changed][owner], lat0[changed][owner])
+        result[index[changed]] = shapely.set_coordinates(local, np.column_stack([lon, lat]))
     return replace(layer, geoms=result), repaired
 
 

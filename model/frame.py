@@ -287,10 +287,31 @@ def _polygonal_parts_of_collections(collections):
 
 
 def _nonfinite_geometry_mask(geoms):
-    """(n,) bool: geometry has any NaN/inf coordinate."""
+    """(n,) bool: lon/lat geometry has a NaN/inf coordinate or a latitude beyond +-90 degrees (off the globe)."""
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    bad_vertex = ~np.isfinite(coords).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad_vertex = ~np.isfinite(coords).all(axis=1) | (np.abs(coords[:, 1]) > 90.0)
     return np.bincount(owner[bad_vertex], minlength=len(geoms)) > 0
+
+
+def _wrap_longitudes(geoms):
+    """Longitudes beyond +-180 degrees (0..360 data, say) brought into [-180, 180], in place.
+
+    Only geometries with such a vertex are touched, and in them only those vertices, so a
+    ring that runs along +-180 exactly (a polar cap cut at the antimeridian) keeps its shape;
+    a ring that crossed 180 in 0..360 longitudes becomes the usual antimeridian-crossing ring.
+    """
+    with np.errstate(invalid="ignore"):
+        bounds = shapely.bounds(geoms)
+        beyond = (bounds[:, 0] < -180.0) | (bounds[:, 2] > 180.0)
+    if not beyond.any():
+        return
+    coords = shapely.get_coordinates(geoms[beyond])
+    lon = coords[:, 0]
+    with np.errstate(invalid="ignore"):
+        outside = np.abs(lon) > 180.0
+    lon[outside] = np.remainder(lon[outside] + 180.0, 360.0) - 180.0
+    geoms[beyond] = shapely.set_coordinates(geoms[beyond].copy(), coords)
 
 
 def _to_pyproj_crs(crs):
@@ -318,7 +339,8 @@ class LonLatLayer:
         None where the feature is unusable (see the masks).  Not yet repaired:
         validity is fixed later, in the metric frame.
       missing: (n,) bool, the input was None or empty.
-      nonfinite: (n,) bool, a coordinate was NaN/inf in the input or after the
+      nonfinite: (n,) bool, a coordinate was NaN/inf, or a latitude beyond +-90
+        degrees (off the globe), in the input or after the
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
@@ -370,8 +392,9 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     * None/empty geometries -> None, flagged in ``missing``;
     * Z/M are dropped;
     * GeometryCollections keep their polygonal parts (as a MultiPolygon);
-    * features with non-finite coordinates (input or after the transform)
-      -> None, flagged in ``nonfinite``.
+    * features with non-finite coordinates or latitudes beyond +-90 degrees
+      (input or after the transform) -> None, flagged in ``nonfinite``;
+    * longitudes beyond +-180 degrees are wrapped into [-180, 180].
 
     Raises
     ------
@@ -424,6 +447,7 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
 
     nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
     geoms[nonfinite] = None
+    _wrap_longitudes(geoms)
     return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation)
 
 

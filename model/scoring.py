@@ -21,10 +21,10 @@ from typing import Optional
 
 import numpy as np
 
-from .encoding import model_geometry, model_layer, pair_descriptors
+from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, model_geometry, model_layer, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
-from .mixture import GaussianMixture
-from .network import BUNDLED_MODEL, MixtureNetwork, load_model_file
+from .mixture import GaussianMixture, mixture_from_raw
+from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, load_model_file
 
 QMC_POINTS = 256
 QMC_SEED = 20261122
@@ -125,7 +125,7 @@ class OverlapModel:
     def __init__(self, config, weights, path=None):
         self.config = config
         self.path = path
-        self.network = MixtureNetwork(config, weights)
+        self.network = _usable_network(config, weights, path)
 
     @classmethod
     def load(cls, path=None):
@@ -144,7 +144,15 @@ class OverlapModel:
         if not model_geometries:
             a, b = model_geometry(a), model_geometry(b)
         descriptors, context = pair_descriptors(a, b, sigma)
-        overlap, centroid = self.network.mixtures(descriptors)
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
+            raw = self.network.raw(descriptors)
+        broken = ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
+        if broken.any():
+            raise ModelFileError(
+                f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
+                f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
+        overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
+        centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
             centroid.log_weights,
@@ -197,6 +205,32 @@ class OverlapModel:
             frames=frames,
             crs=crs,
         )
+
+
+def _usable_network(config, weights, path):
+    """The network of a model file whose digest checked out; anything malformed is a ModelFileError.
+
+    A file can carry a correct SHA-256 and still be unusable (written by hand, another encoding):
+    its layout, its weights' finiteness and shapes are checked here, by one forward pass.
+    """
+    name = path or "The model"
+    inputs = tuple(config.get("network", {}).get("inputs", ()))
+    if inputs != DESCRIPTOR_NAMES:
+        raise ModelFileError(f"{name} reads the descriptors {list(inputs)}, not the {N_DESCRIPTORS} this plugin "
+                             "computes; retrain it with this version of the plugin.")
+    not_finite = sorted(key for key, value in weights.items()
+                        if np.asarray(value).dtype.kind in "fc" and not np.isfinite(value).all())
+    if not_finite:
+        raise ModelFileError(f"{name} has non-finite weights ({', '.join(not_finite)}); it cannot be used.")
+    try:
+        network = MixtureNetwork(config, weights)
+        raw = network.raw(np.zeros((1, N_DESCRIPTORS), dtype=np.float32))
+        mixture_from_raw(raw.overlap, network.overlap_components, 2)
+        mixture_from_raw(raw.centroid, network.centroid_components, 2)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ModelFileError(f"{name} is not a usable overlap_relevance model ({type(error).__name__}: {error}); "
+                             "use the bundled model, or retrain.") from None
+    return network
 
 
 def _concat_mixtures(mixtures):

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsFeatureSink,
     QgsProcessing,
     QgsProcessingFeatureSource,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
     QgsWkbTypes,
@@ -44,6 +45,8 @@ SKIP_GEOMETRY_CHECKS = _scoped(
     getattr(QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks", None),
 )
 NO_GEOMETRY_CHECK = _scoped("InvalidGeometryCheck.NoCheck", getattr(QgsFeatureRequest, "GeometryNoCheck", None))
+PARAMETER_ADVANCED = _scoped("ProcessingParameterFlag.Advanced",
+                             getattr(QgsProcessingParameterDefinition, "FlagAdvanced", None))
 FAST_INSERT = getattr(getattr(QgsFeatureSink, "Flag", QgsFeatureSink), "FastInsert", None)
 if FAST_INSERT is None:  # pragma: no cover - every supported QGIS has one of the two
     FAST_INSERT = QgsFeatureSink.FastInsert

@@ -29,6 +29,19 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
     def versionInfo(self):  # noqa: N802 (QGIS's name)
         return __version__
 
+    def load(self):
+        """Add the provider's Processing option (the training interpreter), then the algorithms."""
+        from .settings import add_processing_options
+
+        add_processing_options(self)
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        from .settings import remove_processing_options
+
+        remove_processing_options()
+
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)
         from ..algorithms import ALGORITHMS
 

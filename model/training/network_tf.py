@@ -66,6 +66,33 @@ def build_model(input_mean, input_std, hidden=(128, 128, 64), activation="relu",
     return model
 
 
+def model_from_file(config, weights, seed=0):
+    """The Keras model of a model file (``config`` and ``weights`` of :func:`..network.load_model_file`).
+
+    Builds the architecture the config records with :func:`build_model` and loads every
+    weight (the input standardisation included), so that the Keras model computes what
+    :class:`..network.MixtureNetwork` computes; used to fine-tune a model. Raises
+    ValueError when the file's network does not fit this version's descriptors or layout.
+    """
+    network = config["network"]
+    if list(network["inputs"]) != list(DESCRIPTOR_NAMES):
+        raise ValueError("the model was trained on other descriptors than this version of the plugin computes; "
+                         "train from scratch instead")
+    if list(network.get("residual_means", RESIDUAL_MEANS)) != list(RESIDUAL_MEANS):
+        raise ValueError(f"the model's residual means {network.get('residual_means')} are not {list(RESIDUAL_MEANS)}")
+    n_trunk = int(network["n_trunk"])
+    hidden = network.get("hidden") or [int(np.shape(weights[f"trunk_{i}_bias"])[0]) for i in range(n_trunk)]
+    model = build_model(np.asarray(weights["input_mean"], dtype=np.float32),
+                        np.asarray(weights["input_std"], dtype=np.float32), hidden=tuple(int(h) for h in hidden),
+                        activation=network["activation"], overlap_components=int(network["overlap_components"]),
+                        centroid_components=int(network["centroid_components"]), seed=seed)
+    for i in range(n_trunk):
+        model.get_layer(f"trunk_{i}").set_weights([weights[f"trunk_{i}_kernel"], weights[f"trunk_{i}_bias"]])
+    model.get_layer("overlap_head").set_weights([weights["overlap_kernel"], weights["overlap_bias"]])
+    model.get_layer("centroid").set_weights([weights["centroid_kernel"], weights["centroid_bias"]])
+    return model
+
+
 def losses(model):
     layout = model.mdn_layout
     return {

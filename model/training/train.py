@@ -100,17 +100,24 @@ def configure_tensorflow(seed, threads=None):
 
 
 def fit(train, validation, *, epochs, batch_size, learning_rate, seed, hidden, activation, components,
-        verbose="auto", callbacks=()):
-    """Train one model; returns (keras model, history dict, input mean, input std)."""
+        verbose="auto", callbacks=(), initial=None):
+    """Train one model; returns (keras model, history dict, input mean, input std).
+
+    initial : optional callable returning (keras model, input mean, input std) to train further
+        (fine-tuning) instead of a new model; called after TensorFlow is configured.
+    """
     import keras
 
     from .network_tf import build_model, losses
 
     configure_tensorflow(seed)
-    mean = train["x"].mean(axis=0)
-    std = np.maximum(train["x"].std(axis=0), 1e-3)
-    model = build_model(mean, std, hidden=hidden, activation=activation, overlap_components=components,
-                        centroid_components=components, seed=seed)
+    if initial is not None:
+        model, mean, std = initial()
+    else:
+        mean = train["x"].mean(axis=0)
+        std = np.maximum(train["x"].std(axis=0), 1e-3)
+        model = build_model(mean, std, hidden=hidden, activation=activation, overlap_components=components,
+                            centroid_components=components, seed=seed)
     steps = epochs * int(np.ceil(len(train["x"]) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1), alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=losses(model))

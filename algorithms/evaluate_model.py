@@ -1,0 +1,222 @@
+"""overlaprelevance:evaluatemodel — how well a model does on the user's layers, as an HTML report."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
+
+from ..plugin.compat import NUMBER_INTEGER, PARAMETER_ADVANCED
+from .base import OverlapRelevanceAlgorithm
+from .parameters import (
+    INPUT,
+    LAYER_PAIR_HELP,
+    MODEL_HELP,
+    POSITIONAL_UNCERTAINTY,
+    POSITIONAL_UNCERTAINTY_FIELD,
+    REFERENCE,
+    add_layer_pair_parameters,
+    add_model_parameters,
+)
+from .relevance_run import Cancelled, prepare_relevance_run
+
+MC_SAMPLES = "MC_SAMPLES"
+MC_PAIRS = "MC_PAIRS"
+SEED = "SEED"
+OUTPUT = "OUTPUT"
+MAE_IOU = "MAE_IOU"
+BEST_MATCH_AGREEMENT = "BEST_MATCH_AGREEMENT"
+INTERVAL_COVERAGE = "INTERVAL_COVERAGE"
+CRPS = "CRPS"
+N_PAIRS = "N_PAIRS"
+N_TRUTH_PAIRS = "N_TRUTH_PAIRS"
+
+# (output name, description, metrics key)
+NUMERIC_OUTPUTS = (
+    (MAE_IOU, "MAE of the mean IoU against the truth", "iou_mae"),
+    (BEST_MATCH_AGREEMENT, "Best-match agreement (share of input features)", "best_match_agreement"),
+    (INTERVAL_COVERAGE, "Coverage of the central 90 % IoU interval", "interval_coverage"),
+    (CRPS, "CRPS of the IoU distribution", "crps"),
+    (N_PAIRS, "Candidate pairs", "n_pairs"),
+    (N_TRUTH_PAIRS, "Pairs with truth (the metrics' pairs)", "n_truth"),
+)
+
+
+class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
+    GROUP_ID = "model"
+    GROUP = "Model"
+
+    def name(self):
+        return "evaluatemodel"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return "Evaluate relevance model"
+
+    def shortHelpString(self):  # noqa: N802 (QGIS's name)
+        outputs = "".join(f"<li><b>{name}</b>: {description}</li>" for name, description, _ in NUMERIC_OUTPUTS)
+        return (
+            "<p>Measures how well a relevance model (the bundled one or a trained model file) predicts the "
+            "overlaps of your own layers, and writes an HTML report with the metrics of the model card and "
+            "plots. Use it to decide whether the bundled model is good enough for your data, or whether a model "
+            "trained with 'Train relevance model' is better.</p>"
+            "<p><b>Truth</b>: at σ = 0, the exact overlap of every candidate pair, computed with GEOS on the "
+            "full-detail geometries in the pair's local metric frame. At σ &gt; 0 the truth is the distribution of "
+            "the overlap under random displacements d ~ N(0, σ²I₂) of the reference feature, estimated by "
+            "Monte-Carlo on a subset of the pairs (whole input features, so that best matches can be compared "
+            "too). The model is run exactly as the scoring algorithms run it.</p>"
+            "<p><b>Metrics</b>: mean absolute error (MAE) of the predicted mean IoU and of the two mean coverages; "
+            "best-match agreement (the share of input features whose predicted best reference feature is the "
+            "true best); coverage of the predicted central 90 % interval (calibrated: about 0.9); PIT coverage; "
+            "CRPS of the predicted IoU distribution (lower is better; at σ &gt; 0 next to the CRPS of the "
+            "Monte-Carlo sample itself); intersection-centroid error relative to the pair's size (σ = 0).</p>"
+            "<p><b>Plots</b>: predicted against true IoU with 5–95 % interval bars; calibration curve and PIT "
+            "histogram; interval coverage by σ (by σ bucket when a σ field is given); error by geometry "
+            "complexity (vertex count buckets). The plots need matplotlib in QGIS's Python; without it the "
+            "report holds the tables only.</p>"
+            + LAYER_PAIR_HELP + MODEL_HELP +
+            "<h3>Monte-Carlo truth</h3><ul>"
+            "<li><b>Monte-Carlo displacements per pair</b> (MC_SAMPLES): more is more precise and slower.</li>"
+            "<li><b>Monte-Carlo pairs</b> (MC_PAIRS): about how many σ &gt; 0 pairs get Monte-Carlo truth.</li>"
+            "<li><b>Seed</b> (advanced): seeds the subset, the displacements and the randomised PIT.</li></ul>"
+            "<h3>Outputs</h3><ul><li><b>Report</b>: an HTML file with the metrics, the plots (embedded images) "
+            "and tables by σ and by vertex count.</li>" + outputs +
+            "</ul><p>The numbers are outputs of the algorithm, so graphical models and scripts can use them; a "
+            "metric that cannot be measured (e.g. no pair has truth) is empty.</p>"
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        add_layer_pair_parameters(self)
+        add_model_parameters(self, with_threshold=False)
+        self.addParameter(QgsProcessingParameterNumber(
+            MC_SAMPLES, "Monte-Carlo displacements per pair (σ > 0)", NUMBER_INTEGER, 128, minValue=8, maxValue=8192))
+        self.addParameter(QgsProcessingParameterNumber(
+            MC_PAIRS, "Monte-Carlo pairs (about; σ > 0)", NUMBER_INTEGER, 500, minValue=0, maxValue=1_000_000))
+        seed = QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 3, minValue=0)
+        seed.setFlags(seed.flags() | PARAMETER_ADVANCED)
+        self.addParameter(seed)
+        self.addParameter(QgsProcessingParameterFileDestination(OUTPUT, "Report", "HTML files (*.html)"))
+        for name, description, _ in NUMERIC_OUTPUTS:
+            self.addOutput(QgsProcessingOutputNumber(name, description))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        from ..model.network import ModelFileError
+        from ..model.report import evaluate_layers, figures, render_html
+
+        out_path = self.parameterAsFileOutput(parameters, OUTPUT, context)
+        if not out_path:
+            raise QgsProcessingException(self.invalidParameterError(parameters, OUTPUT))
+        started = time.perf_counter()
+        try:
+            run = prepare_relevance_run(self, parameters, context, feedback)
+        except Cancelled:
+            return {}
+        feedback.setProgress(25)
+
+        def progress(fraction, text=None):
+            if text:
+                feedback.setProgressText(text)
+            feedback.setProgress(25 + 65 * fraction)
+
+        try:
+            evaluation = evaluate_layers(
+                run.model, run.lonlat_input, run.lonlat_reference, run.model_input, run.model_reference, run.sigma,
+                run.pair.search_distance, *run.pair.same_layer_ids(),
+                mc_pairs=self.parameterAsInt(parameters, MC_PAIRS, context),
+                mc_samples=self.parameterAsInt(parameters, MC_SAMPLES, context),
+                seed=self.parameterAsInt(parameters, SEED, context), progress=progress,
+                cancelled=feedback.isCanceled)
+        except ModelFileError as error:  # a model whose outputs turn out unusable on these pairs
+            raise QgsProcessingException(str(error)) from None
+        if evaluation is None or feedback.isCanceled():
+            return {}
+        metrics = evaluation.metrics
+        if metrics["n_truth"] == 0:
+            feedback.pushWarning("No candidate pair has truth (no pairs, or σ > 0 with MC_PAIRS = 0): the metrics "
+                                 "are empty.")
+
+        feedback.setProgressText("Writing the report")
+        sigma_field = self.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
+        notes = []
+        images = None
+        try:
+            images = figures(evaluation, per_feature_sigma=bool(sigma_field))
+        except ImportError:
+            notes.append("The plots are missing: QGIS's Python has no matplotlib. Install it (for example "
+                         "python3 -m pip install --user matplotlib, or your system's python3-matplotlib package) "
+                         "and run the algorithm again.")
+            feedback.pushWarning(notes[-1])
+        if feedback.isCanceled():
+            return {}
+        info = {
+            "model": self._model_info(run.model),
+            "input": self._layer_text(parameters, INPUT, context, len(run.pair.input.fids)),
+            "reference": self._layer_text(parameters, REFERENCE, context, len(run.pair.reference.fids)),
+            "sigma": self._sigma_text(parameters, context, sigma_field, run.sigma),
+            "per_feature_sigma": bool(sigma_field),
+            "notes": notes,
+        }
+        document = render_html(evaluation, info, images, run.pair.input.keys, run.pair.reference.keys)
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(document, encoding="utf-8")
+        self._log_metrics(feedback, metrics, time.perf_counter() - started, out_path)
+        feedback.setProgress(100)
+        results = {OUTPUT: out_path}
+        for name, _, key in NUMERIC_OUTPUTS:
+            value = metrics.get(key)
+            results[name] = None if value is None or not np.isfinite(value) else value
+        return results
+
+    @staticmethod
+    def _model_info(model):
+        config = model.config
+        training = config.get("training", {})
+        parts = []
+        if training.get("kind"):
+            parts.append(training["kind"])
+        for key, label in (("epochs", "epochs"), ("train_pairs", "synthetic training pairs"),
+                           ("train_samples", "training samples")):
+            if training.get(key) is not None:
+                parts.append(f"{training[key]:,} {label}" if isinstance(training[key], int) else
+                             f"{training[key]} {label}")
+        data = training.get("data", {})
+        layers = data.get("source_layers", {})
+        if layers:
+            parts.append("layers " + " × ".join(str(layers[side].get("name")) for side in ("input", "reference")
+                                                if side in layers))
+        if data.get("sigma_m") is not None:
+            parts.append(f"σ = {data['sigma_m']:g} m")
+        if training.get("final_val_loss") is not None:
+            parts.append(f"final validation loss {training['final_val_loss']:.4f}")
+        return {"path": str(model.path), "sha256": config.get("weights_sha256", ""),
+                "training": ", ".join(parts) or "not recorded"}
+
+    def _layer_text(self, parameters, name, context, n_features):
+        source = self.parameterAsSource(parameters, name, context)
+        label = source.sourceName() if source is not None else name
+        crs = source.sourceCrs().authid() if source is not None else ""
+        return f"{label} ({n_features:,} features{', ' + crs if crs else ''})"
+
+    def _sigma_text(self, parameters, context, sigma_field, sigma):
+        value = self.parameterAsDouble(parameters, POSITIONAL_UNCERTAINTY, context)
+        if not sigma_field:
+            return f"{value:g} m"
+        low, high = (float(sigma.min()), float(sigma.max())) if len(sigma) else (value, value)
+        return f"field '{sigma_field}' ({low:g}–{high:g} m; {value:g} m where empty)"
+
+    @staticmethod
+    def _log_metrics(feedback, metrics, seconds, out_path):
+        def text(value, percent=False):
+            if value is None:
+                return "—"
+            return f"{100 * value:.2f} %" if percent else f"{value:.4f}"
+
+        feedback.pushInfo(
+            f"{metrics['n_pairs']} candidate pairs, {metrics['n_truth']} with truth: MAE of the mean IoU "
+            f"{text(metrics['iou_mae'])}, best-match agreement {text(metrics['best_match_agreement'], True)}, "
+            f"90 % interval coverage {text(metrics['interval_coverage'])}, CRPS {text(metrics['crps'])}.")
+        feedback.pushInfo(f"Report written: {out_path} ({seconds:.1f} s).")
