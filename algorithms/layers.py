@@ -61,8 +61,9 @@ class LayerPair:
             unusable = int(np.count_nonzero(~lonlat.usable))
             if unusable:
                 feedback.pushWarning(
-                    f"{unusable} {label} feature(s) have no usable geometry (null, empty, or with coordinates "
-                    "that are not finite or lie off the globe in lon/lat) and were skipped."
+                    f"{unusable} {label} feature(s) have no usable geometry (null, empty, with coordinates that "
+                    "are not finite or lie off the globe in lon/lat, or reaching more than 90° from their centre, "
+                    "which no local frame can measure) and were skipped."
                 )
             if arrays.n_unreadable:
                 feedback.pushWarning(f"{arrays.n_unreadable} {label} geometries could not be read by GEOS.")

@@ -36,8 +36,11 @@ LAYER_PAIR_HELP = (
     "<p><b>Search distance</b> (metres): a pair is a candidate when the gap between the two features' "
     "bounding boxes, measured in the pair's local frame, is at most this distance; 0 means touching "
     "bounding boxes.</p>"
-    "<p>Invalid geometries are repaired (GEOS make_valid) and counted in the log; features without "
-    "geometry are skipped.</p>"
+    "<p>Invalid geometries are repaired (GEOS make_valid) and counted in the log; curved geometries are "
+    "segmentized and Z/M values ignored. Features without a usable geometry are skipped and counted in the log: "
+    "no geometry, an empty one, coordinates that are not finite or lie off the globe (latitude beyond ±90°; "
+    "longitudes in 0..360 are fine), or a feature reaching more than 90° from its centre (a whole-world box), "
+    "which no local frame can measure.</p>"
 )
 
 

@@ -106,7 +106,8 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
     present = np.array([w is not None for w in wkbs], dtype=bool)
     geoms = np.full(len(wkbs), None, dtype=object)
     if present.any():
-        geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
+        with np.errstate(invalid="ignore"):  # NaN coordinates: flagged later (frame.layer_to_lonlat)
+            geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
     n_unreadable = int(np.count_nonzero(present & shapely.is_missing(geoms)))
     key_array = np.empty(len(keys), dtype=object)
     key_array[:] = [None if _is_null(k) else k for k in keys]

@@ -7,7 +7,8 @@ Search runs in two stages.
    highest latitude, so it never misses a pair. A geometry whose longitudes span more
    than 180 degrees is taken to cross the antimeridian: its box is rebuilt in
    0..360 longitudes and indexed twice (shifted by -360 as well), so neighbours on
-   both sides of the date line find it.
+   both sides of the date line find it. A geometry whose exterior ring winds once round
+   a pole holds that pole: its box spans every longitude up to the pole.
 2. **Fine, in metres** (:func:`boxes_within`): in each pair's local metric frame the
    gap between the two bounding boxes must be at most the search distance. A search
    distance of 0 therefore means "touching bounding boxes".
@@ -57,6 +58,15 @@ def lonlat_boxes(lonlat_geoms):
         # Keep the original box for shapes that really are wider than 180 degrees
         # (continents); use the shifted box and its -360 twin for true crossers.
         narrower = (shifted[:, 2] - shifted[:, 0]) < (bounds[crossing, 2] - bounds[crossing, 0])
+        # A ring that winds once round a pole holds it, however it reaches it (cut along the
+        # antimeridian up to the pole, or not, as after simplification or from a polar CRS):
+        # its box is the whole cap, every longitude up to the pole.
+        north, south = _encircled_poles(geoms[crossing_index])
+        polar = np.flatnonzero(crossing)[north | south]
+        narrower[north | south] = False
+        bounds[polar, 0], bounds[polar, 2] = -180.0, 180.0
+        bounds[np.flatnonzero(crossing)[north], 3] = 90.0
+        bounds[np.flatnonzero(crossing)[south], 1] = -90.0
         west = shifted.copy()
         west[:, [0, 2]] -= 360.0
         keep_original = np.ones(len(index), dtype=bool)
@@ -64,6 +74,24 @@ def lonlat_boxes(lonlat_geoms):
         boxes = [bounds[keep_original], shifted[narrower], west[narrower]]
         owners = [index[keep_original], crossing_index[narrower], crossing_index[narrower]]
     return np.concatenate(boxes), np.concatenate(owners)
+
+
+def _encircled_poles(geoms):
+    """(north, south): (n,) bool, an exterior ring of the lon/lat geometry winds once round that pole.
+
+    Only a ring whose longitudes span more than 180 degrees can; the caller passes those.
+    """
+    parts, part_owner = shapely.get_parts(geoms, return_index=True)
+    coords, ring = shapely.get_coordinates(shapely.get_exterior_ring(parts), return_index=True)
+    step = np.remainder(np.diff(coords[:, 0]) + 180.0, 360.0) - 180.0  # each edge the short way round
+    same_ring = ring[1:] == ring[:-1]
+    winding = np.bincount(ring[1:][same_ring], weights=step[same_ring], minlength=len(parts))
+    mean_lat = np.bincount(ring, weights=coords[:, 1], minlength=len(parts)) / np.maximum(
+        np.bincount(ring, minlength=len(parts)), 1)
+    around = np.abs(winding) > 180.0
+    north = np.bincount(part_owner[around & (mean_lat > 0)], minlength=len(geoms)) > 0
+    south = np.bincount(part_owner[around & (mean_lat < 0)], minlength=len(geoms)) > 0
+    return north, south
 
 
 def widen_lonlat_boxes(boxes, distance_m):

@@ -212,8 +212,8 @@ def model_layer(layer, max_vertices=1_000_000):
     borders eighty provinces is handled once, not eighty times.
 
     Geometries that needed neither repair nor simplification are returned as they are
-    (the same objects), so a layer of clean small features is not held twice; the work
-    runs in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too.
+    (the same objects), so a layer of clean small features is not held twice; the work is
+    done in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too.
 
     Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
     features whose geometry needed repair.

@@ -27,13 +27,17 @@ Limitations
   parallel spanning many degrees) are not densified; for the features this
   plugin compares (metres to tens of km) the difference from geodesic edges
   is negligible.
-* A polygon that contains a pole must be given the usual way in lon/lat (a
-  ring cut along the antimeridian that runs up to the pole); it then comes
-  out correct in a frame centred near the pole, because every lon/lat vertex
-  at latitude +-90 maps to the same point.
+* A polygon that contains a pole may come the usual way in lon/lat (a ring
+  cut along the antimeridian that runs up to the pole) or as a ring that
+  winds once round the pole (as from a polar CRS); both come out correct in
+  a frame centred near the pole, because every lon/lat vertex at latitude
+  +-90 maps to the same point (:mod:`.candidates` gives such rings the whole
+  polar cap as their box).
 * The frame is only meant for the neighbourhood of the pair: points more than
   a few thousand km from the centre are distorted in shape (never in area)
-  and the antipode of the centre is singular.
+  and the antipode of the centre is singular, so a feature reaching more than
+  90 degrees from its own centre (a whole-world box) is flagged ``oversized``
+  by :func:`layer_to_lonlat` and not measured.
 """
 from __future__ import annotations
 
@@ -301,15 +305,13 @@ def _wrap_longitudes(geoms):
     ring that runs along +-180 exactly (a polar cap cut at the antimeridian) keeps its shape;
     a ring that crossed 180 in 0..360 longitudes becomes the usual antimeridian-crossing ring.
     """
-    with np.errstate(invalid="ignore"):
-        bounds = shapely.bounds(geoms)
-        beyond = (bounds[:, 0] < -180.0) | (bounds[:, 2] > 180.0)
+    bounds = shapely.bounds(geoms)  # NaN for None: never beyond
+    beyond = (bounds[:, 0] < -180.0) | (bounds[:, 2] > 180.0)
     if not beyond.any():
         return
     coords = shapely.get_coordinates(geoms[beyond])
     lon = coords[:, 0]
-    with np.errstate(invalid="ignore"):
-        outside = np.abs(lon) > 180.0
+    outside = np.abs(lon) > 180.0
     lon[outside] = np.remainder(lon[outside] + 180.0, 360.0) - 180.0
     geoms[beyond] = shapely.set_coordinates(geoms[beyond].copy(), coords)
 
@@ -344,6 +346,9 @@ class LonLatLayer:
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
+      oversized: (n,) bool, a vertex lies more than 90 degrees from the
+        feature's centre: no local frame can measure it (a whole-world box, a
+        band round the globe); None means none is.
     """
 
     geoms: np.ndarray
@@ -351,6 +356,7 @@ class LonLatLayer:
     nonfinite: np.ndarray
     crs: pyproj.CRS
     transformation: str = ""
+    oversized: np.ndarray = None
 
     def __len__(self):
         return len(self.geoms)
@@ -364,9 +370,14 @@ class LonLatLayer:
         return int(self.nonfinite.sum())
 
     @property
+    def n_oversized(self) -> int:
+        return 0 if self.oversized is None else int(self.oversized.sum())
+
+    @property
     def usable(self) -> np.ndarray:
         """(n,) bool: features with a geometry to measure."""
-        return ~(self.missing | self.nonfinite)
+        unusable = self.missing | self.nonfinite
+        return ~(unusable if self.oversized is None else unusable | self.oversized)
 
     @cached_property
     def unit_centres(self) -> np.ndarray:
@@ -394,7 +405,9 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     * GeometryCollections keep their polygonal parts (as a MultiPolygon);
     * features with non-finite coordinates or latitudes beyond +-90 degrees
       (input or after the transform) -> None, flagged in ``nonfinite``;
-    * longitudes beyond +-180 degrees are wrapped into [-180, 180].
+    * longitudes beyond +-180 degrees are wrapped into [-180, 180];
+    * features reaching more than 90 degrees from their centre -> None,
+      flagged in ``oversized`` (a local frame cannot hold them).
 
     Raises
     ------
@@ -448,7 +461,9 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
     geoms[nonfinite] = None
     _wrap_longitudes(geoms)
-    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation)
+    oversized = _beyond_hemisphere_mask(geoms)
+    geoms[oversized] = None
+    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, oversized)
 
 
 # --------------------------------------------------------------------------
@@ -498,6 +513,25 @@ def geometry_unit_centres(geoms) -> np.ndarray:
     owners, first = np.unique(owner, return_index=True)
     first_vertex[owners] = unit[first]
     return _normalise_rows(sums, first_vertex)
+
+
+def _beyond_hemisphere_mask(geoms):
+    """(n,) bool: the lon/lat geometry has a vertex more than 90 degrees from its centre.
+
+    Such a feature (a whole-world box, a band round the globe) comes near the antipode of
+    any frame centred on it, where the LAEA frame is singular. Only features whose box is
+    more than 90 degrees wide plus high can (two points are at most that far apart), so
+    only those are looked at vertex by vertex.
+    """
+    oversized = np.zeros(len(geoms), dtype=bool)
+    bounds = shapely.bounds(geoms)  # NaN for None: never large
+    large = np.flatnonzero((bounds[:, 2] - bounds[:, 0]) + (bounds[:, 3] - bounds[:, 1]) > 90.0)
+    if len(large):
+        coords, owner = shapely.get_coordinates(geoms[large], return_index=True)
+        centres = geometry_unit_centres(geoms[large])
+        cosine = np.einsum("ij,ij->i", _lonlat_to_unit(coords[:, 0], coords[:, 1]), centres[owner])
+        oversized[large] = np.bincount(owner[cosine < -1e-12], minlength=len(large)) > 0
+    return oversized
 
 
 def _frame_polygons(geoms, params: _CentreParams):
