@@ -14,18 +14,9 @@ from qgis.core import QgsProcessingException
 from overlap_relevance.model.network import FORMAT_VERSION, load_model_file, save_model_file
 from tools.corpus import BERLIN, berlin_partner, metres_box
 from tools.layers import memory_layer
-from tools.models import numpy_model_file
+from tools.models import numpy_model_file, rewrite_arrays
 
 MODEL_ALGORITHMS = ("scorerelevance", "relevancepairs", "overlaplocation")
-
-
-def _rewrite_arrays(path, mutate):
-    """Change the stored arrays without updating the digest: what tampering looks like."""
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    mutate(arrays)
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
 
 
 def _resave(path, mutate_config=None, mutate_weights=None):
@@ -61,8 +52,8 @@ def _huge_trunk(weights):
 
 
 BAD_FILES = {
-    "tampered": (lambda p: _rewrite_arrays(p, tampered), "failed its integrity check"),
-    "future_version": (lambda p: _rewrite_arrays(p, future_version), f"format version {FORMAT_VERSION + 1}"),
+    "tampered": (lambda p: rewrite_arrays(p, tampered), "failed its integrity check"),
+    "future_version": (lambda p: rewrite_arrays(p, future_version), f"format version {FORMAT_VERSION + 1}"),
     "missing_weight": (lambda p: _resave(p, mutate_weights=lambda w: w.pop("trunk_0_bias")), "not a usable"),
     "wrong_shape": (lambda p: _resave(p, mutate_weights=_set("trunk_0_kernel", np.ones((3, 8), np.float32))),
                     "not a usable"),

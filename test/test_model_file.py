@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from overlap_relevance.model.encoding import N_DESCRIPTORS
-from tools.models import numpy_model_file
+from tools.models import numpy_model_file, rewrite_arrays
 from overlap_relevance.model.network import (
     FORMAT_VERSION,
     MixtureNetwork,
@@ -38,21 +38,13 @@ def test_round_trip_and_digest(tmp_path):
     assert len(overlap) == len(centroid) == 5
 
 
-def _rewrite(path, mutate):
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    mutate(arrays)
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
 def test_tampered_weights_are_refused(tmp_path):
     random_model(tmp_path / "m.npz")
 
     def nudge(arrays):
         arrays["overlap_bias"] = arrays["overlap_bias"] + np.float32(1e-3)
 
-    _rewrite(tmp_path / "m.npz", nudge)
+    rewrite_arrays(tmp_path / "m.npz", nudge)
     with pytest.raises(ModelFileError, match="integrity check"):
         load_model_file(tmp_path / "m.npz")
 
@@ -65,7 +57,7 @@ def test_unknown_format_version_is_refused(tmp_path):
         config["format_version"] = FORMAT_VERSION + 1
         arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
 
-    _rewrite(tmp_path / "m.npz", bump)
+    rewrite_arrays(tmp_path / "m.npz", bump)
     with pytest.raises(ModelFileError, match="format version"):
         load_model_file(tmp_path / "m.npz")
 

@@ -35,3 +35,12 @@ def numpy_model_file(path, seed=0, hidden=(8,), components=2, trunk_scale=0.3, h
     config.update(extra_config or {})
     save_model_file(path, config, weights)
     return weights
+
+
+def rewrite_arrays(path, mutate):
+    """Change a model file's stored arrays in place without updating the digest: what tampering looks like."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    mutate(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
