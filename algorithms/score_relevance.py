@@ -20,6 +20,7 @@ from .relevance_run import Cancelled, prepare_relevance_run
 FIELD_PREFIX = "FIELD_PREFIX"
 OUTPUT = "OUTPUT"
 MAX_FIELD_NAME = 10  # shapefile (dBase) limit
+_WRITE_BATCH = 1000  # features handed to the sink at once, between cancel checks
 
 # (suffix, type, meaning)
 RELEVANCE_FIELDS = (
@@ -93,15 +94,22 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         feedback.setProgressText("Writing the output")
         request = QgsFeatureRequest()
         request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)  # the input is written back exactly as it is
+        batch = []
         for written, feature in enumerate(input_source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
-            if written % 1000 == 0:
+            if written % _WRITE_BATCH == 0:
+                if batch and not sink.addFeatures(batch, FAST_INSERT):
+                    raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT))
+                batch = []
                 if feedback.isCanceled():
                     return self.discard_output(context, dest_id)
                 feedback.setProgress(90.0 + 10.0 * written / max(n_input, 1))
-            out = QgsFeature(fields)
-            out.setGeometry(feature.geometry())
-            out.setAttributes(feature.attributes() + row_at(position_of(feature.id(), written)))
-            sink.addFeature(out, FAST_INSERT)
+            # The feature read keeps its geometry (implicitly shared) and gains the relevance fields.
+            attributes = feature.attributes() + row_at(position_of(feature.id(), written))
+            feature.setFields(fields, False)
+            feature.setAttributes(attributes)
+            batch.append(feature)
+        if batch and not sink.addFeatures(batch, FAST_INSERT):
+            raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT))
         if feedback.isCanceled():
             return self.discard_output(context, dest_id)
         matched = int(np.count_nonzero(best >= 0))
@@ -133,8 +141,8 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
     def _relevance_rows(pair, merged, best, count, unusable):
         """position -> the relevance attribute values of the input feature read at that position.
 
-        Rows are made one at a time while writing, from (n,) arrays, so a million features
-        do not become a million lists at once. Position None (a feature the provider did
+        Rows are made while writing, from (n,) arrays, a batch of positions at a time, so a
+        million features do not become a million lists at once. Position None (a feature the provider did
         not return when reading) gets NULL everywhere, as do features without a usable geometry.
         """
         has = best >= 0
@@ -144,12 +152,16 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         index_b = merged["index_b"]
         keys = pair.reference.keys
         no_relevance = [None] * len(RELEVANCE_FIELDS)
+        block = {"start": -1, "rows": None}  # the Python values of one run of _WRITE_BATCH positions
 
         def row_at(position):
             if position is None or unusable[position]:
                 return no_relevance
+            start = position - position % _WRITE_BATCH
+            if block["start"] != start:
+                block["start"], block["rows"] = start, values[start:start + _WRITE_BATCH].tolist()
             b = best[position]
-            return [keys[int(index_b[b])] if b >= 0 else None, *values[position].tolist(), int(count[position])]
+            return [keys[int(index_b[b])] if b >= 0 else None, *block["rows"][position - start], int(count[position])]
 
         return row_at
 

@@ -86,44 +86,52 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
     request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
 
     total = max(source.featureCount(), 1)
+    needs_conversion = {}  # geometry type -> whether GEOS needs it converted (see _for_geos)
     fids, keys, wkbs = [], [], []
     values = [[] for _ in value_index]
     for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
-        if feedback is not None and count % _CANCEL_CHECK_EVERY == 0:
+        if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None:
             if feedback.isCanceled():
                 return None
             feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
         fids.append(feature.id())
-        keys.append(feature.attribute(key_index) if key_index >= 0 else feature.id())
+        if key_index >= 0:
+            keys.append(feature.attribute(key_index))
         for column, index in zip(values, value_index):
             column.append(feature.attribute(index))
         geometry = feature.geometry()
         if geometry.isNull():
             wkbs.append(None)
-            continue
-        wkbs.append(bytes(_for_geos(geometry).asWkb()))
-
+        else:
+            wkb_type = geometry.wkbType()
+            convert = needs_conversion.get(wkb_type)
+            if convert is None:
+                convert = needs_conversion[wkb_type] = _needs_conversion(wkb_type)
+            wkbs.append(bytes((_for_geos(geometry) if convert else geometry).asWkb()))
     present = np.array([w is not None for w in wkbs], dtype=bool)
     geoms = np.full(len(wkbs), None, dtype=object)
     if present.any():
         with np.errstate(invalid="ignore"):  # NaN coordinates: flagged later (frame.layer_to_lonlat)
             geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
     n_unreadable = int(np.count_nonzero(present & shapely.is_missing(geoms)))
-    key_array = np.empty(len(keys), dtype=object)
-    key_array[:] = [None if _is_null(k) else k for k in keys]
+    key_array = np.empty(len(fids), dtype=object)
+    key_array[:] = [None if _is_null(k) else k for k in keys] if key_index >= 0 else fids
     value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
                     for name, column in zip(value_fields, values)}
     return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable, value_arrays)
 
 
+def _needs_conversion(wkb_type):
+    """Whether GEOS cannot read this geometry type as it is: curves and triangles (see :func:`_for_geos`)."""
+    flat_type = QgsWkbTypes.flatType(wkb_type)
+    return QgsWkbTypes.isCurvedType(flat_type) or flat_type == _TRIANGLE
+
+
 def _for_geos(geometry):
     """The geometry in a type GEOS reads: curves segmentized, a triangle as the polygon it is."""
-    flat_type = QgsWkbTypes.flatType(geometry.wkbType())
-    if QgsWkbTypes.isCurvedType(flat_type):
+    if QgsWkbTypes.isCurvedType(QgsWkbTypes.flatType(geometry.wkbType())):
         return QgsGeometry(geometry.constGet().segmentize())
-    if flat_type == _TRIANGLE:
-        return QgsGeometry(QgsPolygon(geometry.constGet().exteriorRing().clone()))
-    return geometry
+    return QgsGeometry(QgsPolygon(geometry.constGet().exteriorRing().clone()))
 
 
 def _as_float(value):

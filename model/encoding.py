@@ -201,7 +201,7 @@ def model_geometry(geoms):
     return geoms
 
 
-def model_layer(layer, max_vertices=1_000_000):
+def model_layer(layer, max_vertices=200_000, workers=None):
     """The layer as the network sees it: every geometry repaired once, large ones simplified.
 
     Each usable geometry of the :class:`.frame.LonLatLayer` is projected into its own
@@ -213,7 +213,8 @@ def model_layer(layer, max_vertices=1_000_000):
 
     Geometries that needed neither repair nor simplification are returned as they are
     (the same objects), so a layer of clean small features is not held twice; the work is
-    done in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too.
+    done in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too, on
+    ``workers`` threads (None: :func:`.parallel.default_workers`).
 
     Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
     features whose geometry needed repair.
@@ -222,6 +223,7 @@ def model_layer(layer, max_vertices=1_000_000):
 
     from .frame import laea_forward, laea_inverse, repair_polygonal
     from .pairs import chunk_bounds
+    from .parallel import ordered_map
 
     geoms = np.asarray(layer.geoms, dtype=object)
     repaired = np.zeros(len(geoms), dtype=bool)
@@ -232,19 +234,27 @@ def model_layer(layer, max_vertices=1_000_000):
     centre_lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
     centre_lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
     result = geoms.copy()
-    for start, stop in chunk_bounds(shapely.get_num_coordinates(geoms[usable]), max_vertices):
+
+    def prepare(bounds):
+        start, stop = bounds
         index, lon0, lat0 = usable[start:stop], centre_lon[start:stop], centre_lat[start:stop]
         coords, owner = shapely.get_coordinates(geoms[index], return_index=True)
         x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
         local = shapely.set_coordinates(geoms[index].copy(), np.column_stack([x, y]))
-        repaired[index] = repair_polygonal(local)
-        changed = repaired[index] | (shapely.get_num_coordinates(local) > MAX_MODEL_VERTICES)
+        repaired_here = repair_polygonal(local)
+        changed = repaired_here | (shapely.get_num_coordinates(local) > MAX_MODEL_VERTICES)
         if not changed.any():
-            continue
+            return index, repaired_here, changed, None
         local = model_geometry(local[changed])
         coords, owner = shapely.get_coordinates(local, return_index=True)
         lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0[changed][owner], lat0[changed][owner])
-        result[index[changed]] = shapely.set_coordinates(local, np.column_stack([lon, lat]))
+        return index, repaired_here, changed, shapely.set_coordinates(local, np.column_stack([lon, lat]))
+
+    runs = chunk_bounds(shapely.get_num_coordinates(geoms[usable]), max_vertices)
+    for index, repaired_here, changed, lonlat in ordered_map(prepare, runs, workers):
+        repaired[index] = repaired_here
+        if lonlat is not None:
+            result[index[changed]] = lonlat
     return replace(layer, geoms=result), repaired
 
 

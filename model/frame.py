@@ -316,6 +316,15 @@ def _wrap_longitudes(geoms):
     geoms[beyond] = shapely.set_coordinates(geoms[beyond].copy(), coords)
 
 
+def _has_z_or_m(geoms):
+    """(n,) bool: the geometry has Z or M values (M only where shapely knows it, >= 2.1)."""
+    has = shapely.has_z(geoms)
+    try:
+        return has | shapely.has_m(geoms)
+    except (AttributeError, shapely.errors.UnsupportedGEOSVersionError):  # cannot tell: assume M
+        return np.ones_like(has)
+
+
 def _to_pyproj_crs(crs):
     if isinstance(crs, str):  # numpy.str_ too: pyproj 3.4 misreads it ("EPSG:EPSG:...")
         crs = str(crs)
@@ -384,6 +393,11 @@ class LonLatLayer:
         """(n, 3) unit vectors of each feature's centre (see :func:`geometry_unit_centres`), cached."""
         return geometry_unit_centres(self.geoms)
 
+    @cached_property
+    def vertex_trig(self) -> "_VertexTrig":
+        """Per-vertex trigonometry of the features with many vertices (see :class:`_VertexTrig`), cached."""
+        return _VertexTrig.of(self.geoms)
+
 
 def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     """Convert one layer's polygons to WGS84 lon/lat degrees with a validity report.
@@ -442,7 +456,8 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
             f"feature index {first}). Only Polygon and MultiPolygon layers can be compared."
         )
 
-    geoms = shapely.force_2d(geoms)
+    if _has_z_or_m(geoms).any():  # force_2d rebuilds every geometry; most layers are 2-D already
+        geoms = shapely.force_2d(geoms)
 
     transformation = ""
     if not source_crs.equals(_WGS84_LONLAT, ignore_axis_order=True):
@@ -534,10 +549,80 @@ def _beyond_hemisphere_mask(geoms):
     return oversized
 
 
-def _frame_polygons(geoms, params: _CentreParams):
-    """Project (n,) lon/lat geometries, each with its own centre, into new geometries."""
+# Features with more vertices than this keep their per-vertex trigonometry (:class:`_VertexTrig`):
+# a country bordering eighty provinces is projected into eighty pair frames, and most of the
+# cost of a projection is the trigonometry that does not depend on the frame.
+TRIG_CACHE_MIN_VERTICES = 256
+
+
+@dataclass
+class _VertexTrig:
+    """sin/cos of longitude and of authalic latitude for every vertex of the large features.
+
+    start : (n,) int64 offset of each feature's first vertex in the arrays below, -1 for
+        features not cached (at most TRIG_CACHE_MIN_VERTICES vertices, or missing).
+    sin_lam, cos_lam, sin_beta, cos_beta : (V,) float64, in get_coordinates order.
+    """
+
+    start: np.ndarray
+    sin_lam: np.ndarray
+    cos_lam: np.ndarray
+    sin_beta: np.ndarray
+    cos_beta: np.ndarray
+
+    @classmethod
+    def of(cls, geoms):
+        geoms = np.asarray(geoms, dtype=object)
+        counts = shapely.get_num_coordinates(geoms)
+        large = np.flatnonzero(counts > TRIG_CACHE_MIN_VERTICES)
+        start = np.full(len(geoms), -1, dtype=np.int64)
+        start[large] = np.r_[0, np.cumsum(counts[large])[:-1]].astype(np.int64) if len(large) else 0
+        coords = shapely.get_coordinates(geoms[large])
+        lam = np.deg2rad(coords[:, 0])
+        sin_beta, cos_beta = _authalic_sin_cos(coords[:, 1])
+        return cls(start, np.sin(lam), np.cos(lam), sin_beta, cos_beta)
+
+    def gather(self, index, counts):
+        """The four arrays for the vertices of features ``index`` (all cached), each repeated per use."""
+        first = np.repeat(self.start[index] - np.r_[0, np.cumsum(counts)[:-1]], counts)
+        position = first + np.arange(len(first))
+        return (self.sin_lam[position], self.cos_lam[position],
+                self.sin_beta[position], self.cos_beta[position])
+
+
+def _forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params: _CentreParams):
+    """As :func:`_forward`, from each point's sin/cos of longitude and authalic latitude."""
+    lam0 = np.deg2rad(params.lon0)
+    sin_lam0, cos_lam0 = np.sin(lam0), np.cos(lam0)
+    sin_dlam = sin_lam * cos_lam0 - cos_lam * sin_lam0
+    cos_dlam = cos_lam * cos_lam0 + sin_lam * sin_lam0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = _RQ * np.sqrt(2.0 / (1.0 + params.sin_b1 * sin_b + params.cos_b1 * cos_b * cos_dlam))
+    x = b * params.d * cos_b * sin_dlam
+    y = (b / params.d) * (params.cos_b1 * sin_b - params.sin_b1 * cos_b * cos_dlam)
+    return x, y
+
+
+def _frame_polygons(geoms, params: _CentreParams, index=None, trig=None):
+    """Project (n,) lon/lat geometries, each with its own centre, into new geometries.
+
+    index, trig : the geometries' positions in their layer and the layer's
+        :class:`_VertexTrig`; cached features skip their trigonometry.
+    """
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    x, y = _forward(coords[:, 0], coords[:, 1], params.take(owner))
+    cached_pair = np.zeros(len(geoms), dtype=bool) if trig is None else trig.start[index] >= 0
+    if not cached_pair.any():
+        x, y = _forward(coords[:, 0], coords[:, 1], params.take(owner))
+    else:
+        counts = shapely.get_num_coordinates(geoms)
+        cached = np.repeat(cached_pair, counts)
+        sin_lam, cos_lam, sin_b, cos_b = (np.empty(len(coords)) for _ in range(4))
+        (sin_lam[cached], cos_lam[cached], sin_b[cached], cos_b[cached]) = trig.gather(
+            index[cached_pair], counts[cached_pair])
+        lam = np.deg2rad(coords[~cached, 0])
+        sin_lam[~cached], cos_lam[~cached] = np.sin(lam), np.cos(lam)
+        sin_b[~cached], cos_b[~cached] = _authalic_sin_cos(coords[~cached, 1])
+        x, y = _forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params.take(owner))
     return shapely.set_coordinates(geoms.copy(), np.column_stack([x, y]))
 
 
@@ -627,6 +712,10 @@ class PairFrames:
         return _forward(lon, lat, self._centre_params().take(np.asarray(pair_index)))
 
 
+def _vertex_trig(layer):
+    return layer.vertex_trig if isinstance(layer, LonLatLayer) else None
+
+
 def _layer_geoms_and_centres(layer, index):
     """(geoms array, (len(index), 3) unit centres of the indexed features)."""
     if isinstance(layer, LonLatLayer):
@@ -675,8 +764,8 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         lon0, lat0 = (np.broadcast_to(np.asarray(c, np.float64), index_a.shape).copy() for c in centers)
     params = _CentreParams.from_centres(lon0, lat0)
 
-    frame_a = _frame_polygons(geoms_a[index_a], params)
-    frame_b = _frame_polygons(geoms_b[index_b], params)
+    frame_a = _frame_polygons(geoms_a[index_a], params, index_a, _vertex_trig(lonlat_a))
+    frame_b = _frame_polygons(geoms_b[index_b], params, index_b, _vertex_trig(lonlat_b))
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
     else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)

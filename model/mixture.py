@@ -864,18 +864,25 @@ class GaussianMixture:
         n_rows, n_components, n_dims = self._means.shape
         cumulative = np.cumsum(np.exp(log_weights), axis=-1)
         cumulative = cumulative / cumulative[:, -1:]
-        component = np.zeros(u_component.shape, dtype=np.intp)
+        component = np.zeros(np.broadcast_shapes(u_component.shape, (n_rows,)), dtype=np.int8)
         for boundary in range(n_components - 1):
             component += u_component >= cumulative[:, boundary]
-        flat = np.arange(n_rows) * n_components + component  # (m, n) index into (n * K)
-        means = self._means.reshape(-1, n_dims)[flat]
-        sigmas = self._sigmas.reshape(-1, n_dims)[flat]
-        if n_dims == 1:
-            return means + sigmas * z
-        rho = self._rho.reshape(-1)[flat]
-        x = means[..., 0] + sigmas[..., 0] * z[..., 0]
-        y = means[..., 1] + sigmas[..., 1] * (rho * z[..., 0] + np.sqrt((1.0 - rho) * (1.0 + rho)) * z[..., 1])
-        return np.stack([x, y], axis=-1)
+        rho = np.broadcast_to(self._rho, (n_rows, n_components))
+        points = np.empty(component.shape + (n_dims,))
+        # Each component's transform over every point, kept where that component was picked:
+        # element-wise work that NumPy streams, instead of gathering per-point parameters.
+        for k in range(n_components):
+            picked = component == k
+            if not picked.any():
+                continue
+            mean, sigma = self._means[:, k, :], self._sigmas[:, k, :]
+            x = mean[:, 0] + sigma[:, 0] * z[..., 0]
+            np.copyto(points[..., 0], x, where=picked)
+            if n_dims == 2:
+                r = rho[:, k]
+                y = mean[:, 1] + sigma[:, 1] * (r * z[..., 0] + np.sqrt((1.0 - r) * (1.0 + r)) * z[..., 1])
+                np.copyto(points[..., 1], y, where=picked)
+        return points
 
     def quasi_samples(self, m: int = 4096, seed: RngLike = 0) -> np.ndarray:
         """Randomised quasi-Monte-Carlo points ``(m, n, D)`` distributed as each row's mixture.

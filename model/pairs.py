@@ -13,6 +13,7 @@ import shapely
 
 from .candidates import boxes_within, coarse_candidates
 from .frame import project_pairs
+from .parallel import ordered_map
 
 # About 6 MB of coordinates per chunk, and well under a second of work, so that a
 # cancel in QGIS is honoured quickly; larger chunks gain little throughput.
@@ -51,8 +52,40 @@ def chunk_bounds(vertex_counts, max_vertices):
     return bounds
 
 
+def plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,
+                     max_vertices=DEFAULT_CHUNK_VERTICES):
+    """The coarse candidate pairs, cut into chunks: a list of (index_a, index_b) arrays.
+
+    Arguments as for :func:`iter_pair_chunks`. Cheap (boxes and an STRtree); the work per
+    chunk is :func:`pair_chunk`.
+    """
+    distance = np.asarray(search_distance_m, dtype=float)
+    index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
+    if ids_a is not None and ids_b is not None:
+        keep = np.asarray(ids_a)[index_a] != np.asarray(ids_b)[index_b]
+        index_a, index_b = index_a[keep], index_b[keep]
+    for layer in (lonlat_a, lonlat_b):  # per-feature caches made once here, not by the first chunks at once
+        getattr(layer, "unit_centres", None)
+        getattr(layer, "vertex_trig", None)
+    vertices_a = shapely.get_num_coordinates(_geometries(lonlat_a))
+    vertices_b = shapely.get_num_coordinates(_geometries(lonlat_b))
+    cost = vertices_a[index_a] + vertices_b[index_b]
+    return [(index_a[start:stop], index_b[start:stop]) for start, stop in chunk_bounds(cost, max_vertices)]
+
+
+def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repair=True):
+    """One planned chunk projected into its pairs' frames and fine-filtered: a PairChunk, or None if empty."""
+    distance = np.asarray(search_distance_m, dtype=float)
+    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair)
+    pair_distance = distance[chunk_a] if distance.ndim else distance
+    near = boxes_within(frames.a, frames.b, pair_distance)
+    if not near.all():
+        frames = frames.subset(near)
+    return PairChunk(frames.index_a, frames.index_b, frames) if len(frames) else None
+
+
 def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,
-                     max_vertices=DEFAULT_CHUNK_VERTICES, repair=True):
+                     max_vertices=DEFAULT_CHUNK_VERTICES, repair=True, workers=1, cancelled=None):
     """Yield :class:`PairChunk` objects covering every candidate pair once.
 
     Parameters
@@ -65,24 +98,18 @@ def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
         (the two arrays come from the same layer and a feature is never its own match).
     max_vertices : vertex budget per chunk.
     repair : repair validity in each pair frame (see :func:`.frame.project_pairs`).
+    workers : threads projecting chunks at once (see :func:`.parallel.ordered_map`;
+        None: the default); chunks still come in order.
+    cancelled : optional callable; when it returns True no further chunk is started.
     """
-    distance = np.asarray(search_distance_m, dtype=float)
-    index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
-    if ids_a is not None and ids_b is not None:
-        keep = np.asarray(ids_a)[index_a] != np.asarray(ids_b)[index_b]
-        index_a, index_b = index_a[keep], index_b[keep]
-    vertices_a = shapely.get_num_coordinates(_geometries(lonlat_a))
-    vertices_b = shapely.get_num_coordinates(_geometries(lonlat_b))
-    cost = vertices_a[index_a] + vertices_b[index_b]
-    for start, stop in chunk_bounds(cost, max_vertices):
-        chunk_a, chunk_b = index_a[start:stop], index_b[start:stop]
-        frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair)
-        pair_distance = distance[chunk_a] if distance.ndim else distance
-        near = boxes_within(frames.a, frames.b, pair_distance)
-        if not near.all():
-            frames = frames.subset(near)
-        if len(frames):
-            yield PairChunk(frames.index_a, frames.index_b, frames)
+    plan = plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m, ids_a, ids_b, max_vertices)
+
+    def project(chunk):
+        return pair_chunk(lonlat_a, lonlat_b, *chunk, search_distance_m, repair)
+
+    for chunk in ordered_map(project, plan, workers, cancelled):
+        if chunk is not None:
+            yield chunk
 
 
 def _geometries(layer):

@@ -281,7 +281,7 @@ def search_distances(search_distance_m, sigma_m):
 
 
 def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=0.0, threshold=0.5,
-                          ids_a=None, ids_b=None, max_vertices=None, cancelled=None):
+                          ids_a=None, ids_b=None, max_vertices=None, cancelled=None, workers=None):
     """Find candidate pairs and score them, chunk by chunk (a generator of :class:`ScoredChunk`).
 
     Parameters
@@ -293,20 +293,30 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     search_distance_m : float; widened per feature to at least 3σ.
     threshold : IoU threshold of ``summary.p_iou``.
     ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
-    cancelled : optional callable; when it returns True the generator stops between stages.
+    cancelled : optional callable; when it returns True no further chunk is started.
+    workers : threads scoring chunks at once (None: :func:`.parallel.default_workers`);
+        the chunks come in the same order, with the same numbers, whatever the count.
     """
-    from .pairs import DEFAULT_CHUNK_VERTICES, iter_pair_chunks
+    from .pairs import DEFAULT_CHUNK_VERTICES, pair_chunk, plan_pair_chunks
+    from .parallel import ordered_map
 
     sigma_a = np.asarray(sigma_a, dtype=float)
     distance = search_distances(search_distance_m, sigma_a)
-    for chunk in iter_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
-                                  max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES, repair=False):
-        if cancelled is not None and cancelled():
-            return
+    plan = plan_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
+                            max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
+
+    def score(planned):
+        chunk = pair_chunk(lonlat_a, lonlat_b, *planned, distance, repair=False)
+        if chunk is None:
+            return None
         overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],
                                                  model_geometries=True)
         summary = summarise_overlap(overlap, threshold)
-        yield ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
+        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
+
+    for scored in ordered_map(score, plan, workers, cancelled):
+        if scored is not None:
+            yield scored
 
 
 def best_matches(index_a, score, n_a):
