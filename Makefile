@@ -14,7 +14,7 @@ PLUGIN_FILES := __init__.py metadata.txt LICENSE README.md plugin algorithms mod
 export QT_QPA_PLATFORM := offscreen
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 
-.PHONY: setup system-packages test test-slow demo zip train evaluate clean
+.PHONY: setup system-packages test test-slow bench demo zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages) and the pinned venv, fast when present
 setup: system-packages $(STAMP)
@@ -47,6 +47,11 @@ test-slow: setup
 	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
 	$(PYTEST) -m slow test || [ $$? -eq 5 ]
 	$(PYTEST) -p no:pytest_qgis -m slow test/training || [ $$? -eq 5 ]
+
+## bench: the plugin against native overlap analysis, an exact shapely script and Monte Carlo, on the
+## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md
+bench: setup
+	$(PYTHON) test/benchmarks/bench.py
 
 ## demo: the main job through qgis_process on the bundled sample data
 demo: setup

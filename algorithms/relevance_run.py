@@ -1,6 +1,7 @@
 """What the three scoring algorithms share: read both layers, load the model, score chunks."""
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from qgis.core import QgsProcessingException
@@ -33,11 +34,21 @@ class RelevanceRun:
     model: OverlapModel
     sigma: np.ndarray  # (n_input,) metres
     threshold: float
+    seconds: dict = field(default_factory=dict)  # wall time per stage, for the log
+    n_pairs: int = 0
+
+    def report_timings(self, feedback, **more_seconds):
+        """One log line with the wall time of every stage (and the pairs per second of scoring)."""
+        self.seconds.update(more_seconds)
+        stages = ", ".join(f"{name} {value:.2f} s" for name, value in self.seconds.items())
+        rate = self.n_pairs / self.seconds["scoring"] if self.seconds.get("scoring") else 0.0
+        feedback.pushInfo(f"Timings: {stages} ({self.n_pairs} pairs, {rate:,.0f} pairs/s in scoring).")
 
     def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
         """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled."""
         n_input = max(len(self.pair.input.fids), 1)
         feedback.setProgressText("Scoring candidate pairs")
+        started = time.perf_counter()
         try:
             for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
                                                self.pair.search_distance, self.threshold,
@@ -46,15 +57,18 @@ class RelevanceRun:
                 feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
                 if feedback.isCanceled():
                     raise Cancelled
+                self.n_pairs += len(chunk.index_a)
                 yield chunk
         except ModelFileError as error:  # a model whose outputs turn out unusable on these pairs
             raise QgsProcessingException(str(error)) from None
         if feedback.isCanceled():
             raise Cancelled
+        self.seconds["scoring"] = time.perf_counter() - started
 
 
 def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=True):
     """Load the model, read INPUT and REFERENCE, resolve σ; raises Cancelled."""
+    started = time.perf_counter()
     model = load_model_parameter(algorithm, parameters, context)
     sigma_field = algorithm.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
     pair = read_layer_pair(algorithm, parameters, context, feedback, input_key=input_key,
@@ -65,9 +79,15 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
     threshold = 0.5
     if algorithm.parameterDefinition(THRESHOLD) is not None:
         threshold = finite_double(algorithm, parameters, THRESHOLD, context)
+    seconds = {"reading": time.perf_counter() - started}
+    started = time.perf_counter()
     lonlat_input, lonlat_reference = pair.to_lonlat(feedback)
+    seconds["lon/lat"] = time.perf_counter() - started
     feedback.setProgressText("Preparing geometries")
+    started = time.perf_counter()
     model_input, repaired_input = model_layer(lonlat_input)
     model_reference, repaired_reference = model_layer(lonlat_reference)
+    seconds["model geometries"] = time.perf_counter() - started
     pair.report_repaired(feedback, [np.flatnonzero(repaired_input)], [np.flatnonzero(repaired_reference)])
-    return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold)
+    return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold,
+                        seconds)

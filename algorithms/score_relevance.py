@@ -1,5 +1,7 @@
 """overlaprelevance:scorerelevance — relevance of every input feature's best reference match."""
 
+import time
+
 import numpy as np
 from qgis.core import (
     QgsFeature,
@@ -89,6 +91,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
                                              input_source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+        writing_started = time.perf_counter()
         row_at = self._relevance_rows(run.pair, merged, best, count, ~run.lonlat_input.usable)
         position_of = _Positions(run.pair.input.fids)
         feedback.setProgressText("Writing the output")
@@ -112,6 +115,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT))
         if feedback.isCanceled():
             return self.discard_output(context, dest_id)
+        run.report_timings(feedback, writing=time.perf_counter() - writing_started)
         matched = int(np.count_nonzero(best >= 0))
         feedback.pushInfo(f"Scored {len(merged['iou'])} candidate pairs; {matched} of {n_input} input features "
                           "have a candidate.")

@@ -46,6 +46,8 @@ import shapely
 
 MIN_SCALE_M = 1e-3
 MAX_MODEL_VERTICES = 256
+# Features narrower than this (degrees) that are valid in lon/lat skip the frame in model_layer.
+_DIRECT_MAX_DEGREES = 0.5
 SIMPLIFY_TOLERANCE = 5e-4
 _EPS = 1e-4
 
@@ -211,6 +213,8 @@ def model_layer(layer, max_vertices=200_000, workers=None):
     they take part in, without repairing or simplifying per pair: a country that
     borders eighty provinces is handled once, not eighty times.
 
+    Small, narrow features (under MAX_MODEL_VERTICES vertices and _DIRECT_MAX_DEGREES across)
+    that are already valid in lon/lat are valid in their frame too and are not projected at all.
     Geometries that needed neither repair nor simplification are returned as they are
     (the same objects), so a layer of clean small features is not held twice; the work is
     done in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too, on
@@ -230,6 +234,16 @@ def model_layer(layer, max_vertices=200_000, workers=None):
     usable = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
     if not len(usable):
         return layer, repaired
+    # A small feature that is valid in lon/lat is valid in its own frame too (the projection is
+    # smooth and nearly affine over it), so only the others go through the frame: invalid ones,
+    # large ones (to simplify), and wide ones, whose straight lon/lat edges bend in a frame.
+    bounds = shapely.bounds(geoms[usable])
+    wide = (bounds[:, 2] - bounds[:, 0] > _DIRECT_MAX_DEGREES) | (bounds[:, 3] - bounds[:, 1] > _DIRECT_MAX_DEGREES)
+    direct = ~wide & (shapely.get_num_coordinates(geoms[usable]) <= MAX_MODEL_VERTICES)
+    direct[direct] = shapely.is_valid(geoms[usable[direct]])
+    usable = usable[~direct]
+    if not len(usable):
+        return replace(layer, geoms=geoms.copy()), repaired
     unit = layer.unit_centres[usable]
     centre_lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
     centre_lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))

@@ -180,3 +180,30 @@ def _write(path, epsg, geoms, fields):
         layer.CreateFeature(feature)
     layer.CommitTransaction()
     dataset = None
+
+
+def read_layer(source):
+    """(fids (n,), shapely geometries (n,), CRS as WKT) of an OGR source "path[|layername=name]".
+
+    Reading goes feature by feature through OGR, as a script would; geometries come as ISO WKB.
+    """
+    path, layer_name = _path_and_layer(source)
+    dataset = ogr.Open(str(path))
+    if dataset is None:
+        raise FileNotFoundError(f"OGR cannot open {path}")
+    layer = dataset.GetLayerByName(layer_name) if layer_name else dataset.GetLayer(0)
+    srs = layer.GetSpatialRef()
+    if srs is None:
+        raise ValueError(f"{source} has no CRS")
+    fids, wkbs = [], []
+    for feature in layer:
+        geometry = feature.GetGeometryRef()
+        fids.append(feature.GetFID())
+        wkbs.append(bytes(geometry.ExportToIsoWkb()) if geometry is not None else None)
+    wkt = srs.ExportToWkt()
+    dataset = None
+    present = np.array([w is not None for w in wkbs], dtype=bool)
+    geoms = np.full(len(wkbs), None, dtype=object)
+    if present.any():
+        geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
+    return np.asarray(fids, dtype=np.int64), geoms, wkt
