@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
     """QGIS entry point. Imported lazily so that plain-Python users never import qgis."""
+    from .plugin.native_libs import import_shapely_with_own_geos
+
+    import_shapely_with_own_geos()
     from .plugin.plugin import OverlapRelevancePlugin
 
     return OverlapRelevancePlugin(iface)

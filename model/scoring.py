@@ -28,8 +28,9 @@ from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, load_model_f
 
 QMC_POINTS = 256
 QMC_SEED = 20261122
-# Rows per QMC batch: QMC_POINTS × rows × components values at a time.
-_QMC_ROWS = 4096
+# Rows per QMC batch: QMC_POINTS × rows values per array, small enough to stay in cache
+# (4096 rows ran at half the speed on a 2-core EPYC).
+_QMC_ROWS = 1024
 # Pairs per chunk in predict(): bounds memory for any n.
 PREDICT_CHUNK_PAIRS = 20_000
 
@@ -67,7 +68,9 @@ def summarise_overlap(overlap: GaussianMixture, threshold=0.5, m=QMC_POINTS, see
         points = overlap[rows].quasi_samples(m, seed)  # (m, rows, 2)
         ca = np.clip(points[..., 0], 0.0, 1.0)
         cb = np.clip(points[..., 1], 0.0, 1.0)
-        iou = iou_from_covers(ca, cb)
+        # As iou_from_covers, for covers already clipped: the union share is 0 only where both are.
+        product = ca * cb
+        iou = product / np.maximum(ca + cb - product, np.finfo(float).tiny)
         out["iou"][rows] = iou.mean(axis=0)
         out["iou2"][rows] = (iou**2).mean(axis=0)
         out["ca"][rows] = ca.mean(axis=0)
