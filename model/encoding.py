@@ -203,7 +203,7 @@ def model_geometry(geoms):
     return geoms
 
 
-def model_layer(layer, max_vertices=200_000, workers=None):
+def model_layer(layer, max_vertices=50_000, workers=None):
     """The layer as the network sees it: every geometry repaired once, large ones simplified.
 
     Each usable geometry of the :class:`.frame.LonLatLayer` is projected into its own

@@ -394,6 +394,11 @@ class LonLatLayer:
         return geometry_unit_centres(self.geoms)
 
     @cached_property
+    def own_frames(self) -> "_OwnFrames":
+        """The features with many vertices projected once into a frame centred on each (cached)."""
+        return _OwnFrames.of(self.geoms, self.unit_centres, self.vertex_trig)
+
+    @cached_property
     def vertex_trig(self) -> "_VertexTrig":
         """Per-vertex trigonometry of the features with many vertices (see :class:`_VertexTrig`), cached."""
         return _VertexTrig.of(self.geoms)
@@ -590,6 +595,35 @@ class _VertexTrig:
                 self.sin_beta[position], self.cos_beta[position])
 
 
+@dataclass
+class _OwnFrames:
+    """Large features (those in :class:`_VertexTrig`) in the frame centred on themselves.
+
+    A pair whose larger side is such a feature can be measured in that feature's own frame:
+    the frame is as good as any other LAEA frame around the pair (equal-area, true scale at
+    its centre, inside the large feature's extent), and the large side needs no projection
+    per pair. lon0, lat0 : (n,) centres (NaN where not cached); geoms : (n,) frame geometries
+    (None where not cached); vertices : (n,) vertex counts.
+    """
+
+    lon0: np.ndarray
+    lat0: np.ndarray
+    geoms: np.ndarray
+    vertices: np.ndarray
+
+    @classmethod
+    def of(cls, geoms, unit_centres, trig):
+        geoms = np.asarray(geoms, dtype=object)
+        cached = np.flatnonzero(trig.start >= 0)
+        lon0, lat0 = np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)
+        lon0[cached], lat0[cached] = _unit_to_lonlat(unit_centres[cached])
+        projected = np.full(len(geoms), None, dtype=object)
+        if len(cached):
+            params = _CentreParams.from_centres(lon0[cached], lat0[cached])
+            projected[cached] = _frame_polygons(geoms[cached], params, cached, trig)
+        return cls(lon0, lat0, projected, shapely.get_num_coordinates(geoms))
+
+
 def _forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params: _CentreParams):
     """As :func:`_forward`, from each point's sin/cos of longitude and authalic latitude."""
     lam0 = np.deg2rad(params.lon0)
@@ -712,6 +746,18 @@ class PairFrames:
         return _forward(lon, lat, self._centre_params().take(np.asarray(pair_index)))
 
 
+def _frame_side(geoms, index, params, trig, own, layer):
+    """One side of the pairs in their frames; pairs flagged ``own`` take the side's cached own-frame geometry."""
+    if not own.any():
+        return _frame_polygons(geoms[index], params, index, trig)
+    out = np.empty(len(index), dtype=object)
+    out[own] = layer.own_frames.geoms[index[own]]
+    rest = np.flatnonzero(~own)
+    if len(rest):
+        out[rest] = _frame_polygons(geoms[index[rest]], params.take(rest), index[rest], trig)
+    return out
+
+
 def _vertex_trig(layer):
     return layer.vertex_trig if isinstance(layer, LonLatLayer) else None
 
@@ -725,7 +771,8 @@ def _layer_geoms_and_centres(layer, index):
     return geoms, geometry_unit_centres(geoms[used])[inverse.reshape(-1)]
 
 
-def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True) -> PairFrames:
+def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,
+                  centre_on_large=False) -> PairFrames:
     """Project n pairs of lon/lat polygons into per-pair local LAEA frames.
 
     Pair k is ``(lonlat_a[index_a[k]], lonlat_b[index_b[k]])``.
@@ -742,6 +789,11 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
     centers : optional ``(lon0, lat0)`` pair of (n,) arrays in degrees; by
         default the spherical midpoint of the two features' centres (see
         :func:`geometry_unit_centres`), computed once per source feature.
+    centre_on_large : with LonLatLayers and ``repair=False``: a pair whose larger side has
+        more than TRIG_CACHE_MIN_VERTICES vertices is measured in the frame centred on that
+        side (:class:`_OwnFrames`), which is projected once for all its pairs. Areas are
+        the same in either frame (equal-area); a country bordering eighty provinces is
+        projected once instead of eighty times.
 
     Returns
     -------
@@ -762,10 +814,19 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         lon0, lat0 = _unit_to_lonlat(_normalise_rows(unit_a + unit_b, unit_a))
     else:
         lon0, lat0 = (np.broadcast_to(np.asarray(c, np.float64), index_a.shape).copy() for c in centers)
+    on_a = on_b = np.zeros(len(index_a), dtype=bool)
+    if centre_on_large and centers is None and not repair and isinstance(lonlat_a, LonLatLayer) \
+            and isinstance(lonlat_b, LonLatLayer):
+        own_a, own_b = lonlat_a.own_frames, lonlat_b.own_frames
+        vertices_a, vertices_b = own_a.vertices[index_a], own_b.vertices[index_b]
+        on_a = ~shapely.is_missing(own_a.geoms[index_a]) & (vertices_a >= vertices_b)
+        on_b = ~shapely.is_missing(own_b.geoms[index_b]) & ~on_a
+        lon0[on_a], lat0[on_a] = own_a.lon0[index_a[on_a]], own_a.lat0[index_a[on_a]]
+        lon0[on_b], lat0[on_b] = own_b.lon0[index_b[on_b]], own_b.lat0[index_b[on_b]]
     params = _CentreParams.from_centres(lon0, lat0)
 
-    frame_a = _frame_polygons(geoms_a[index_a], params, index_a, _vertex_trig(lonlat_a))
-    frame_b = _frame_polygons(geoms_b[index_b], params, index_b, _vertex_trig(lonlat_b))
+    frame_a = _frame_side(geoms_a, index_a, params, _vertex_trig(lonlat_a), on_a, lonlat_a)
+    frame_b = _frame_side(geoms_b, index_b, params, _vertex_trig(lonlat_b), on_b, lonlat_b)
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
     else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)

@@ -73,10 +73,13 @@ def plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
     return [(index_a[start:stop], index_b[start:stop]) for start, stop in chunk_bounds(cost, max_vertices)]
 
 
-def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repair=True):
-    """One planned chunk projected into its pairs' frames and fine-filtered: a PairChunk, or None if empty."""
+def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repair=True, centre_on_large=False):
+    """One planned chunk projected into its pairs' frames and fine-filtered: a PairChunk, or None if empty.
+
+    centre_on_large : see :func:`.frame.project_pairs`.
+    """
     distance = np.asarray(search_distance_m, dtype=float)
-    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair)
+    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large)
     pair_distance = distance[chunk_a] if distance.ndim else distance
     near = boxes_within(frames.a, frames.b, pair_distance)
     if not near.all():

@@ -307,9 +307,11 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     distance = search_distances(search_distance_m, sigma_a)
     plan = plan_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
                             max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
+    for layer in (lonlat_a, lonlat_b):  # large features projected once, before the threads start
+        getattr(layer, "own_frames", None)
 
     def score(planned):
-        chunk = pair_chunk(lonlat_a, lonlat_b, *planned, distance, repair=False)
+        chunk = pair_chunk(lonlat_a, lonlat_b, *planned, distance, repair=False, centre_on_large=True)
         if chunk is None:
             return None
         overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],

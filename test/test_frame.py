@@ -376,3 +376,27 @@ def test_frame_module_imports_neither_qgis_nor_tensorflow():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pairs_centred_on_a_large_feature_measure_the_same_overlap():
+    """centre_on_large: the large side is projected once, in its own frame; overlaps are unchanged."""
+    from overlap_relevance.model.frame import TRIG_CACHE_MIN_VERTICES
+    from overlap_relevance.model.overlap import exact_overlap
+
+    big = shapely.buffer(shapely.Point(12.0, 55.0), 1.5, quad_segs=200)  # ~800 vertices, ~300 km across
+    assert shapely.get_num_coordinates(big) > TRIG_CACHE_MIN_VERTICES
+    rng = np.random.default_rng(3)
+    centres = np.column_stack([12.0 + rng.uniform(-2, 2, 30), 55.0 + rng.uniform(-1.5, 1.5, 30)])
+    small = shapely.buffer(shapely.points(centres), 0.2, quad_segs=4)
+    lonlat_a = layer_to_lonlat(small, 4326)
+    lonlat_b = layer_to_lonlat(np.array([big], dtype=object), 4326)
+    index_a, index_b = np.arange(30), np.zeros(30, dtype=int)
+    midpoint = project_pairs(lonlat_a, lonlat_b, index_a, index_b, repair=False)
+    own = project_pairs(lonlat_a, lonlat_b, index_a, index_b, repair=False, centre_on_large=True)
+    assert len({id(g) for g in own.b}) == 1  # one projection of the large feature for every pair
+    assert np.allclose(own.lon0, own.lon0[0]) and not np.allclose(midpoint.lon0, midpoint.lon0[0])
+    before, after = exact_overlap(midpoint.a, midpoint.b), exact_overlap(own.a, own.b)
+    assert np.allclose(after.area_a, before.area_a, rtol=1e-6)
+    assert np.allclose(after.area_b, before.area_b, rtol=1e-6)
+    assert np.allclose(after.iou, before.iou, atol=1e-5)
+    assert 0 < np.count_nonzero(before.iou > 0) < 30
