@@ -32,6 +32,16 @@ def test_agreement_leaves_out_zero_and_tied_features():
     assert result["agreement"] == 0.5 and result["examples"] == [12]
 
 
+def test_peak_rss_is_the_contestants_own_not_the_benchmarks():
+    """A child forked from a large process inherits its peak RSS on Linux; contestants must not."""
+    ballast = np.ones(40_000_000)  # 320 MB held by this process while the contestant runs
+    wall, peak_mb, _, _, code = bench.run_measured(
+        [sys.executable, "-c", "import numpy; a = numpy.ones(12_500_000); print(a.sum())"])
+    assert code == 0 and wall > 0
+    assert 100 < peak_mb < 250, peak_mb  # its own 100 MB array and interpreter, not this process's 320 MB
+    del ballast
+
+
 def test_quick_bench_writes_every_contestant(tmp_path):
     out = tmp_path / "RESULTS-quick.md"
     done = subprocess.run([sys.executable, str(BENCH / "bench.py"), "--quick", "--out", str(out)],

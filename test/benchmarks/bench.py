@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -60,25 +61,26 @@ TARGETS = {
 
 
 def run_measured(command, env=None, timeout=3600):
-    """Run ``command``; (wall seconds, peak RSS in MB of that process, stdout, stderr, exit code)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen([str(c) for c in command], stdout=out, stderr=err, env=env)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.01)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``command``; (wall seconds, peak RSS in MB of that process, stdout, stderr, exit code).
+
+    The command is started by ``peak_rss.py`` under a bare interpreter, not forked from this
+    process, so its peak RSS is its own (see that script).
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r") as measured:
+        launcher = ["/usr/bin/python3", "-I", "-S", HERE / "peak_rss.py", measured.name, *command]
+        process = subprocess.Popen([str(c) for c in launcher], stdout=out, stderr=err, env=env,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        fields = measured.read().split()
+        wall, peak_kib = (float(fields[0]), float(fields[1])) if len(fields) == 2 else (float(timeout), 0.0)
         out.seek(0)
         err.seek(0)
-        return wall, usage.ru_maxrss / 1024.0, out.read(), err.read(), process.returncode
+        return wall, peak_kib / 1024.0, out.read(), err.read(), process.returncode
 
 
 class Runner:
