@@ -18,6 +18,7 @@ from .parameters import (
     read_key_field,
     sources_are_same_layer,
 )
+from .ogr_read import whole_ogr_layer
 from .sources import SourceArrays, read_polygon_source
 
 
@@ -124,12 +125,15 @@ def read_layer_pair(algorithm, parameters, context, feedback, input_key=True, in
     search_distance = finite_double(algorithm, parameters, SEARCH_DISTANCE, context)
 
     feedback.setProgressText("Reading the input layer")
-    input_arrays = read_polygon_source(input_source, "input", input_key, feedback, input_value_fields)
+    input_arrays = read_polygon_source(input_source, "input", input_key, feedback, input_value_fields,
+                                       layer=whole_ogr_layer(algorithm, parameters, INPUT, context, input_source))
     if input_arrays is None:
         return None
     feedback.setProgress(10)
     feedback.setProgressText("Reading the reference layer")
-    reference_arrays = read_polygon_source(reference_source, "reference", reference_key, feedback)
+    reference_arrays = read_polygon_source(
+        reference_source, "reference", reference_key, feedback,
+        layer=whole_ogr_layer(algorithm, parameters, REFERENCE, context, reference_source))
     if reference_arrays is None:
         return None
     feedback.setProgress(20)

@@ -6,9 +6,11 @@ import numpy as np
 import shapely
 from qgis.core import Qgis, QgsFeatureRequest, QgsGeometry, QgsPolygon, QgsProcessingException, QgsWkbTypes
 
-from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS
+from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOMETRY, SKIP_GEOMETRY_CHECKS
+from .ogr_read import read_ogr_geometries
 
 _CANCEL_CHECK_EVERY = 2000
+_POLYGON_TYPE_IDS = (-1, 3, 6)  # shapely type ids: missing, Polygon, MultiPolygon
 _TRIANGLE = getattr(getattr(Qgis, "WkbType", None), "Triangle", None) or QgsWkbTypes.Triangle
 
 
@@ -65,26 +67,47 @@ def _field_index(source, name, layer_label):
     return index
 
 
-def read_polygon_source(source, layer_label, key_field=None, feedback=None, value_fields=()):
+def read_polygon_source(source, layer_label, key_field=None, feedback=None, value_fields=(), layer=None):
     """Read every feature of ``source`` (selection already applied by Processing).
 
     Curved geometries are segmentized and triangles read as polygons, since GEOS reads
     neither (see :func:`_for_geos`).
-    ``value_fields`` are numeric fields read as float arrays. Returns None when the
-    user cancels.
+    ``value_fields`` are numeric fields read as float arrays. ``layer``: the source's whole OGR
+    layer when :func:`.ogr_read.whole_ogr_layer` found one; its ids and geometries are then
+    read by GDAL in batches, and only the key and value fields through QGIS. Returns None
+    when the user cancels.
     """
     check_polygon_source(source, layer_label)
     crs = crs_for_core(source.sourceCrs(), layer_label)
-    request = QgsFeatureRequest()
     key_index = _field_index(source, key_field, layer_label) if key_field else -1
     value_index = [_field_index(source, name, layer_label) for name in value_fields]
+    rows = _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback) if layer is not None else None
+    if rows is None:
+        rows = _read_with_qgis(source, layer_label, key_index, value_index, feedback)
+    if rows is False:
+        return None
+    fids, keys, values, geoms, n_unreadable = rows
+    key_array = np.empty(len(fids), dtype=object)
+    key_array[:] = [None if _is_null(k) else k for k in keys] if key_index >= 0 else fids.tolist()
+    value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
+                    for name, column in zip(value_fields, values)}
+    return SourceArrays(fids, key_array, geoms, crs, n_unreadable, value_arrays)
+
+
+def _request(key_index, value_index):
+    request = QgsFeatureRequest()
     wanted = sorted({i for i in [key_index, *value_index] if i >= 0})
     if wanted:
         request.setSubsetOfAttributes(wanted)
     else:
         request.setNoAttributes()
     request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
+    return request
 
+
+def _read_with_qgis(source, layer_label, key_index, value_index, feedback):
+    """(fids, keys, values, geoms, n_unreadable) read feature by feature through QGIS; False when cancelled."""
+    request = _request(key_index, value_index)
     total = max(source.featureCount(), 1)
     needs_conversion = {}  # geometry type -> whether GEOS needs it converted (see _for_geos)
     fids, keys, wkbs = [], [], []
@@ -92,7 +115,7 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
     for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
         if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None:
             if feedback.isCanceled():
-                return None
+                return False
             feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
         fids.append(feature.id())
         if key_index >= 0:
@@ -108,17 +131,50 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
             if convert is None:
                 convert = needs_conversion[wkb_type] = _needs_conversion(wkb_type)
             wkbs.append(bytes((_for_geos(geometry) if convert else geometry).asWkb()))
+    wkb_array = np.empty(len(wkbs), dtype=object)
+    wkb_array[:] = wkbs
+    geoms, n_unreadable = _from_wkb(wkb_array)
+    return np.asarray(fids, dtype=np.int64), keys, values, geoms, n_unreadable
+
+
+def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback):
+    """As :func:`_read_with_qgis`, geometries by GDAL (:mod:`.ogr_read`); None: read through QGIS instead."""
+    rows = read_ogr_geometries(layer, feedback, layer_label)
+    if rows is None or rows is False:
+        return rows
+    fids, wkbs = rows
+    try:
+        geoms, n_unreadable = _from_wkb(wkbs)
+    except shapely.errors.GEOSException:  # a geometry type this GEOS does not read: QGIS converts it
+        return None
+    if not np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS).all():
+        return None  # curves, collections and the like: QGIS's reading converts or reports them
+    keys, values = [], [[] for _ in value_index]
+    if key_index >= 0 or value_index:
+        request = _request(key_index, value_index)
+        request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
+        attribute_fids = []
+        for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
+            if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None and feedback.isCanceled():
+                return False
+            attribute_fids.append(feature.id())
+            if key_index >= 0:
+                keys.append(feature.attribute(key_index))
+            for column, index in zip(values, value_index):
+                column.append(feature.attribute(index))
+        if not np.array_equal(np.asarray(attribute_fids, dtype=np.int64), fids):
+            return None  # QGIS and GDAL disagree on ids or order: QGIS's reading is the one to trust
+    return fids, keys, values, geoms, n_unreadable
+
+
+def _from_wkb(wkbs):
+    """(n,) WKB (None where absent) -> (geometries, number present that GEOS could not read)."""
     present = np.array([w is not None for w in wkbs], dtype=bool)
     geoms = np.full(len(wkbs), None, dtype=object)
     if present.any():
         with np.errstate(invalid="ignore"):  # NaN coordinates: flagged later (frame.layer_to_lonlat)
-            geoms[present] = shapely.from_wkb(np.array(wkbs, dtype=object)[present], on_invalid="fix")
-    n_unreadable = int(np.count_nonzero(present & shapely.is_missing(geoms)))
-    key_array = np.empty(len(fids), dtype=object)
-    key_array[:] = [None if _is_null(k) else k for k in keys] if key_index >= 0 else fids
-    value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
-                    for name, column in zip(value_fields, values)}
-    return SourceArrays(np.asarray(fids, dtype=np.int64), key_array, geoms, crs, n_unreadable, value_arrays)
+            geoms[present] = shapely.from_wkb(wkbs[present], on_invalid="fix")
+    return geoms, int(np.count_nonzero(present & shapely.is_missing(geoms)))
 
 
 def _needs_conversion(wkb_type):

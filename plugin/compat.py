@@ -40,10 +40,12 @@ GEOMETRY_POLYGON = _scoped("GeometryType.Polygon", getattr(QgsWkbTypes, "Polygon
 WKB_NO_GEOMETRY = _scoped("WkbType.NoGeometry", getattr(QgsWkbTypes, "NoGeometry", None))
 WKB_LINESTRING = _scoped("WkbType.LineString", getattr(QgsWkbTypes, "LineString", None))
 WKB_POLYGON = _scoped("WkbType.Polygon", getattr(QgsWkbTypes, "Polygon", None))
+WKB_MULTIPOLYGON = _scoped("WkbType.MultiPolygon", getattr(QgsWkbTypes, "MultiPolygon", None))
 SKIP_GEOMETRY_CHECKS = _scoped(
     "ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
     getattr(QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks", None),
 )
+REQUEST_NO_GEOMETRY = _scoped("FeatureRequestFlag.NoGeometry", getattr(QgsFeatureRequest, "NoGeometry", None))
 NO_GEOMETRY_CHECK = _scoped("InvalidGeometryCheck.NoCheck", getattr(QgsFeatureRequest, "GeometryNoCheck", None))
 PARAMETER_ADVANCED = _scoped("ProcessingParameterFlag.Advanced",
                              getattr(QgsProcessingParameterDefinition, "FlagAdvanced", None))
