@@ -7,6 +7,7 @@ import numpy as np
 from qgis.core import QgsField, QgsProcessingException
 
 from ..model.frame import InvalidCrsError, layer_to_lonlat
+from ..model.parallel import ordered_map
 from ..plugin.compat import field_type
 from .parameters import (
     INPUT,
@@ -49,8 +50,9 @@ class LayerPair:
         The source geometries are released once converted (``geoms`` becomes None), so that a
         layer of a million features is held once, in lon/lat, not twice.
         """
-        lonlat_input = _layer_to_lonlat(self.input, "input")
-        lonlat_reference = _layer_to_lonlat(self.reference, "reference")
+        # The two layers are converted at once, on two threads (shapely and pyproj release the GIL).
+        lonlat_input, lonlat_reference = ordered_map(
+            lambda item: _layer_to_lonlat(*item), [(self.input, "input"), (self.reference, "reference")])
         self.input.geoms = self.reference.geoms = None
         self.report_missing(feedback, lonlat_input, lonlat_reference)
         return lonlat_input, lonlat_reference

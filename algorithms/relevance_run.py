@@ -9,6 +9,7 @@ from qgis.core import QgsProcessingException
 from ..model.encoding import model_layer
 from ..model.frame import LonLatLayer
 from ..model.network import ModelFileError
+from ..model.parallel import ordered_map
 from ..model.scoring import OverlapModel, score_candidate_pairs
 from .layers import LayerPair, read_layer_pair
 from .parameters import (
@@ -85,8 +86,8 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
     seconds["lon/lat"] = time.perf_counter() - started
     feedback.setProgressText("Preparing geometries")
     started = time.perf_counter()
-    model_input, repaired_input = model_layer(lonlat_input)
-    model_reference, repaired_reference = model_layer(lonlat_reference)
+    (model_input, repaired_input), (model_reference, repaired_reference) = ordered_map(
+        model_layer, [lonlat_input, lonlat_reference])  # both layers at once
     seconds["model geometries"] = time.perf_counter() - started
     pair.report_repaired(feedback, [np.flatnonzero(repaired_input)], [np.flatnonzero(repaired_reference)])
     return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold,

@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..model.scoring import best_matches
+from ..model.scoring import BestMatches
 from ..plugin.compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
 from .base import OverlapRelevanceAlgorithm
 from .parameters import INPUT, LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
@@ -73,51 +73,36 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             raise QgsProcessingException(self.invalidSourceError(parameters, INPUT))
         try:
             run = prepare_relevance_run(self, parameters, context, feedback, input_key=False)
-            fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"))
-            columns = {key: [] for key in ("index_a", "index_b", "iou", "p", "ca", "cb", "sd")}
-            for chunk in run.scored_chunks(feedback):
-                for key, values in (("index_a", chunk.index_a), ("index_b", chunk.index_b),
-                                    ("iou", chunk.summary.iou_mean), ("p", chunk.summary.p_iou),
-                                    ("ca", chunk.summary.cover_a_mean), ("cb", chunk.summary.cover_b_mean),
-                                    ("sd", chunk.summary.iou_sd)):
-                    columns[key].append(values)
         except Cancelled:
             return {}
-        n_input = len(run.pair.input.fids)
-        merged = {key: np.concatenate(values) if values else np.zeros(0) for key, values in columns.items()}
-        best, count = best_matches(merged["index_a"].astype(np.int64), merged["iou"], n_input)
-
+        fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"))
         sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, input_source.wkbType(),
                                              input_source.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
-        writing_started = time.perf_counter()
-        row_at = self._relevance_rows(run.pair, merged, best, count, ~run.lonlat_input.usable)
-        position_of = _Positions(run.pair.input.fids)
-        feedback.setProgressText("Writing the output")
-        request = QgsFeatureRequest()
-        request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)  # the input is written back exactly as it is
-        batch = []
-        for written, feature in enumerate(input_source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
-            if written % _WRITE_BATCH == 0:
-                if batch and not sink.addFeatures(batch, FAST_INSERT):
-                    raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT))
-                batch = []
-                if feedback.isCanceled():
-                    return self.discard_output(context, dest_id)
-                feedback.setProgress(90.0 + 10.0 * written / max(n_input, 1))
-            # The feature read keeps its geometry (implicitly shared) and gains the relevance fields.
-            attributes = feature.attributes() + row_at(position_of(feature.id(), written))
-            feature.setFields(fields, False)
-            feature.setAttributes(attributes)
-            batch.append(feature)
-        if batch and not sink.addFeatures(batch, FAST_INSERT):
-            raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT))
-        if feedback.isCanceled():
+        n_input = len(run.pair.input.fids)
+        best = BestMatches(n_input)
+        # Features are written as soon as their best match is final, while later chunks are scored on the
+        # worker threads: the writing (QGIS, mostly on this thread) and the scoring then share the cores.
+        writer = _RelevanceWriter(self, parameters, sink, fields, input_source, run, best)
+        try:
+            for chunk in run.scored_chunks(feedback):
+                best.add(chunk)
+                writer.write_before(chunk.complete_before)
+            writing_while_scoring = writer.seconds
+            feedback.setProgressText("Writing the output")
+            writer.write_before(n_input, feedback, progress_from=90.0)
+            started = time.perf_counter()
+            writer.sink = None
+            del sink  # the last reference: the file is closed (a GeoPackage builds its spatial index) here
+            closing = time.perf_counter() - started
+        except Cancelled:
             return self.discard_output(context, dest_id)
-        run.report_timings(feedback, writing=time.perf_counter() - writing_started)
-        matched = int(np.count_nonzero(best >= 0))
-        feedback.pushInfo(f"Scored {len(merged['iou'])} candidate pairs; {matched} of {n_input} input features "
+        run.report_timings(feedback, **{"writing while scoring": writing_while_scoring,
+                                        "writing after scoring": writer.seconds - writing_while_scoring,
+                                        "closing the output": closing})
+        matched = int(np.count_nonzero(best.index_b >= 0))
+        feedback.pushInfo(f"Scored {run.n_pairs} candidate pairs; {matched} of {n_input} input features "
                           "have a candidate.")
         feedback.setProgress(100)
         return {OUTPUT: dest_id}
@@ -141,33 +126,81 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             fields.append(field)
         return fields
 
-    @staticmethod
-    def _relevance_rows(pair, merged, best, count, unusable):
-        """position -> the relevance attribute values of the input feature read at that position.
 
-        Rows are made while writing, from (n,) arrays, a batch of positions at a time, so a
-        million features do not become a million lists at once. Position None (a feature the provider did
-        not return when reading) gets NULL everywhere, as do features without a usable geometry.
+class _RelevanceWriter:
+    """Writes every input feature, as read again from the source, with its relevance fields.
+
+    A feature is written once its position is below the limit given to :meth:`write_before`,
+    that is once its best match is final; reading stops at the first feature not yet final
+    and resumes there on the next call. Features come back in the order they were first
+    read, so this streams; a provider that changes the order only delays the writing.
+    """
+
+    def __init__(self, algorithm, parameters, sink, fields, input_source, run, best):
+        self.algorithm, self.parameters, self.sink, self.fields = algorithm, parameters, sink, fields
+        self.best = best
+        self.keys = run.pair.reference.keys
+        self.unusable = ~run.lonlat_input.usable
+        self.position_of = _Positions(run.pair.input.fids)
+        self.n_input = len(run.pair.input.fids)
+        request = QgsFeatureRequest()
+        request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)  # the input is written back exactly as it is
+        self.features = iter(input_source.getFeatures(request, SKIP_GEOMETRY_CHECKS))
+        self.waiting = None  # (feature, position): read, not final yet
+        self.read = 0
+        self.seconds = 0.0
+        self.no_relevance = [None] * len(RELEVANCE_FIELDS)
+
+    def write_before(self, limit, feedback=None, progress_from=None):
+        """Write the features whose position is below ``limit``, up to the first one that is not.
+
+        With ``feedback``, checks for a cancel (raising Cancelled) and reports progress between batches.
         """
-        has = best >= 0
-        pick = np.where(has, best, 0)
-        values = np.column_stack([np.where(has, merged[key][pick], 0.0) if len(merged[key]) else np.zeros(len(best))
-                                  for key in ("iou", "p", "ca", "cb", "sd")])
-        index_b = merged["index_b"]
-        keys = pair.reference.keys
-        no_relevance = [None] * len(RELEVANCE_FIELDS)
-        block = {"start": -1, "rows": None}  # the Python values of one run of _WRITE_BATCH positions
+        started = time.perf_counter()
+        batch = []
+        while True:
+            if self.waiting is None:
+                feature = next(self.features, None)
+                if feature is None:
+                    break
+                position = self.position_of(feature.id(), self.read)
+                self.read += 1
+            else:
+                (feature, position), self.waiting = self.waiting, None
+            if position is not None and position >= limit:
+                self.waiting = (feature, position)
+                break
+            # The feature read keeps its geometry (implicitly shared) and gains the relevance fields.
+            attributes = feature.attributes() + self._row(position)
+            feature.setFields(self.fields, False)
+            feature.setAttributes(attributes)
+            batch.append(feature)
+            if len(batch) == _WRITE_BATCH:
+                self._flush(batch)
+                batch = []
+                if feedback is not None:
+                    if feedback.isCanceled():
+                        raise Cancelled
+                    feedback.setProgress(progress_from + (100.0 - progress_from) * self.read / max(self.n_input, 1))
+        self._flush(batch)
+        self.seconds += time.perf_counter() - started
 
-        def row_at(position):
-            if position is None or unusable[position]:
-                return no_relevance
-            start = position - position % _WRITE_BATCH
-            if block["start"] != start:
-                block["start"], block["rows"] = start, values[start:start + _WRITE_BATCH].tolist()
-            b = best[position]
-            return [keys[int(index_b[b])] if b >= 0 else None, *block["rows"][position - start], int(count[position])]
+    def _row(self, position):
+        """The relevance attribute values of the input feature read at ``position``.
 
-        return row_at
+        Position None (a feature the provider did not return when reading) gets NULL everywhere, as do
+        features without a usable geometry.
+        """
+        if position is None or self.unusable[position]:
+            return self.no_relevance
+        b = self.best.index_b[position]
+        if b < 0:
+            return [None, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
+        return [self.keys[b], *self.best.values[position].tolist(), int(self.best.count[position])]
+
+    def _flush(self, batch):
+        if batch and not self.sink.addFeatures(batch, FAST_INSERT):
+            raise QgsProcessingException(self.algorithm.writeFeatureError(self.sink, self.parameters, OUTPUT))
 
 
 class _Positions:

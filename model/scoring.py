@@ -268,6 +268,9 @@ class ScoredChunk:
     overlap, centroid : the predicted mixtures (centroid in frame metres).
     frames : the pairs' :class:`.frame.PairFrames`, holding the model geometries
         (simplified where large, see :func:`.encoding.model_layer`).
+    complete_before : every input position below it has had all its candidate pairs in this
+        chunk or an earlier one, so its best match is final (results can be written while
+        later chunks are scored).
     """
 
     index_a: np.ndarray
@@ -276,6 +279,7 @@ class ScoredChunk:
     overlap: GaussianMixture
     centroid: GaussianMixture
     frames: PairFrames
+    complete_before: int = 0
 
 
 def search_distances(search_distance_m, sigma_m):
@@ -309,19 +313,64 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
                             max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
     for layer in (lonlat_a, lonlat_b):  # large features projected once, before the threads start
         getattr(layer, "own_frames", None)
+    # An input position is complete once no later chunk holds it: below the smallest position of all later chunks.
+    smallest = [int(chunk_a.min()) if len(chunk_a) else len(sigma_a) for chunk_a, _ in plan]
+    complete_before = np.minimum.accumulate([*smallest, len(sigma_a)][::-1])[::-1][1:]
 
     def score(planned):
-        chunk = pair_chunk(lonlat_a, lonlat_b, *planned, distance, repair=False, centre_on_large=True)
+        (chunk_a, chunk_b), complete = planned
+        chunk = pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, distance, repair=False, centre_on_large=True)
         if chunk is None:
             return None
         overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],
                                                  model_geometries=True)
         summary = summarise_overlap(overlap, threshold)
-        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames)
+        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames, int(complete))
 
-    for scored in ordered_map(score, plan, workers, cancelled):
+    for scored in ordered_map(score, zip(plan, complete_before), workers, cancelled):
         if scored is not None:
             yield scored
+
+
+class BestMatches:
+    """The best match of every input feature, gathered chunk by chunk (same choice as :func:`best_matches`).
+
+    For each of n_a input positions: the number of candidate pairs seen, and the summary
+    values and reference position of the pair with the highest expected IoU so far (a tie
+    keeps the earlier pair). Holds (n_a,) arrays, not the pairs, so a layer's results can be
+    gathered, and written, while later chunks are still being scored.
+
+    Attributes: count (n_a,) int64; index_b (n_a,) int64 reference position, -1 without a
+    candidate; values (n_a, len(COLUMNS)) float64, named by COLUMNS (0 without a candidate).
+    """
+
+    COLUMNS = ("iou_mean", "p_iou", "cover_a_mean", "cover_b_mean", "iou_sd")
+
+    def __init__(self, n_a):
+        self.count = np.zeros(n_a, dtype=np.int64)
+        self.index_b = np.full(n_a, -1, dtype=np.int64)
+        self.values = np.zeros((n_a, len(self.COLUMNS)))
+
+    def add(self, chunk):
+        """Take in one :class:`ScoredChunk`."""
+        index_a = np.asarray(chunk.index_a, dtype=np.int64)
+        if not len(index_a):
+            return
+        iou = np.asarray(chunk.summary.iou_mean, dtype=float)
+        order = np.lexsort((np.arange(len(index_a)), -iou, index_a))
+        first = np.r_[True, index_a[order][1:] != index_a[order][:-1]]
+        pick = order[first]
+        features, counts = index_a[pick], np.diff(np.r_[np.flatnonzero(first), len(order)])
+        self.count[features] += counts
+        current = self.values[features, 0]
+        new = iou[pick]
+        # As best_matches over all pairs at once: higher wins, a tie or a NaN keeps the earlier pair,
+        # and a number beats a NaN.
+        better = (self.index_b[features] < 0) | (new > current) | (np.isnan(current) & ~np.isnan(new))
+        features, pick = features[better], pick[better]
+        self.index_b[features] = np.asarray(chunk.index_b, dtype=np.int64)[pick]
+        self.values[features] = np.column_stack([np.asarray(getattr(chunk.summary, name), dtype=float)[pick]
+                                                 for name in self.COLUMNS])
 
 
 def best_matches(index_a, score, n_a):
