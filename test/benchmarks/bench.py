@@ -204,6 +204,7 @@ def derive(result, startup_s):
         "plugin_sigma_vs_native": native / sigma,
         "plugin_sigma_vs_exact": exact / sigma,
         "pairs_per_s": {k: pairs / result[k]["median_s"] for k in ("plugin", "plugin_sigma", "native", "exact")},
+        "plugin_pairs_per_s_without_startup": pairs / max(plugin - startup_s, 1e-9),
         "mc_s_per_pair": mc["seconds_per_pair"],
         "model_s_per_pair_end_to_end": sigma / sigma_pairs,
         "model_s_per_pair_scoring": (scoring_s / sigma_pairs) if scoring_s else None,
@@ -360,8 +361,9 @@ def targets_section(results):
     big = by_name.get("buildings_100k")
     if big:
         rate = big["derived"]["pairs_per_s"]["plugin"]
+        without = big["derived"]["plugin_pairs_per_s_without_startup"]
         add("buildings_100k: candidate pairs/s end to end", rate, "≥ 20,000",
-            rate >= TARGETS["pairs_per_second_100k"], f"{rate:,.0f}")
+            rate >= TARGETS["pairs_per_second_100k"], f"{rate:,.0f} ({without:,.0f} without qgis_process start-up)")
         peak = big["plugin"]["peak_rss_mb"] / 1024
         add("buildings_100k: peak memory", peak, "≤ 2 GB", peak <= TARGETS["peak_gb_100k"], f"{peak:.2f} GB")
         agree = big["plugin"]["agreement"]["agreement"]
