@@ -9,8 +9,9 @@ about ten times faster. Anything else, and any doubt, goes through QGIS
 (:func:`.sources.read_polygon_source` falls back when this module returns None).
 
 QGIS's OGR provider uses OGR's FIDs as feature ids, which is what makes the two readings
-interchangeable; :func:`.sources.read_polygon_source` checks it where attributes are read
-through QGIS as well, and the writing pass of the algorithms matches features by id.
+interchangeable; :func:`.sources.read_polygon_source` checks it (every id where key or value
+fields are read through QGIS as well, else the first thousand), and the writing pass of the
+algorithms matches features by id.
 """
 
 import numpy as np

@@ -46,10 +46,15 @@ class RelevanceRun:
         feedback.pushInfo(f"Timings: {stages} ({self.n_pairs} pairs, {rate:,.0f} pairs/s in scoring).")
 
     def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
-        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled."""
+        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled.
+
+        The "scoring" time counts this generator's own time (waiting for the worker threads and
+        gathering chunks), not what the caller does with a chunk between two of them.
+        """
         n_input = max(len(self.pair.input.fids), 1)
         feedback.setProgressText("Scoring candidate pairs")
-        started = time.perf_counter()
+        spent = 0.0
+        resumed = time.perf_counter()
         try:
             for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
                                                self.pair.search_distance, self.threshold,
@@ -59,12 +64,14 @@ class RelevanceRun:
                 if feedback.isCanceled():
                     raise Cancelled
                 self.n_pairs += len(chunk.index_a)
+                spent += time.perf_counter() - resumed
                 yield chunk
+                resumed = time.perf_counter()
         except ModelFileError as error:  # a model whose outputs turn out unusable on these pairs
             raise QgsProcessingException(str(error)) from None
         if feedback.isCanceled():
             raise Cancelled
-        self.seconds["scoring"] = time.perf_counter() - started
+        self.seconds["scoring"] = spent + time.perf_counter() - resumed
 
 
 def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=True):

@@ -10,6 +10,7 @@ from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOM
 from .ogr_read import read_ogr_geometries
 
 _CANCEL_CHECK_EVERY = 2000
+_IDS_CHECKED = 1000  # feature ids compared between GDAL and QGIS when no attribute is read
 _POLYGON_TYPE_IDS = (-1, 3, 6)  # shapely type ids: missing, Polygon, MultiPolygon
 _TRIANGLE = getattr(getattr(Qgis, "WkbType", None), "Triangle", None) or QgsWkbTypes.Triangle
 
@@ -145,12 +146,20 @@ def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback)
     fids, wkbs = rows
     try:
         geoms, n_unreadable = _from_wkb(wkbs)
-    except shapely.errors.GEOSException:  # a geometry type this GEOS does not read: QGIS converts it
+    except Exception:  # noqa: BLE001 - WKB this GEOS cannot take as it is: QGIS's reading converts it
         return None
-    if not np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS).all():
-        return None  # curves, collections and the like: QGIS's reading converts or reports them
+    if n_unreadable or not np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS).all():
+        return None  # curves (unreadable, or read as such), collections: QGIS's reading converts or reports them
     keys, values = [], [[] for _ in value_index]
-    if key_index >= 0 or value_index:
+    if key_index < 0 and not value_index:
+        # No attribute pass to compare every id with: check that QGIS numbers the first features as GDAL does.
+        request = _request(-1, [])
+        request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
+        request.setLimit(_IDS_CHECKED)
+        first_ids = [feature.id() for feature in source.getFeatures(request, SKIP_GEOMETRY_CHECKS)]
+        if first_ids != fids[:_IDS_CHECKED].tolist():
+            return None
+    else:
         request = _request(key_index, value_index)
         request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
         attribute_fids = []

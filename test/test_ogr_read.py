@@ -132,8 +132,42 @@ def test_curved_layers_go_through_qgis(provider, tmp_path):
     assert whole_layer(path) is None
 
 
-def test_scores_from_a_file_equal_scores_from_its_copy_in_memory(provider, tmp_path):
+def test_curves_inside_a_multipolygon_layer_go_through_qgis(provider, tmp_path):
+    from osgeo import ogr, osr
+
+    path = str(tmp_path / "arcs.gpkg")
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(25833)
+    ogr_layer = dataset.CreateLayer("arcs", srs, ogr.wkbMultiPolygon)
+    for wkt in ("MULTIPOLYGON (((0 0, 10 0, 10 10, 0 0)))",
+                "MULTISURFACE (CURVEPOLYGON (CIRCULARSTRING (0 0, 10 10, 20 0, 10 -10, 0 0)))"):
+        feature = ogr.Feature(ogr_layer.GetLayerDefn())
+        feature.SetGeometryDirectly(ogr.CreateGeometryFromWkt(wkt))  # GDAL stores the curve, with a warning
+        ogr_layer.CreateFeature(feature)
+    dataset = None
+    layer = QgsVectorLayer(path, "arcs", "ogr")
+    assert whole_layer(path) is not None  # the layer says MultiPolygon ...
+    source = QgsProcessingFeatureSource(layer, QgsProcessingContext())
+    arrays = read_polygon_source(source, "input", layer=layer)  # ... but the curve makes it go through QGIS
+    assert arrays.n_unreadable == 0
+    assert shapely.get_type_id(arrays.geoms).tolist() == [6, 6]
+    assert shapely.area(arrays.geoms[1]) == pytest.approx(np.pi * 100, rel=0.01)  # segmentized, not lost
+
+
+def test_scores_from_a_file_equal_scores_from_its_copy_in_memory(provider, tmp_path, monkeypatch):
     import processing
+
+    from overlap_relevance.algorithms import sources
+
+    read_by_gdal = []
+
+    def spy(*args, **kwargs):
+        rows = read_ogr_geometries(*args, **kwargs)
+        read_by_gdal.append(rows not in (None, False))
+        return rows
+
+    monkeypatch.setattr(sources, "read_ogr_geometries", spy)
 
     input_path, input_file = write_layer(tmp_path, "GPKG")
     reference_geoms = [square(5, 0), square(60, 5), square(2, 2), square(200, 0)]
@@ -145,6 +179,7 @@ def test_scores_from_a_file_equal_scores_from_its_copy_in_memory(provider, tmp_p
                                 dict(parameters, INPUT=input_path, REFERENCE=reference_path))["OUTPUT"]
     from_memory = processing.run("overlaprelevance:scorerelevance",
                                  dict(parameters, INPUT=in_memory[0], REFERENCE=in_memory[1]))["OUTPUT"]
+    assert read_by_gdal == [True, True]  # both files were read by GDAL, the memory layers were not
     rows_files, rows_memory = layer_rows(from_files), layer_rows(from_memory)
     assert len(rows_files) == len(GEOMS)
     assert any(row["rel_match"] is not None for row in rows_files)

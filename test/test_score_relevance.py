@@ -132,3 +132,22 @@ def test_per_feature_uncertainty_field_overrides_the_parameter(provider):
     plain = by_name(run(INPUT=input_layer, REFERENCE=reference_layer, POSITIONAL_UNCERTAINTY=3.0))
     assert rows["same"]["rel_score"] == pytest.approx(plain["same"]["rel_score"], abs=1e-9)
     assert rows["half"]["rel_sd"] < plain["half"]["rel_sd"]
+
+
+def test_results_do_not_depend_on_how_pairs_are_cut_into_chunks(provider, monkeypatch):
+    """Features are written while later chunks are scored: with many small chunks, each feature still
+    gets its best match over all its candidates."""
+    from overlap_relevance.model import pairs
+
+    rng = np.random.default_rng(5)
+    offsets = rng.uniform(0, 400, (120, 2))
+    inputs = [square(x, y) for x, y in offsets]
+    references = [square(x + dx, y + dy) for (x, y) in offsets for dx, dy in ((4, 0), (-9, 3))]
+    input_layer = memory_layer(to_crs(inputs, "EPSG:3857"), "EPSG:3857", {"name": [str(i) for i in range(120)]})
+    reference_layer = memory_layer(to_crs(references, "EPSG:4326"), "EPSG:4326",
+                                   {"ref_id": [f"r{i}" for i in range(240)]})
+    one_chunk = layer_rows(run(INPUT=input_layer, REFERENCE=reference_layer, REFERENCE_KEY="ref_id"))
+    monkeypatch.setattr(pairs, "DEFAULT_CHUNK_VERTICES", 60)  # about six pairs per chunk
+    many_chunks = layer_rows(run(INPUT=input_layer, REFERENCE=reference_layer, REFERENCE_KEY="ref_id"))
+    assert len(many_chunks) == 120 and many_chunks == one_chunk
+    assert sum(row["rel_n"] >= 2 for row in one_chunk) > 60  # features with several candidates, across chunks

@@ -190,21 +190,23 @@ def bench_dataset(runner, data, mc_pairs, profile=True):
     return result
 
 
-def derive(result, startup_s):
-    """Ratios, rates and per-pair costs of one data set's results (startup_s: qgis_process's fixed cost)."""
+def derive(result):
+    """Ratios, rates and per-pair costs of one data set's results."""
     pairs = result["candidate_pairs"]
     native, exact, plugin, sigma = (result[k]["median_s"] for k in ("native", "exact", "plugin", "plugin_sigma"))
     mc = result["monte_carlo"]
     sigma_pairs = result["plugin_sigma"]["pairs"] or pairs
     scoring_s = result["plugin_sigma"]["stages_s"].get("scoring")
+    algorithm_s = sum(result["plugin"]["stages_s"].values())
     return {
         "plugin_vs_native": native / plugin,
         "plugin_vs_exact": exact / plugin,
-        "plugin_vs_exact_without_startup": exact / max(plugin - startup_s, 1e-9),
+        # "Without start-up": the algorithm's own logged stages, reading to closing the output.
+        "plugin_vs_exact_without_startup": (exact / algorithm_s) if algorithm_s else None,
         "plugin_sigma_vs_native": native / sigma,
         "plugin_sigma_vs_exact": exact / sigma,
         "pairs_per_s": {k: pairs / result[k]["median_s"] for k in ("plugin", "plugin_sigma", "native", "exact")},
-        "plugin_pairs_per_s_without_startup": pairs / max(plugin - startup_s, 1e-9),
+        "plugin_pairs_per_s_without_startup": (pairs / algorithm_s) if algorithm_s else None,
         "mc_s_per_pair": mc["seconds_per_pair"],
         "model_s_per_pair_end_to_end": sigma / sigma_pairs,
         "model_s_per_pair_scoring": (scoring_s / sigma_pairs) if scoring_s else None,
@@ -240,6 +242,11 @@ def machine(env=None):
         "shapely_geos": ".".join(map(str, shapely.geos_version)), "pyproj": pyproj.__version__,
         "proj": pyproj.proj_version_str, "threads": default_workers(),
     }
+
+
+def _ratio(value):
+    """A speed ratio: one decimal below 10 (0.5× is not 0×), none above."""
+    return _fmt(value, 1 if value is not None and abs(value) < 10 else 0)
 
 
 def _fmt(value, digits=2):
@@ -315,9 +322,9 @@ def report(results, info, repeats, quick, startup):
             f"σ > 0: Monte Carlo 256 on {mc['pairs']} pairs took {_fmt(mc['seconds'])} s, "
             f"{_fmt(mc['seconds_per_pair'] * 1e3, 3)} ms per pair. scorerelevance at σ = {SIGMA:g} m: "
             f"{_fmt(d['model_s_per_pair_end_to_end'] * 1e6, 1)} µs per pair end to end "
-            f"(**{_fmt(d['mc_ratio_end_to_end'], 0)}×** faster), "
+            f"(**{_ratio(d['mc_ratio_end_to_end'])}×** faster), "
             f"{_fmt((d['model_s_per_pair_scoring'] or float('nan')) * 1e6, 1)} µs per pair in its scoring stage "
-            f"({_fmt(d['mc_ratio_scoring'], 0)}×).",
+            f"({_ratio(d['mc_ratio_scoring'])}×).",
             "",
         ]
         stages = result["plugin"]["stages_s"]
@@ -357,13 +364,13 @@ def targets_section(results):
         without = result["derived"]["plugin_vs_exact_without_startup"]
         add(f"{result['name']}: scorerelevance vs exact shapely script", ratio, "≥ 1× (not slower)",
             ratio >= TARGETS["not_slower_than_exact"],
-            f"{ratio:.2f}× ({without:.2f}× without qgis_process start-up)")
+            f"{ratio:.2f}× ({_fmt(without)}× in the algorithm, without qgis_process start-up)")
     big = by_name.get("buildings_100k")
     if big:
         rate = big["derived"]["pairs_per_s"]["plugin"]
         without = big["derived"]["plugin_pairs_per_s_without_startup"]
         add("buildings_100k: candidate pairs/s end to end", rate, "≥ 20,000",
-            rate >= TARGETS["pairs_per_second_100k"], f"{rate:,.0f} ({without:,.0f} without qgis_process start-up)")
+            rate >= TARGETS["pairs_per_second_100k"], f"{rate:,.0f} ({_fmt(without, 0)} in the algorithm, without qgis_process start-up)")
         peak = big["plugin"]["peak_rss_mb"] / 1024
         add("buildings_100k: peak memory", peak, "≤ 2 GB", peak <= TARGETS["peak_gb_100k"], f"{peak:.2f} GB")
         agree = big["plugin"]["agreement"]["agreement"]
@@ -376,7 +383,7 @@ def targets_section(results):
     for result in results:
         ratio = result["derived"]["mc_ratio_end_to_end"]
         add(f"{result['name']}: σ > 0, per pair vs Monte Carlo 256 (end to end)", ratio, "≥ 300×",
-            ratio >= TARGETS["mc_ratio"], f"{ratio:.0f}×")
+            ratio >= TARGETS["mc_ratio"], f"{_ratio(ratio)}×")
     return ["## Targets (issue 7)", "", "| measure | measured | target | status |", "|---|---|---|---|", *rows, ""]
 
 
@@ -406,7 +413,7 @@ def main(argv=None):
     results = []
     for data in chosen:
         result = bench_dataset(runner, data, mc_pairs.get(data.name, 200))
-        result["derived"] = derive(result, startup["median_s"])
+        result["derived"] = derive(result)
         results.append(result)
     info = machine(runner.cli.env)
     out.parent.mkdir(parents=True, exist_ok=True)
