@@ -196,7 +196,11 @@ def derive(result):
     native, exact, plugin, sigma = (result[k]["median_s"] for k in ("native", "exact", "plugin", "plugin_sigma"))
     mc = result["monte_carlo"]
     sigma_pairs = result["plugin_sigma"]["pairs"] or pairs
-    scoring_s = result["plugin_sigma"]["stages_s"].get("scoring")
+    # The scoring loop: the worker threads score chunks while this thread writes the features already
+    # scored, so the loop's wall time (waiting for scores plus that writing) bounds the scoring from above.
+    stages_sigma = result["plugin_sigma"]["stages_s"]
+    scoring_s = (stages_sigma["scoring"] + stages_sigma.get("writing while scoring", 0.0)
+                 if "scoring" in stages_sigma else None)
     algorithm_s = sum(result["plugin"]["stages_s"].values())
     return {
         "plugin_vs_native": native / plugin,
@@ -323,7 +327,8 @@ def report(results, info, repeats, quick, startup):
             f"{_fmt(mc['seconds_per_pair'] * 1e3, 3)} ms per pair. scorerelevance at σ = {SIGMA:g} m: "
             f"{_fmt(d['model_s_per_pair_end_to_end'] * 1e6, 1)} µs per pair end to end "
             f"(**{_ratio(d['mc_ratio_end_to_end'])}×** faster), "
-            f"{_fmt((d['model_s_per_pair_scoring'] or float('nan')) * 1e6, 1)} µs per pair in its scoring stage "
+            f"{_fmt((d['model_s_per_pair_scoring'] or float('nan')) * 1e6, 1)} µs per pair in its scoring loop "
+            "(scoring, and the writing done meanwhile) "
             f"({_ratio(d['mc_ratio_scoring'])}×).",
             "",
         ]
@@ -370,7 +375,8 @@ def targets_section(results):
         rate = big["derived"]["pairs_per_s"]["plugin"]
         without = big["derived"]["plugin_pairs_per_s_without_startup"]
         add("buildings_100k: candidate pairs/s end to end", rate, "≥ 20,000",
-            rate >= TARGETS["pairs_per_second_100k"], f"{rate:,.0f} ({_fmt(without, 0)} in the algorithm, without qgis_process start-up)")
+            rate >= TARGETS["pairs_per_second_100k"],
+            f"{rate:,.0f} ({_fmt(without, 0)} in the algorithm, without qgis_process start-up)")
         peak = big["plugin"]["peak_rss_mb"] / 1024
         add("buildings_100k: peak memory", peak, "≤ 2 GB", peak <= TARGETS["peak_gb_100k"], f"{peak:.2f} GB")
         agree = big["plugin"]["agreement"]["agreement"]
