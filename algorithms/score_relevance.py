@@ -193,10 +193,8 @@ class _RelevanceWriter:
         """
         if position is None or self.unusable[position]:
             return self.no_relevance
-        b = self.best.index_b[position]
-        if b < 0:
-            return [None, 0.0, 0.0, 0.0, 0.0, 0.0, 0]
-        return [self.keys[b], *self.best.values[position].tolist(), int(self.best.count[position])]
+        b = self.best.index_b[position]  # without a candidate: no match, zero values and count
+        return [self.keys[b] if b >= 0 else None, *self.best.values[position].tolist(), int(self.best.count[position])]
 
     def _flush(self, batch):
         if batch and not self.sink.addFeatures(batch, FAST_INSERT):

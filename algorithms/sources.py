@@ -150,29 +150,25 @@ def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback)
         return None
     if n_unreadable or not np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS).all():
         return None  # curves (unreadable, or read as such), collections: QGIS's reading converts or reports them
-    keys, values = [], [[] for _ in value_index]
-    if key_index < 0 and not value_index:
-        # No attribute pass to compare every id with: check that QGIS numbers the first features as GDAL does.
-        request = _request(-1, [])
-        request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
+    # QGIS reads the key and value fields, and the ids to compare with GDAL's: every id, or, when no
+    # field is wanted, the first _IDS_CHECKED, enough to tell that QGIS numbers features as GDAL does.
+    request = _request(key_index, value_index)
+    request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
+    ids_only = key_index < 0 and not value_index
+    if ids_only:
         request.setLimit(_IDS_CHECKED)
-        first_ids = [feature.id() for feature in source.getFeatures(request, SKIP_GEOMETRY_CHECKS)]
-        if first_ids != fids[:_IDS_CHECKED].tolist():
-            return None
-    else:
-        request = _request(key_index, value_index)
-        request.setFlags(request.flags() | REQUEST_NO_GEOMETRY)
-        attribute_fids = []
-        for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
-            if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None and feedback.isCanceled():
-                return False
-            attribute_fids.append(feature.id())
-            if key_index >= 0:
-                keys.append(feature.attribute(key_index))
-            for column, index in zip(values, value_index):
-                column.append(feature.attribute(index))
-        if not np.array_equal(np.asarray(attribute_fids, dtype=np.int64), fids):
-            return None  # QGIS and GDAL disagree on ids or order: QGIS's reading is the one to trust
+    attribute_fids, keys, values = [], [], [[] for _ in value_index]
+    for count, feature in enumerate(source.getFeatures(request, SKIP_GEOMETRY_CHECKS)):
+        if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None and feedback.isCanceled():
+            return False
+        attribute_fids.append(feature.id())
+        if key_index >= 0:
+            keys.append(feature.attribute(key_index))
+        for column, index in zip(values, value_index):
+            column.append(feature.attribute(index))
+    expected = fids[:_IDS_CHECKED] if ids_only else fids
+    if not np.array_equal(np.asarray(attribute_fids, dtype=np.int64), expected):
+        return None  # QGIS and GDAL disagree on ids or order: QGIS's reading is the one to trust
     return fids, keys, values, geoms, n_unreadable
 
 

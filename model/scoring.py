@@ -357,11 +357,11 @@ class BestMatches:
         if not len(index_a):
             return
         iou = np.asarray(chunk.summary.iou_mean, dtype=float)
-        order = np.lexsort((np.arange(len(index_a)), -iou, index_a))
-        first = np.r_[True, index_a[order][1:] != index_a[order][:-1]]
-        pick = order[first]
-        features, counts = index_a[pick], np.diff(np.r_[np.flatnonzero(first), len(order)])
-        self.count[features] += counts
+        low = int(index_a.min())  # the chunk's best pairs, over the span of positions it covers
+        best, count = best_matches(index_a - low, iou, int(index_a.max()) - low + 1)
+        has = best >= 0
+        features, pick = np.flatnonzero(has) + low, best[has]
+        self.count[features] += count[has]
         current = self.values[features, 0]
         new = iou[pick]
         # As best_matches over all pairs at once: higher wins, a tie or a NaN keeps the earlier pair,
