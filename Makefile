@@ -1,52 +1,96 @@
 # overlap_relevance: every target installs what it needs first (see `setup`).
+#
+# Two environments, both from QGIS's own Python (/usr/bin/python3, whatever its version):
+#   .venv        QGIS's side: --system-site-packages, so QGIS, GDAL and the distribution's numpy,
+#                scipy, matplotlib, pyproj (and shapely where it is 2.x) are the ones QGIS uses;
+#                pip adds only what is missing or too old (shapely 2 on Debian 12, pytest plugins).
+#   .venv-train  TensorFlow for training and its tests: self-contained and pinned. TensorFlow
+#                never runs inside QGIS, and its numpy needs (>= 1.26) do not touch QGIS's side.
 SHELL := /bin/bash
+SYSTEM_PYTHON := /usr/bin/python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-SITE := $(VENV)/lib/python3.11/site-packages
 STAMP := $(VENV)/.setup-done
-# pyproj comes from Debian: PyPI's wheel bundles its own libproj, which crashes qgis_process.
-APT_PACKAGES := qgis python3-qgis python3-venv python3-pyproj
+# QGIS's Python package; from QGIS 3.40 on, it imports shapely when it starts.
+QGIS_CORE_INIT := /usr/lib/python3/dist-packages/qgis/core/__init__.py
+# shapely built from source where QGIS imports shapely and the distribution's is older than 2.
+SHAPELY_SOURCE := 2.1.2
+TRAIN_VENV := .venv-train
+TRAIN_PYTHON := $(TRAIN_VENV)/bin/python
+TRAIN_STAMP := $(TRAIN_VENV)/.setup-done
 BUILD := build
 ZIP := $(BUILD)/overlap_relevance.zip
 # Files and folders that make up the installable plugin (tests, tooling and caches stay out).
 PLUGIN_FILES := __init__.py metadata.txt LICENSE README.md plugin algorithms model resources
 
 export QT_QPA_PLATFORM := offscreen
+# TEST_REPORTS=DIR writes a JUnit XML file per pytest run there (used by make test-compat).
+junit = $(if $(TEST_REPORTS),--junitxml=$(TEST_REPORTS)/$(1).xml)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
+TRAIN_PYTEST := $(TRAIN_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
 
-.PHONY: setup system-packages test test-slow bench demo zip train evaluate clean
+.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo zip train evaluate clean
 
-## setup: internal; installs QGIS (Debian packages) and the pinned venv, fast when present
+## setup: internal; installs QGIS (Debian packages, newest the release offers) and the QGIS-side venv
 setup: system-packages $(STAMP)
 
 system-packages:
-	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" != 0 ]; then echo "Missing Debian packages ($(APT_PACKAGES)); run make as root." >&2; exit 1; fi; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
+	@sh tools/system_packages.sh
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
-	@test -x $(PYTHON) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PYTHON) -m pip install -q --upgrade pip
-	$(PYTHON) -m pip install -q -r requirements-dev.txt -c constraints.txt
-	@# The package is importable as `overlap_relevance` through a symlink, which also
-	@# serves as the QGIS_PLUGINPATH folder for qgis_process.
-	mkdir -p $(VENV)/plugins && ln -sfn $(CURDIR) $(VENV)/plugins/overlap_relevance
-	@# Debian's pyproj looks for PROJ data under sys.prefix, which is the venv here.
-	printf '%s\n' "$(CURDIR)/$(VENV)/plugins" 'import os; os.environ.setdefault("PROJ_DATA", "/usr/share/proj")' \
-	  > $(SITE)/overlap_relevance_dev.pth
+# The venv's pip packages must use the numpy major that the distribution's GDAL was built with.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt tools/missing_requirements.py
+	@test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	$(SYSTEM_PYTHON) -c 'import numpy; print("numpy==%s.*" % numpy.__version__.split(".")[0])' > $(VENV)/numpy-constraint.txt
+	$(PYTHON) tools/missing_requirements.py requirements-dev.txt > $(VENV)/missing.txt
+	@echo "pip installs: $$(tr '\n' ' ' < $(VENV)/missing.txt)"
+	@# QGIS >= 3.40 imports shapely itself, before any plugin: a wheel's bundled GEOS would then mix with
+	@# the GEOS QGIS is linked to. Where the distribution's shapely is too old for that (Debian 12 with
+	@# QGIS from backports), shapely 2 is built on the system's GEOS and the distribution's numpy.
+	@if grep -qs "import shapely" $(QGIS_CORE_INIT) && grep -q '^shapely' $(VENV)/missing.txt; then \
+	  echo "QGIS imports shapely itself: building shapely $(SHAPELY_SOURCE) on the system's GEOS"; \
+	  $(PYTHON) -m pip install -q -c $(VENV)/numpy-constraint.txt "cython>=3.0" setuptools wheel && \
+	  $(PYTHON) -m pip install -q --no-build-isolation --no-binary shapely -c $(VENV)/numpy-constraint.txt \
+	    "shapely==$(SHAPELY_SOURCE)" || exit 1; \
+	  sed -i '/^shapely/d' $(VENV)/missing.txt; fi
+	@if [ -s $(VENV)/missing.txt ]; then \
+	  $(PYTHON) -m pip install -q -r $(VENV)/missing.txt -c constraints.txt -c $(VENV)/numpy-constraint.txt; fi
+	@$(MAKE) --no-print-directory link-package VENV_DIR=$(VENV) \
+	  PTH_EXTRA='import os; os.environ.setdefault("PROJ_DATA", "/usr/share/proj")'
 	touch $@
 
+## setup-train: internal; the TensorFlow environment for `make train` and the training tests
+setup-train: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): requirements-train.txt constraints-train.txt
+	@test -x $(TRAIN_PYTHON) || $(SYSTEM_PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_PYTHON) -m pip install -q -r requirements-train.txt -c constraints-train.txt
+	@$(MAKE) --no-print-directory link-package VENV_DIR=$(TRAIN_VENV)
+	touch $@
+
+# The package is importable as `overlap_relevance` through a symlink, which also serves as the
+# QGIS_PLUGINPATH folder for qgis_process. PTH_EXTRA is a line run at start-up: in .venv, Debian's
+# pyproj looks for PROJ data under sys.prefix, which is the venv (.venv-train's pyproj has its own).
+link-package:
+	mkdir -p $(VENV_DIR)/plugins && ln -sfn $(CURDIR) $(VENV_DIR)/plugins/overlap_relevance
+	site=$$($(VENV_DIR)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  printf '%s\n' "$(CURDIR)/$(VENV_DIR)/plugins" $(if $(PTH_EXTRA),'$(PTH_EXTRA)') > "$$site/overlap_relevance_dev.pth"
+
 ## test: the whole fast suite, headless
-test: setup
-	$(PYTEST) -m "not slow" test
+test: setup setup-train
+	$(PYTEST) -m "not slow" $(call junit,qgis) test
 	@# TensorFlow cannot share a process with QGIS: the training tests run on their own.
-	$(PYTEST) -p no:pytest_qgis -m "not slow" test/training
+	$(TRAIN_PYTEST) -m "not slow" $(call junit,training) test/training
 
 ## test-slow: the checks too slow for CI
-test-slow: setup
+test-slow: setup setup-train
 	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
 	$(PYTEST) -m slow test || [ $$? -eq 5 ]
-	$(PYTEST) -p no:pytest_qgis -m slow test/training || [ $$? -eq 5 ]
+	$(TRAIN_PYTEST) -m slow test/training || [ $$? -eq 5 ]
+
+## test-compat: the fast suite on QGIS 3.22, 3.40 and 3.44, each in a cached Debian root under
+## build/compat/ (debootstrap; needs root); writes tools/compat/RESULTS.md
+test-compat:
+	$(SYSTEM_PYTHON) tools/compat/run.py
 
 ## bench: the plugin against native overlap analysis, an exact shapely script and Monte Carlo, on the
 ## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md
@@ -58,8 +102,8 @@ demo: setup
 	$(PYTHON) test/tools/demo.py
 
 ## train: train the bundled model on the CPU (seeded; writes model/overlap_mdn.npz and .keras)
-train: setup
-	$(PYTHON) -m overlap_relevance.model.training.train
+train: setup-train
+	$(TRAIN_PYTHON) -m overlap_relevance.model.training.train
 
 ## evaluate: held-out evaluation of the bundled model; writes model/MODEL_CARD.md
 evaluate: setup
@@ -73,4 +117,5 @@ zip:
 	@echo "Plugin zip: $(ZIP)"
 
 clean:
-	rm -rf $(BUILD) .pytest_cache
+	@# --one-file-system: never follow a bind mount left in a compat root (build/compat/*/dev).
+	rm -rf --one-file-system $(BUILD) .pytest_cache

@@ -1,35 +1,26 @@
 """What every algorithm of the provider shares: group, icon, help and a dependency check."""
 
-import os
-
 from qgis.core import QgsProcessingAlgorithm
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin.provider import ICON_PATH
-
-REQUIRED_MODULES = (("numpy", "1.21"), ("shapely", "2.0"), ("pyproj", "3.3"))
+from ..plugin.native_libs import shapely_geos_state
+from .install_advice import CORE_PACKAGES, core_advice, mixed_geos_advice, version_tuple
 
 
 def missing_dependencies():
     """Names (with minimum versions) of the core's Python packages this QGIS lacks."""
     missing = []
-    for module_name, minimum in REQUIRED_MODULES:
+    for module_name, requirement, _ in CORE_PACKAGES:
+        minimum = requirement.split(">=", 1)[1]
         try:
             module = __import__(module_name)
         except ImportError:
-            missing.append(f"{module_name}>={minimum}")
+            missing.append(requirement)
             continue
-        if _version_tuple(getattr(module, "__version__", "0")) < _version_tuple(minimum):
-            missing.append(f"{module_name}>={minimum} (found {module.__version__})")
+        if version_tuple(getattr(module, "__version__", "0")) < version_tuple(minimum):
+            missing.append(f"{requirement} (found {module.__version__})")
     return missing
-
-
-def _version_tuple(text):
-    parts = []
-    for part in text.split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
 
 
 class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
@@ -70,11 +61,8 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
     def canExecute(self):  # noqa: N802 (QGIS's name)
         missing = missing_dependencies()
         if missing:
-            return False, (
-                "Overlap relevance needs these Python packages in QGIS's Python: "
-                + ", ".join(missing)
-                + ". Install them with QGIS's Python, for example: "
-                + f"python3 -m pip install --user {' '.join(m.split(' ')[0] for m in missing)}"
-                + (" (on Windows, from the OSGeo4W Shell)." if os.name == "nt" else ".")
-            )
+            return False, core_advice(missing)
+        state = shapely_geos_state()
+        if state["mixed"]:
+            return False, mixed_geos_advice(state)
         return True, ""

@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 from qgis.core import (
-    QgsFeature,
     QgsFeatureRequest,
     QgsField,
     QgsFields,

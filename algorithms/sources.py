@@ -4,15 +4,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from qgis.core import Qgis, QgsFeatureRequest, QgsGeometry, QgsPolygon, QgsProcessingException, QgsWkbTypes
+from qgis.core import QgsFeatureRequest, QgsGeometry, QgsPolygon, QgsProcessingException, QgsWkbTypes
 
-from ..plugin.compat import GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOMETRY, SKIP_GEOMETRY_CHECKS
+from ..plugin.compat import (GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOMETRY, SKIP_GEOMETRY_CHECKS,
+                             WKB_TRIANGLE)
 from .ogr_read import read_ogr_geometries
 
 _CANCEL_CHECK_EVERY = 2000
 _IDS_CHECKED = 1000  # feature ids compared between GDAL and QGIS when no attribute is read
 _POLYGON_TYPE_IDS = (-1, 3, 6)  # shapely type ids: missing, Polygon, MultiPolygon
-_TRIANGLE = getattr(getattr(Qgis, "WkbType", None), "Triangle", None) or QgsWkbTypes.Triangle
 
 
 @dataclass
@@ -185,7 +185,7 @@ def _from_wkb(wkbs):
 def _needs_conversion(wkb_type):
     """Whether GEOS cannot read this geometry type as it is: curves and triangles (see :func:`_for_geos`)."""
     flat_type = QgsWkbTypes.flatType(wkb_type)
-    return QgsWkbTypes.isCurvedType(flat_type) or flat_type == _TRIANGLE
+    return QgsWkbTypes.isCurvedType(flat_type) or flat_type == WKB_TRIANGLE
 
 
 def _for_geos(geometry):

@@ -302,7 +302,8 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
     # ------------------------------------------------------------------
     def _train(self, interpreter, arguments, out_path, feedback):
         """The 'done' event of the training process, or None when cancelled; raises when it fails."""
-        from .training_process import InterpreterError, TrainingProcess, install_advice
+        from .install_advice import training_advice
+        from .training_process import InterpreterError, TrainingProcess
 
         feedback.setProgressText("Training (TensorFlow, separate process)")
         try:
@@ -344,7 +345,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
             message = f"The training process failed (exit code {code})"
             message += f": {failure}" if failure else "."
             if "ModuleNotFoundError" in details or "ImportError" in details:
-                message += "\n" + install_advice(interpreter)
+                message += "\n" + training_advice(interpreter)
             raise QgsProcessingException(message + (f"\nIts last messages:\n{details}" if details else ""))
         return done
 

@@ -20,10 +20,10 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from .install_advice import TRAINING_REQUIREMENTS, training_advice
+
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 TRAINING_MODULE = "overlap_relevance.model.training.finetune"
-#: Modules the training process imports, with the pip requirement that provides each.
-TRAINING_REQUIREMENTS = (("tensorflow", "tensorflow-cpu==2.21.*"), ("numpy", "numpy<2"), ("shapely", "shapely>=2"))
 PROBE_TIMEOUT_S = 180
 TERMINATE_GRACE_S = 5.0
 
@@ -89,22 +89,6 @@ def resolve_interpreter(interpreter):
     return found
 
 
-def install_advice(interpreter, missing=None):
-    """How to give ``interpreter`` what training needs, and how to choose another interpreter."""
-    requirements = " ".join(f'"{requirement}"' for _, requirement in TRAINING_REQUIREMENTS)
-    return (
-        f"Install them into that Python with:\n    {interpreter} -m pip install {requirements}\n"
-        "If pip refuses (an 'externally managed' system Python, as on Debian and Ubuntu), make a virtual "
-        "environment and install there:\n"
-        "    python3 -m venv --system-site-packages ~/overlap-relevance-venv\n"
-        f"    ~/overlap-relevance-venv/bin/python -m pip install {requirements}\n"
-        "Then point the plugin at that interpreter: Settings > Options > Processing > Providers > Overlap relevance "
-        "> 'Python interpreter for training' (the QGIS setting 'overlap_relevance/python'), or set the "
-        "environment variable OVERLAP_RELEVANCE_PYTHON (e.g. for qgis_process). Training runs TensorFlow in that "
-        "separate Python; it is never loaded into QGIS."
-    )
-
-
 def probe_interpreter(interpreter, timeout=PROBE_TIMEOUT_S):
     """Import what training needs in ``interpreter`` (a separate process). InterpreterError when it cannot.
 
@@ -130,7 +114,7 @@ def probe_interpreter(interpreter, timeout=PROBE_TIMEOUT_S):
         details = "; ".join(f"{name} ({reason})" for name, reason in report["missing"].items())
         raise InterpreterError(
             f"Training needs TensorFlow in a separate Python interpreter, and {interpreter} (Python "
-            f"{report['version']}) cannot import: {details}.\n" + install_advice(interpreter))
+            f"{report['version']}) cannot import: {details}.\n" + training_advice(interpreter))
     return report
 
 

@@ -70,7 +70,8 @@ def load_model_file(path):
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # The file is opened here, not by np.load, so it is closed even when the archive is unreadable.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except Exception as error:  # zip, header or pickle refusal: all mean "not a model file"
         raise ModelFileError(f"{path} is not a readable overlap_relevance model file ({error}).") from None

@@ -41,6 +41,7 @@ WKB_NO_GEOMETRY = _scoped("WkbType.NoGeometry", getattr(QgsWkbTypes, "NoGeometry
 WKB_LINESTRING = _scoped("WkbType.LineString", getattr(QgsWkbTypes, "LineString", None))
 WKB_POLYGON = _scoped("WkbType.Polygon", getattr(QgsWkbTypes, "Polygon", None))
 WKB_MULTIPOLYGON = _scoped("WkbType.MultiPolygon", getattr(QgsWkbTypes, "MultiPolygon", None))
+WKB_TRIANGLE = _scoped("WkbType.Triangle", getattr(QgsWkbTypes, "Triangle", None))
 SKIP_GEOMETRY_CHECKS = _scoped(
     "ProcessingFeatureSourceFlag.SkipGeometryValidityChecks",
     getattr(QgsProcessingFeatureSource, "FlagSkipGeometryValidityChecks", None),
@@ -54,8 +55,14 @@ if FAST_INSERT is None:  # pragma: no cover - every supported QGIS has one of th
     FAST_INSERT = QgsFeatureSink.FastInsert
 
 
+#: QVariant.Type names whose QMetaType.Type name differs.
+_META_TYPE_NAMES = {"String": "QString", "Date": "QDate", "DateTime": "QDateTime", "ByteArray": "QByteArray",
+                    "StringList": "QStringList"}
+
+
 def field_type(name):
-    """The type argument QgsField wants for ``name`` ('Double', 'Int', 'LongLong', 'String').
+    """The type argument QgsField wants for ``name`` (a QVariant.Type name: 'Double', 'Int', 'LongLong',
+    'String', 'Date', 'DateTime', 'Bool', 'ByteArray', 'StringList').
 
     QGIS 3.38+ takes ``QMetaType.Type``; earlier versions take ``QVariant.Type``,
     which Qt 6 no longer has.
@@ -63,7 +70,7 @@ def field_type(name):
     if Qgis.QGIS_VERSION_INT >= 33800:
         from qgis.PyQt.QtCore import QMetaType
 
-        return getattr(QMetaType.Type, {"String": "QString"}.get(name, name))
+        return getattr(QMetaType.Type, _META_TYPE_NAMES.get(name, name))
     from qgis.PyQt.QtCore import QVariant
 
     return getattr(QVariant, name)

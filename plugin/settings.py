@@ -7,8 +7,9 @@ The interpreter is, in this order:
    "Python interpreter for training";
 2. the environment variable ``OVERLAP_RELEVANCE_PYTHON`` (:data:`PYTHON_ENV`), handy
    for ``qgis_process`` and scripts;
-3. the default: ``<plugin folder>/.venv/bin/python`` (``.venv\\Scripts\\python.exe`` on
-   Windows) when present, else ``python3`` (``python`` on Windows) from the PATH.
+3. the default: the training environment ``<plugin folder>/.venv-train`` that ``make setup-train``
+   makes, else ``<plugin folder>/.venv``, when present (``Scripts\\python.exe`` on Windows), else
+   ``python3`` (``python`` on Windows) from the PATH.
 """
 
 import os
@@ -24,8 +25,10 @@ PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
 def default_interpreter():
-    """``<plugin folder>/.venv``'s Python when there is one, else ``python3`` (``python`` on Windows)."""
-    for candidate in (PLUGIN_DIR / ".venv" / "bin" / "python", PLUGIN_DIR / ".venv" / "Scripts" / "python.exe"):
+    """The Python of ``<plugin folder>/.venv-train`` or ``.venv`` when there is one, else ``python3``."""
+    candidates = [PLUGIN_DIR / venv / sub for venv in (".venv-train", ".venv")
+                  for sub in (Path("bin") / "python", Path("Scripts") / "python.exe")]
+    for candidate in candidates:
         if candidate.is_file():  # not resolved: a venv's python is a symlink that must stay the venv's
             return str(candidate)
     return "python" if os.name == "nt" else "python3"

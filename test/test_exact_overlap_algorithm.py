@@ -124,8 +124,9 @@ def test_qgis_process_json_on_the_sample(qgis_process_cli, tmp_path):
     assert result["results"]["PAIR_COUNT"] > 200
     assert output.is_file()
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(output) as db:
+    with closing(sqlite3.connect(output)) as db:
         rows = db.execute('SELECT in_key, ref_key, iou FROM "pairs" ORDER BY iou DESC').fetchall()
     assert len(rows) == result["results"]["PAIR_COUNT"]
     assert rows[0][2] > 0.8 and all(0.0 <= iou <= 1.0 for _, _, iou in rows)

@@ -7,6 +7,7 @@ wrapper process whose only child it is (resource.getrusage(RUSAGE_CHILDREN)).
 
 import json
 import sqlite3
+from contextlib import closing
 import subprocess
 import sys
 import time
@@ -62,7 +63,7 @@ def test_a_million_polygons_score_in_bounded_memory(qgis_process_cli, tmp_path):
     print(f"\n1e6 x 1e6 scorerelevance through qgis_process: {report['seconds']:.0f} s, peak RSS "
           f"{peak / 1024**3:.2f} GiB (inputs written in {written:.0f} s)")
     assert report["returncode"] == 0, report["stdout"] + report["stderr"]
-    with sqlite3.connect(output) as db:
+    with closing(sqlite3.connect(output)) as db:
         table = db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
         n, matched, low = db.execute(f'SELECT count(*), count(rel_match), min(rel_score) FROM "{table}"').fetchone()
     assert n == matched == N_SIDE**2

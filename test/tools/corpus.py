@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sqlite3
+from contextlib import closing
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +91,8 @@ def write_gpkg(path, geometry_type, wkbs, epsg=4326, attributes=None):
     srs_id = epsg
     path = Path(path)
     path.unlink(missing_ok=True)
-    with sqlite3.connect(path) as db:
+    # closing() closes the handle; the inner `with db` commits (sqlite3's own context manager only commits).
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
         db.execute("PRAGMA user_version = 10200")
         db.execute("CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, srs_id INTEGER PRIMARY KEY, "
@@ -518,13 +520,15 @@ def _pacific_partner():
 def _typed_keys(folder):
     """Key candidates of every awkward type: date, date-time, boolean, binary, string list, NULL."""
     from qgis.core import QgsFeature, QgsField, QgsGeometry
-    from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime, QVariant
+    from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime
+
+    from overlap_relevance.plugin.compat import field_type as t
 
     layer = QgsVectorLayer("MultiPolygon?crs=EPSG:4326", "case", "memory")
     layer.dataProvider().addAttributes([
-        QgsField("day", QVariant.Date), QgsField("moment", QVariant.DateTime), QgsField("flag", QVariant.Bool),
-        QgsField("blob", QVariant.ByteArray), QgsField("tags", QVariant.StringList, subType=QVariant.String),
-        QgsField("maybe", QVariant.String)])
+        QgsField("day", t("Date")), QgsField("moment", t("DateTime")), QgsField("flag", t("Bool")),
+        QgsField("blob", t("ByteArray")), QgsField("tags", t("StringList"), subType=t("String")),
+        QgsField("maybe", t("String"))])
     layer.updateFields()
     features = []
     for i in range(3):

@@ -5,6 +5,7 @@ the cadastre in EPSG:25833 and a mapping agency's footprints in EPSG:4326.
 """
 
 import sqlite3
+from contextlib import closing
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def main():
         },
     )
     elapsed = time.perf_counter() - started
-    with sqlite3.connect(OUTPUT) as db:
+    with closing(sqlite3.connect(OUTPUT)) as db:
         table = db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
         rows = db.execute(f'SELECT rel_match, rel_score, rel_p, true_match FROM "{table}"').fetchall()
     n = len(rows)

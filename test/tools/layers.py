@@ -2,9 +2,10 @@
 
 import shapely
 from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
-from qgis.PyQt.QtCore import QVariant
 
-_TYPES = {int: QVariant.LongLong, float: QVariant.Double, str: QVariant.String}
+from overlap_relevance.plugin.compat import field_type
+
+_TYPES = {int: field_type("LongLong"), float: field_type("Double"), str: field_type("String")}
 
 
 def memory_layer(geoms, crs="EPSG:4326", attributes=None, geometry_type="MultiPolygon", name="layer"):
