@@ -74,9 +74,10 @@ def test_bivariate_upper_orthant_matches_scipy():
     for rho in [-0.9999999, -0.999, -0.96, -0.93, -0.92, -0.5, 0.0, 0.3, 0.9249, 0.9251, 0.99, 0.999999]:
         h = rng.uniform(-4, 4, 12)
         k = np.where(rng.uniform(size=12) < 0.5, h + rng.normal(0, 0.05, 12), rng.uniform(-4, 4, 12))
-        # Tolerances passed to cdf(), which takes them on every scipy (the constructor only from 1.11).
-        reference = stats.multivariate_normal([0, 0], [[1, rho], [rho, 1]]).cdf(
-            np.stack([-h, -k], axis=1), abseps=1e-12, releps=1e-12, maxpts=10**7)
+        # Tolerances through the unfrozen cdf, which takes them on every scipy (a frozen one from 1.11).
+        reference = stats.multivariate_normal.cdf(np.stack([-h, -k], axis=1), mean=[0, 0],
+                                                  cov=[[1, rho], [rho, 1]], abseps=1e-12, releps=1e-12,
+                                                  maxpts=10**7)
         np.testing.assert_allclose(bivariate_normal_upper(h, k, rho), reference, rtol=0, atol=1e-10)
         cases += h.size
     # Independent of SciPy's routine: one-dimensional integral of the conditional.
@@ -384,9 +385,9 @@ def test_upper_orthant_matches_scipy_and_monte_carlo():
     for row in range(4):
         for comp in range(3):
             # P(X >= a, Y >= b) = P(-X <= -a, -Y <= -b)
-            reflected = stats.multivariate_normal(-mixture.means[row, comp], mixture.covariances[row, comp])
-            expected[row] += mixture.weights[row, comp] * reflected.cdf([-a[row], -b[row]], abseps=1e-12,
-                                                                        releps=1e-12, maxpts=10**7)
+            expected[row] += mixture.weights[row, comp] * stats.multivariate_normal.cdf(
+                [-a[row], -b[row]], mean=-mixture.means[row, comp], cov=mixture.covariances[row, comp],
+                abseps=1e-12, releps=1e-12, maxpts=10**7)
     np.testing.assert_allclose(mixture.prob_upper_orthant(a, b), expected, atol=1e-10)
     samples = mixture.sample(200_000, rng=2)
     empirical = np.mean((samples[..., 0] >= a) & (samples[..., 1] >= b), axis=0)

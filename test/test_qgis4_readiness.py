@@ -44,13 +44,10 @@ def _chain(node):
 
 
 def _is_enum_member(value):
+    """A Python enum member (scoped QGIS enums, Qt 6) or a sip enum member (an int of an enum class, PyQt5)."""
     if isinstance(value, enum.Enum):
         return True
-    try:
-        from qgis.PyQt import sip
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(type(value), getattr(sip, "enumtype", ()))
+    return isinstance(value, int) and type(value) not in (int, bool)
 
 
 def unscoped_enum_uses(path):

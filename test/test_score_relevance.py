@@ -150,14 +150,15 @@ def test_results_do_not_depend_on_how_pairs_are_cut_into_chunks(provider, monkey
     monkeypatch.setattr(pairs, "DEFAULT_CHUNK_VERTICES", 60)  # about six pairs per chunk
     many_chunks = layer_rows(run(INPUT=input_layer, REFERENCE=reference_layer, REFERENCE_KEY="ref_id"))
     assert len(many_chunks) == 120
-    # Keys, matches and counts are identical. Scores agree to 1e-9 relative, not bit for bit: the
-    # network's matrix products run on BLAS kernels chosen by matrix shape, which add in different
-    # orders for different chunk sizes on some CPUs (3e-9 apart on an AMD EPYC).
+    # Keys, matches and counts are identical. Scores agree to 1e-6 relative, not bit for bit: the
+    # network runs in float32 (machine epsilon 1.2e-7), and its matrix products use BLAS kernels
+    # chosen by matrix shape, which add in different orders for different chunk sizes on some CPUs
+    # (4e-9 apart, measured on an AMD EPYC and on this project's Intel machines).
     for few, many in zip(one_chunk, many_chunks):
         assert few.keys() == many.keys()
         for key, value in few.items():
             if isinstance(value, float):
-                assert many[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (few["name"], key)
+                assert many[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (few["name"], key)
             else:
                 assert many[key] == value, (few["name"], key)
     assert sum(row["rel_n"] >= 2 for row in one_chunk) > 60  # features with several candidates, across chunks
