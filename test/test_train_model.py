@@ -49,7 +49,7 @@ def layers():
 
 @pytest.fixture
 def default_interpreter(monkeypatch):
-    """No interpreter setting and no environment override: the plugin's .venv Python is used."""
+    """No interpreter setting and no environment override: the plugin's .venv-train Python is used."""
     from overlap_relevance.plugin.settings import PYTHON_ENV, set_training_interpreter
 
     monkeypatch.delenv(PYTHON_ENV, raising=False)
