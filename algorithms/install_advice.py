@@ -101,6 +101,16 @@ SHAPELY_FROM_SOURCE = ("sudo apt-get install -y python3-pip libgeos-dev python3-
                        "--no-binary shapely 'shapely>=2.0'")
 
 
+def numpy_major():
+    """The major version of the numpy this Python has (the one GDAL was built with), or None."""
+    try:
+        from importlib import metadata
+
+        return int(metadata.version("numpy").split(".")[0])
+    except Exception:  # no numpy, or an odd version string
+        return None
+
+
 def core_commands(missing, debian=None, candidate=debian_candidate, qgis_loads_shapely=None):
     """Shell commands that give QGIS's Python the core packages named in ``missing`` (import names).
 
@@ -134,6 +144,10 @@ def core_commands(missing, debian=None, candidate=debian_candidate, qgis_loads_s
         commands.append("python3 -m pip install --user --break-system-packages "
                         + " ".join(shlex.quote(req) for req in from_pip))
         return commands + [SHAPELY_FROM_SOURCE[1]]
+    if from_pip and numpy_major() is not None:
+        # pip would otherwise take numpy 2 for a wheel that asks for a newer numpy, and GDAL's
+        # gdal_array (built with the system's numpy 1.x on Debian 12) would stop importing.
+        from_pip.append(f"numpy<{numpy_major() + 1}")
     if from_pip:
         # --user leaves the system's packages alone; --break-system-packages is how pip is told that
         # this is intended on a Python the distribution manages.
