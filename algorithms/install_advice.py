@@ -96,9 +96,10 @@ def qgis_imports_shapely():
 
 
 #: Builds shapely on the system's GEOS (a compiler and GEOS's headers needed; about 20 s).
+#: shapely 2.1 builds with setuptools; 2.2's meson build also wants pkg-config and ninja.
 SHAPELY_FROM_SOURCE = ("sudo apt-get install -y python3-pip libgeos-dev python3-dev gcc g++",
                        "python3 -m pip install --user --break-system-packages --force-reinstall --no-deps "
-                       "--no-binary shapely 'shapely>=2.0'")
+                       "--no-binary shapely 'shapely>=2.0,<2.2'")
 
 
 def numpy_major():

@@ -101,6 +101,13 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         pair_index = np.broadcast_to(pair[:, None], vertices.shape[:2])
         x, y = frame_points_to_crs(chunk.frames, vertices[..., 0], vertices[..., 1], pair_index, run.pair.input.crs)
         rings = np.stack([x, y], axis=-1)
+        # An ellipse that left the CRS's domain has non-finite points; GEOS 3.11 refuses such a ring
+        # ("not closed", since NaN != NaN) where newer GEOS builds it. Neither is a usable ellipse.
+        finite = np.isfinite(rings).all(axis=(1, 2))
+        if not finite.all():
+            pair, component, rings = pair[finite], component[finite], rings[finite]
+            if not len(pair):
+                return 0
         polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
         keys_a = run.pair.input.keys[chunk.index_a[pair]]
         keys_b = run.pair.reference.keys[chunk.index_b[pair]]
