@@ -5,14 +5,14 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..plugin.provider import ICON_PATH
 from ..plugin.native_libs import shapely_geos_state
-from .install_advice import CORE_PACKAGES, core_advice, mixed_geos_advice, version_tuple
+from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
 
 
 def missing_dependencies():
     """Names (with minimum versions) of the core's Python packages this QGIS lacks."""
     missing = []
     for module_name, requirement, _ in CORE_PACKAGES:
-        minimum = requirement.split(">=", 1)[1]
+        minimum = minimum_version(requirement)
         try:
             module = __import__(module_name)
         except ImportError:

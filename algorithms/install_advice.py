@@ -45,8 +45,14 @@ def is_debian_like(os_release="/etc/os-release"):
     return "debian" in ids or "ubuntu" in ids
 
 
-def _minimum(requirement):
+def minimum_version(requirement):
+    """'2.0' for 'shapely>=2.0'; '0' when the requirement sets no minimum."""
     return requirement.split(">=", 1)[1] if ">=" in requirement else "0"
+
+
+def _arguments(requirements):
+    """Requirements quoted for a shell command line."""
+    return " ".join(shlex.quote(requirement) for requirement in requirements)
 
 
 def version_tuple(text):
@@ -124,37 +130,35 @@ def core_commands(missing, debian=None, candidate=debian_candidate, qgis_loads_s
     debian = is_debian_like() if debian is None else debian
     qgis_loads_shapely = qgis_imports_shapely() if qgis_loads_shapely is None else qgis_loads_shapely
     if os.name == "nt":
-        return ["python3 -m pip install " + " ".join(shlex.quote(req) for _, req, _ in wanted)]
+        return ["python3 -m pip install " + _arguments(req for _, req, _ in wanted)]
     if not debian:
-        return ["python3 -m pip install --user " + " ".join(shlex.quote(req) for _, req, _ in wanted)]
+        return ["python3 -m pip install --user " + _arguments(req for _, req, _ in wanted)]
     from_apt, from_pip = [], []
     for name, requirement, package in wanted:
         version = candidate(package)
-        if version is not None and version_tuple(version) >= version_tuple(_minimum(requirement)):
+        if version is not None and version_tuple(version) >= version_tuple(minimum_version(requirement)):
             from_apt.append(package)
         else:
             from_pip.append(requirement)
-    commands = []
-    if from_apt:
-        commands.append("sudo apt-get install -y " + " ".join(from_apt))
-    if qgis_loads_shapely and "shapely>=2.0" in from_pip:
+    shapely_from_source = qgis_loads_shapely and "shapely>=2.0" in from_pip
+    if shapely_from_source:
         from_pip.remove("shapely>=2.0")
-        if not from_pip:
-            return commands + list(SHAPELY_FROM_SOURCE)
-        commands.append(SHAPELY_FROM_SOURCE[0])
-        commands.append("python3 -m pip install --user --break-system-packages "
-                        + " ".join(shlex.quote(req) for req in from_pip))
-        return commands + [SHAPELY_FROM_SOURCE[1]]
-    if from_pip and numpy_major() is not None:
+    major = numpy_major()
+    if from_pip and major is not None:
         # pip would otherwise take numpy 2 for a wheel that asks for a newer numpy, and GDAL's
         # gdal_array (built with the system's numpy 1.x on Debian 12) would stop importing.
-        from_pip.append(f"numpy<{numpy_major() + 1}")
+        from_pip.append(f"numpy<{major + 1}")
+    commands = ["sudo apt-get install -y " + " ".join(from_apt)] if from_apt else []
+    if shapely_from_source:
+        commands.append(SHAPELY_FROM_SOURCE[0])  # installs pip too
+    elif from_pip:
+        commands.append("sudo apt-get install -y python3-pip")
     if from_pip:
         # --user leaves the system's packages alone; --break-system-packages is how pip is told that
         # this is intended on a Python the distribution manages.
-        commands.append("sudo apt-get install -y python3-pip")
-        commands.append("python3 -m pip install --user --break-system-packages "
-                        + " ".join(shlex.quote(req) for req in from_pip))
+        commands.append("python3 -m pip install --user --break-system-packages " + _arguments(from_pip))
+    if shapely_from_source:
+        commands.append(SHAPELY_FROM_SOURCE[1])
     return commands
 
 
@@ -181,7 +185,7 @@ def mixed_geos_advice(state):
 def training_commands(debian=None):
     """Shell commands that make a self-contained Python with what training needs; its Python is last."""
     debian = is_debian_like() if debian is None else debian
-    requirements = " ".join(shlex.quote(req) for _, req in TRAINING_REQUIREMENTS)
+    requirements = _arguments(req for _, req in TRAINING_REQUIREMENTS)
     python = f"{TRAINING_VENV}/bin/python"
     commands = ["sudo apt-get install -y python3-venv"] if debian and os.name != "nt" else []
     commands += [f"python3 -m venv {TRAINING_VENV}", f"{python} -m pip install {requirements}"]
@@ -191,7 +195,7 @@ def training_commands(debian=None):
 def training_advice(interpreter):
     """How to give training a Python that has TensorFlow, and how to point the plugin at it."""
     commands, python = training_commands()
-    requirements = " ".join(shlex.quote(req) for _, req in TRAINING_REQUIREMENTS)
+    requirements = _arguments(req for _, req in TRAINING_REQUIREMENTS)
     return (
         f"If {interpreter} is a virtual environment, install them there:\n"
         f"    {interpreter} -m pip install {requirements}\n"

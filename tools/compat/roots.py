@@ -57,9 +57,8 @@ def mounted(root):
     """/proc, /sys and /dev (with /dev/shm and /dev/pts) bound into ``root`` for the duration; always unmounted."""
     done = []
     try:
-        for kind, target, options in (("proc", "proc", ["-t", "proc", "proc"]),
-                                      ("sysfs", "sys", ["-t", "sysfs", "sysfs"]),
-                                      ("dev", "dev", ["--rbind", "/dev"])):
+        for target, options in (("proc", ["-t", "proc", "proc"]), ("sys", ["-t", "sysfs", "sysfs"]),
+                                ("dev", ["--rbind", "/dev"])):
             where = root / target
             where.mkdir(parents=True, exist_ok=True)
             subprocess.run(["mount", *options, str(where)], check=True)
@@ -103,6 +102,11 @@ def ensure_root(target, log):
     if ready.exists():
         return ready.read_text().strip()
     if target.root.exists():
+        # A mount left by a killed run would make rmtree delete this machine's /dev through it.
+        inside = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(str(target.root) + "/")]
+        if inside:
+            raise RuntimeError(f"{target.root} still has mounts ({', '.join(inside)}); umount them first")
         shutil.rmtree(target.root)
     target.root.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", target.release,
