@@ -106,8 +106,9 @@ train: setup-train
 	$(TRAIN_PYTHON) -m overlap_relevance.model.training.train
 
 ## evaluate: held-out evaluation of the bundled model; writes model/MODEL_CARD.md
-evaluate: setup
-	$(PYTHON) -m overlap_relevance.model.training.evaluate
+evaluate: setup setup-train
+	@# The convergence runs train with TensorFlow: they run in .venv-train's Python, a process of their own.
+	OVERLAP_RELEVANCE_PYTHON=$(TRAIN_PYTHON) $(PYTHON) -m overlap_relevance.model.evaluation
 
 ## zip: an installable plugin zip with one folder, overlap_relevance/
 zip:

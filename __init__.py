@@ -5,7 +5,7 @@ QGIS loads this folder as a plugin (under whatever folder name it has) and calls
 package ``overlap_relevance``; its core lives in :mod:`.model` and never imports qgis.
 """
 
-__version__ = "0.1.0"
+from .plugin.constants import VERSION as __version__  # noqa: F401 (QGIS-free)
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)

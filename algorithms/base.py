@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingAlgorithm
 from qgis.PyQt.QtGui import QIcon
 
-from ..plugin.provider import ICON_PATH
+from ..plugin.constants import ICON_PATH
 from ..plugin.native_libs import shapely_geos_state
 from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
 

@@ -105,7 +105,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         from ..model.network import ModelFileError
-        from ..model.report import evaluate_layers, figures, render_html
+        from ..model.evaluation.report import evaluate_layers, figures, render_html
 
         out_path = self.parameterAsFileOutput(parameters, OUTPUT, context)
         if not out_path:

@@ -220,8 +220,8 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
         """(data file path, meta, samples) or None when cancelled."""
         from ..model.pairs import iter_pair_chunks
         from ..model.scoring import search_distances
-        from ..model.training.layer_data import concatenate, layer_pair_arrays, save_training_data, synthetic_arrays
-        from ..model.training.synthetic import generator_fingerprint, iter_synthetic_chunks, recipe_hash
+        from ..model.datasets.layer_data import concatenate, layer_pair_arrays, save_training_data, synthetic_arrays
+        from ..model.datasets.synthetic import generator_fingerprint, iter_synthetic_chunks, recipe_hash
 
         sigma_field = self.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
         pair = read_layer_pair(self, parameters, context, feedback,

@@ -1,24 +1,20 @@
 """The Processing provider ``overlaprelevance``."""
 
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .. import __version__
-
-ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+from .constants import ICON_PATH, PROVIDER_ID, VERSION
 
 
 class OverlapRelevanceProvider(QgsProcessingProvider):
     def id(self):
-        return "overlaprelevance"
+        return PROVIDER_ID
 
     def name(self):
         return "Overlap relevance"
 
     def longName(self):  # noqa: N802 (QGIS's name)
-        return f"Overlap relevance {__version__}"
+        return f"Overlap relevance {VERSION}"
 
     def icon(self):
         return QIcon(ICON_PATH)
@@ -27,7 +23,7 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
         return ICON_PATH
 
     def versionInfo(self):  # noqa: N802 (QGIS's name)
-        return __version__
+        return VERSION
 
     def load(self):
         """Add the provider's Processing option (the training interpreter), then the algorithms."""

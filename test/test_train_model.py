@@ -99,7 +99,7 @@ def test_tiny_training_run_gives_a_model_that_loads_and_scores(provider, layers,
     import processing
     from overlap_relevance.model import load_model
     from overlap_relevance.model.network import BUNDLED_MODEL, load_model_file
-    from overlap_relevance.model.training.synthetic import recipe_hash
+    from overlap_relevance.model.datasets.synthetic import recipe_hash
 
     out = tmp_path / "tiny_model.npz"
     feedback = Recorder()
@@ -207,8 +207,8 @@ def test_the_interpreter_setting_shows_in_processing_options(provider):
 def test_training_modules_leave_tensorflow_out_of_the_qgis_process():
     code = ("import sys; import qgis.core; import overlap_relevance.algorithms.train_model, "
             "overlap_relevance.algorithms.evaluate_model, overlap_relevance.algorithms.training_process, "
-            "overlap_relevance.model.training.layer_data, overlap_relevance.model.training.evaluate, "
-            "overlap_relevance.model.report; "
+            "overlap_relevance.model.datasets.layer_data, overlap_relevance.model.evaluation.measure, "
+            "overlap_relevance.model.evaluation.report; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))

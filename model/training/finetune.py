@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
-from .layer_data import load_training_data, split_by_group
+from ..datasets.layer_data import load_training_data, split_by_group
 from .train import DEFAULTS
 
 FINE_TUNE_LEARNING_RATE = 5e-4
@@ -127,7 +127,7 @@ def run(args):
         verbose=0, callbacks=[EpochLines()], initial=initial)
     fit_seconds = time.perf_counter() - fit_started
 
-    from .synthetic import generator_fingerprint, recipe_hash
+    from ..datasets.synthetic import generator_fingerprint, recipe_hash
 
     training = {
         "kind": "scratch" if start is None else "fine-tune",

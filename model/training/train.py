@@ -17,40 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE, model_geometry, pair_descriptors
+from ..datasets.layer_data import training_arrays
+from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=40, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3)
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
 
 
-def training_arrays(pairs):
-    """Network inputs and targets for a :class:`.synthetic.SyntheticPairs` batch.
-
-    Returns dict with ``x`` (n, F) float32 descriptors, ``overlap`` (n, 2) targets
-    (cover_a, cover_b after the displacement), ``centroid`` (n, 2) centroid targets
-    in normalised units (relative to the reference point, divided by the pair
-    scale; 0 where masked), ``centroid_mask`` (n,) float32 and ``sigma`` (n,).
-    """
-    x, context = pair_descriptors(model_geometry(pairs.a), model_geometry(pairs.b), pairs.sigma)
-    centroid = np.asarray(pairs.centroid, dtype=float)
-    mask = np.all(np.isfinite(centroid), axis=1)
-    target = np.zeros_like(centroid)
-    target[mask] = (centroid[mask] - context["reference"][mask]) / context["scale"][mask, None]
-    return {
-        "x": x,
-        "overlap": np.column_stack([pairs.cover_a, pairs.cover_b]).astype(np.float32),
-        "centroid": target.astype(np.float32),
-        "centroid_mask": mask.astype(np.float32),
-        "sigma": np.asarray(pairs.sigma, dtype=np.float64),
-        "iou": np.asarray(pairs.iou, dtype=np.float64),
-        "scale": context["scale"],
-    }
-
-
 def dataset(n, seed, chunk=8192, workers=None, progress=True):
     """Training arrays for ``n`` synthetic pairs with ``seed``, cached under build/."""
-    from .synthetic import iter_synthetic_chunks, recipe_hash
+    from ..datasets.synthetic import iter_synthetic_chunks, recipe_hash
 
     path = CACHE / f"pairs_{n}_{seed}_{recipe_hash()[:12]}_{_encoding_hash()}.npz"
     if path.is_file():
@@ -73,11 +50,11 @@ def _encoding_hash():
     """Changes whenever the code that makes the cached arrays changes, not only the recipe."""
     import hashlib
 
-    from .synthetic import generator_fingerprint
+    from ..datasets.synthetic import generator_fingerprint
 
     digest = hashlib.sha256(generator_fingerprint().encode())
     model_dir = Path(__file__).resolve().parents[1]
-    for source in ("encoding.py", "training/train.py"):
+    for source in ("encoding.py", "datasets/layer_data.py"):  # descriptors, and the arrays made of them
         digest.update((model_dir / source).read_bytes())
     return digest.hexdigest()[:8]
 
@@ -150,7 +127,7 @@ def main(argv=None):
     parser.add_argument("--keras-out", type=Path, default=None,
                         help="where to save the .keras model (default: next to --out)")
     args = parser.parse_args(argv)
-    from .synthetic import generator_fingerprint, recipe_hash
+    from ..datasets.synthetic import generator_fingerprint, recipe_hash
 
     started = time.perf_counter()
     train = dataset(args.pairs, args.seed)

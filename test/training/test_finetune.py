@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from overlap_relevance.model.network import BUNDLED_MODEL, MixtureNetwork, load_model_file
-from overlap_relevance.model.training.layer_data import concatenate, save_training_data, synthetic_arrays
+from overlap_relevance.model.datasets.layer_data import concatenate, save_training_data, synthetic_arrays
 from overlap_relevance.model.training.network_tf import export_model_file, model_from_file
-from overlap_relevance.model.training.synthetic import generate_pairs
+from overlap_relevance.model.datasets.synthetic import generate_pairs
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
 """Measured architecture comparison for the overlap model.
 
-``python -m overlap_relevance.model.training.compare_architectures`` trains every
+``python research/compare_architectures.py`` (with the training environment's Python,
+``.venv-train/bin/python``; research, so not part of the plugin) trains every
 candidate on the same synthetic pairs with the same head (a K = 3 2D Gaussian
 mixture over (cover_a, cover_b), mixture NLL), the same optimiser, schedule,
 batch size and number of epochs, then scores all of them on held-out pairs drawn
-with another seed and writes ``architecture_results.md`` next to this file.
+with another seed and writes ``model/architecture_results.md``, which ``make evaluate``
+copies into the model card.
 
 Candidates
 ----------
-``A``      the production descriptor MLP, trained with :func:`.train.fit` (it also
+``A``      the production descriptor MLP, trained with :func:`overlap_relevance.model.training.train.fit` (it also
            trains the centroid head, as in production);
 ``A1``     the same MLP with the overlap head only (the twin every other row is
            built like);
@@ -55,8 +57,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from ..encoding import DESCRIPTOR_NAMES, encode_points, model_geometry, pair_descriptors
+from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, encode_points, model_geometry, pair_descriptors
 
 CONFIG = {
     "train_pairs": 24_000, "heldout_pairs": 4_000, "train_seed": 101, "heldout_seed": 202,
@@ -64,8 +65,9 @@ CONFIG = {
     "points": 64, "inference_pairs": 10_000, "mc_pairs": 400, "mc_samples": 64,
     "raster_pairs": 500, "raster_grid": 64,
 }
-RESULTS = Path(__file__).resolve().parent / "architecture_results.md"
-CACHE = Path(__file__).resolve().parents[2] / "build" / "architecture-comparison"
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "model" / "architecture_results.md"
+CACHE = REPO / "build" / "architecture-comparison"
 
 OVERLAP0 = ("cover_a0", "cover_b0", "iou0")
 OVERLAY_DERIVED = OVERLAP0 + ("edge_rate_a", "edge_rate_b", "reference_in_a", "reference_in_b")
@@ -134,7 +136,7 @@ def sigma_context(sigma, scale):
 
 def encode_all(a, b, sigma, n_points):
     """Everything any candidate reads, from the geometries (descriptors, points, context)."""
-    from ..encoding import pair_scale_and_centre
+    from overlap_relevance.model.encoding import pair_scale_and_centre
 
     descriptors, context = pair_descriptors(model_geometry(a), model_geometry(b), sigma)
     points, mask = resample_points(a, b, n_points)
@@ -160,9 +162,9 @@ def _source_hash():
     """Hash of the generator's and the encoders' source: the recipe hash alone misses code changes."""
     import hashlib
 
-    here = Path(__file__).resolve()
-    files = [here.parent / "synthetic.py", here.parent / "shapes.py", here.parents[1] / "encoding.py",
-             here.parents[1] / "overlap.py", here.parents[1] / "frame.py", here]
+    model = REPO / "model"
+    files = [model / "datasets" / "synthetic.py", model / "datasets" / "shapes.py", model / "encoding.py",
+             model / "overlap.py", model / "frame.py", Path(__file__).resolve()]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.read_bytes())
@@ -171,7 +173,7 @@ def _source_hash():
 
 def arrays(n, seed, n_points, progress=True):
     """Inputs and labels for ``n`` synthetic pairs of ``seed`` (cached under build/)."""
-    from .synthetic import iter_synthetic_chunks, recipe_hash
+    from overlap_relevance.model.datasets.synthetic import iter_synthetic_chunks, recipe_hash
 
     path = CACHE / f"arch_{n}_{seed}_{n_points}_{recipe_hash()[:12]}_{_source_hash()}.npz"
     if path.is_file():
@@ -222,8 +224,8 @@ def _keras_parts():
 
 def build_mlp(columns, mean, std, residual, components, seed, hidden=(128, 128, 64)):
     keras, _ = _keras_parts()
-    from .mixture_layers import MixtureHead
-    from .network_tf import ResidualMeans
+    from overlap_relevance.model.training.mixture_layers import MixtureHead
+    from overlap_relevance.model.training.network_tf import ResidualMeans
 
     init = keras.initializers.GlorotUniform(seed=seed)
     inputs = keras.Input((len(columns),), name="x")
@@ -239,8 +241,8 @@ def build_mlp(columns, mean, std, residual, components, seed, hidden=(128, 128, 
 def build_points(kind, n_points, components, seed, descriptors=None):
     """``kind`` in {"set", "attention", "lstm", "hybrid"}; descriptors=(mean, std) for the hybrid."""
     keras, MaskedPool = _keras_parts()
-    from .mixture_layers import MixtureHead
-    from .network_tf import ResidualMeans
+    from overlap_relevance.model.training.mixture_layers import MixtureHead
+    from overlap_relevance.model.training.network_tf import ResidualMeans
 
     init = keras.initializers.GlorotUniform(seed=seed)
     dense = lambda width, act="relu": keras.layers.Dense(width, activation=act, kernel_initializer=init)
@@ -276,8 +278,7 @@ def build_points(kind, n_points, components, seed, descriptors=None):
 
 def train_keras(model, inputs, targets, cfg):
     import keras
-
-    from .mixture_layers import MixtureNLL
+    from overlap_relevance.model.training.mixture_layers import MixtureNLL
 
     steps = cfg["epochs"] * int(np.ceil(len(targets) / cfg["batch_size"]))
     schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], decay_steps=steps, alpha=0.02)
@@ -315,7 +316,7 @@ def needs(name):
 
 def end_to_end(name, predict, a, b, sigma, n_points):
     """Raw overlap outputs from geometries: the candidate's encoding + forward pass."""
-    from ..encoding import pair_scale_and_centre
+    from overlap_relevance.model.encoding import pair_scale_and_centre
 
     use = needs(name)
     data = {}
@@ -331,8 +332,8 @@ def end_to_end(name, predict, a, b, sigma, n_points):
 # Metrics.
 # --------------------------------------------------------------------------
 def evaluate(raw, data, components, mc=None):
-    from ..mixture import mixture_from_raw
-    from ..scoring import summarise_overlap
+    from overlap_relevance.model.mixture import mixture_from_raw
+    from overlap_relevance.model.scoring import summarise_overlap
 
     mixture = mixture_from_raw(raw, components, 2)
     nll = -mixture.log_prob(data["overlap"].astype(np.float64))
@@ -367,7 +368,7 @@ def baselines(held, mc):
 
 def monte_carlo_reference(pairs, count, samples, seed):
     """(indices, MC mean IoU) for up to ``count`` held-out σ > 0 pairs."""
-    from .synthetic import monte_carlo_overlap
+    from overlap_relevance.model.datasets.synthetic import monte_carlo_overlap
 
     positive = np.flatnonzero(pairs.sigma > 0)
     index = np.sort(np.random.default_rng(seed).choice(positive, size=min(count, len(positive)), replace=False))
@@ -384,8 +385,7 @@ def raster_probe(pairs, count, grid, seed):
     smaller geometry covers fewer than 16 pixels, pairs).
     """
     import shapely
-
-    from ..encoding import pair_scale_and_centre
+    from overlap_relevance.model.encoding import pair_scale_and_centre
 
     zero = np.flatnonzero(pairs.sigma == 0)
     index = np.sort(np.random.default_rng(seed).choice(zero, size=min(count, len(zero)), replace=False))
@@ -424,8 +424,8 @@ DESCRIPTIONS = {
 
 
 def run(cfg, only=None):
-    from .synthetic import generate_pairs
-    from .train import configure_tensorflow, fit
+    from overlap_relevance.model.datasets.synthetic import generate_pairs
+    from overlap_relevance.model.training.train import configure_tensorflow, fit
 
     only = set(only or DEFAULT)
     timings = {}
@@ -532,8 +532,8 @@ def batched(model, output=None, batch=2048):
 
 def _numpy_network(model, mean, std):
     """The production NumPy forward pass of a train.fit model (exported and reloaded)."""
-    from ..network import MixtureNetwork, load_model_file
-    from .network_tf import export_model_file
+    from overlap_relevance.model.network import MixtureNetwork, load_model_file
+    from overlap_relevance.model.training.network_tf import export_model_file
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.npz"
@@ -550,8 +550,8 @@ def write_report(results, timings, cfg, total_seconds, path=RESULTS):
     lines = [
         "# Architecture comparison for the overlap model",
         "",
-        ("Written by `python -m overlap_relevance.model.training.compare_architectures` "
-        "(model/training/compare_architectures.py); rerun it to reproduce. Every candidate has the same head "
+        ("Written by `research/compare_architectures.py` "
+        "(run with `.venv-train/bin/python`); rerun it to reproduce. Every candidate has the same head "
         f"(a K = {cfg['components']} 2D Gaussian mixture over (cover_a, cover_b), trained on the mixture NLL), "
         f"the same {cfg['train_pairs']:,} synthetic training pairs (seed {cfg['train_seed']}), Adam with "
         f"clipnorm 1 and a cosine-decayed learning rate from {cfg['learning_rate']:g}, batch {cfg['batch_size']}, "

@@ -10,8 +10,8 @@ import pytest
 import shapely
 from overlap_relevance.model.candidates import boxes_within
 from overlap_relevance.model.frame import laea_inverse
-from overlap_relevance.model.training.shapes import FAMILY_CODES
-from overlap_relevance.model.training.synthetic import (
+from overlap_relevance.model.datasets.shapes import FAMILY_CODES
+from overlap_relevance.model.datasets.synthetic import (
     FAMILY_NAMES,
     KIND_CODES,
     KIND_NAMES,
@@ -93,7 +93,7 @@ def test_recipe_read_back_from_canonical_json_gives_the_same_pairs():
 
 
 def test_unusable_delivery_falls_back_to_lonlat(monkeypatch):
-    from overlap_relevance.model.training import synthetic
+    from overlap_relevance.model.datasets import synthetic
 
     real = synthetic.layer_to_lonlat
 
@@ -146,7 +146,7 @@ def test_generation_speed(timed_pairs):
 
 
 def test_no_tensorflow_import():
-    code = ("import sys, overlap_relevance.model.training.synthetic, overlap_relevance.model.training.shapes;"
+    code = ("import sys, overlap_relevance.model.datasets.synthetic, overlap_relevance.model.datasets.shapes;"
             "sys.exit('tensorflow' in sys.modules or 'qgis' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 

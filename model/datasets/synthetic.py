@@ -253,7 +253,7 @@ RECIPE = {
 }
 
 
-GENERATOR_SOURCES = ("training/synthetic.py", "training/shapes.py", "frame.py", "overlap.py")
+GENERATOR_SOURCES = ("datasets/synthetic.py", "datasets/shapes.py", "frame.py", "overlap.py")
 
 
 def generator_fingerprint() -> str:

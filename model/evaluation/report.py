@@ -3,13 +3,13 @@
 Used by ``overlaprelevance:evaluatemodel``; plain NumPy / shapely / pyproj and
 matplotlib (drawn with the Agg canvas, no GUI, no pyplot state), never QGIS or
 TensorFlow. The metric functions are those of the model card
-(:mod:`.training.evaluate`), so the numbers mean the same thing in both.
+(:mod:`.metrics`), so the numbers mean the same thing in both.
 
 Truth
 -----
 * σ = 0: the exact overlap of every candidate pair (:func:`.overlap.exact_overlap`
   on the full-detail geometries in the pair's local frame).
-* σ > 0: Monte-Carlo truth (:func:`.training.synthetic.monte_carlo_overlap`,
+* σ > 0: Monte-Carlo truth (:func:`..datasets.synthetic.monte_carlo_overlap`,
   ``mc_samples`` displacements d ~ N(0, σ²I₂) of the reference feature) on a seeded
   subset of about ``mc_pairs`` pairs, chosen as whole input features (all their
   candidates), so that best-match agreement can be measured on them too.
@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from .encoding import pair_scale_and_centre
-from .frame import project_pairs
-from .overlap import exact_overlap
-from .pairs import iter_pair_chunks
-from .scoring import search_distances, summarise_overlap
-from .training.evaluate import (
+from ..encoding import pair_scale_and_centre
+from ..frame import project_pairs
+from ..overlap import exact_overlap
+from ..pairs import iter_pair_chunks
+from ..scoring import search_distances, summarise_overlap
+from .metrics import (
     INTERVAL_LEVEL,
     TARGETS,
     VERTEX_EDGES,
@@ -234,7 +234,7 @@ def monte_carlo_rows(index_a, sigma, mc_pairs, seed):
 def _monte_carlo(model, lonlat_a, lonlat_b, model_a, model_b, pairs, rows, mc_samples, model_samples, seed, progress,
                  cancelled):
     """Monte-Carlo truth on ``rows``, written into ``pairs``; PIT and reference CRPS. None when cancelled."""
-    from .training.synthetic import monte_carlo_overlap
+    from ..datasets.synthetic import monte_carlo_overlap
 
     empty = {"pit": np.zeros((0, mc_samples)), "crps_oracle": np.zeros(0), "crps_static": np.zeros(0)}
     if not len(rows):

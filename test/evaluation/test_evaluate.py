@@ -13,8 +13,8 @@ from overlap_relevance.model.mixture import raw_size, sigma_to_raw
 
 from overlap_relevance.model.scoring import load_model
 from tools.models import numpy_model_file
-from overlap_relevance.model.training import evaluate as E
-from overlap_relevance.model.training.synthetic import generate_pairs
+from overlap_relevance.model.evaluation import cli, heldout, measure, metrics
+from overlap_relevance.model.datasets.synthetic import generate_pairs
 
 
 # --------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def test_crps_from_samples_matches_brute_force():
     forecast[1, :20] = 1.0  # half an atom
     observations = rng.uniform(0, 1, (7, 25))
     observations[2] = forecast[2, :25]  # observations equal to forecast samples
-    np.testing.assert_allclose(E.crps_from_samples(forecast, observations), brute_force_crps(forecast, observations),
+    np.testing.assert_allclose(metrics.crps_from_samples(forecast, observations), brute_force_crps(forecast, observations),
                                atol=1e-12)
 
 
@@ -43,13 +43,13 @@ def test_crps_known_values():
     # A point forecast scores the mean absolute error.
     point = np.full((3, 5), 0.25)
     observations = rng.uniform(0, 1, (3, 9))
-    np.testing.assert_allclose(E.crps_from_samples(point, observations), np.abs(observations - 0.25).mean(axis=1))
+    np.testing.assert_allclose(metrics.crps_from_samples(point, observations), np.abs(observations - 0.25).mean(axis=1))
     # U(0, 1) against U(0, 1): 1/3 - 1/6 = 1/6, for the model and the oracle alike.
     uniform = rng.uniform(0, 1, (2, 20_000))
-    assert E.crps_from_samples(uniform, rng.uniform(0, 1, (2, 2000))) == pytest.approx([1 / 6, 1 / 6], abs=0.005)
-    assert E.oracle_crps(uniform) == pytest.approx([1 / 6, 1 / 6], abs=0.005)
+    assert metrics.crps_from_samples(uniform, rng.uniform(0, 1, (2, 2000))) == pytest.approx([1 / 6, 1 / 6], abs=0.005)
+    assert metrics.oracle_crps(uniform) == pytest.approx([1 / 6, 1 / 6], abs=0.005)
     # A constant truth is forecast perfectly by itself.
-    assert E.oracle_crps(np.zeros((2, 64))) == pytest.approx([0.0, 0.0])
+    assert metrics.oracle_crps(np.zeros((2, 64))) == pytest.approx([0.0, 0.0])
 
 
 def test_rowwise_search_equals_numpy_per_row():
@@ -58,7 +58,7 @@ def test_rowwise_search_equals_numpy_per_row():
     values = np.round(rng.uniform(-4, 6, (6, 11)), 1)
     for side in ("left", "right"):
         expected = np.stack([np.searchsorted(r, v, side=side) for r, v in zip(rows, values)])
-        np.testing.assert_array_equal(E._rowwise_search(rows, values, side), expected)
+        np.testing.assert_array_equal(metrics._rowwise_search(rows, values, side), expected)
 
 
 def test_interval_and_pit_coverage_are_nominal_when_calibrated():
@@ -70,20 +70,20 @@ def test_interval_and_pit_coverage_are_nominal_when_calibrated():
         return np.where(rng.uniform(0, 1, (n, size)) < 0.4, 0.0, values)
 
     forecast, truth = draw(4000), draw(500)
-    pit = E.randomised_pit(forecast, truth, np.random.default_rng(4))
+    pit = metrics.randomised_pit(forecast, truth, np.random.default_rng(4))
     assert pit.shape == truth.shape and np.all((pit >= 0) & (pit <= 1))
-    assert E.pit_coverage(pit).mean() == pytest.approx(0.9, abs=0.01)
+    assert metrics.pit_coverage(pit).mean() == pytest.approx(0.9, abs=0.01)
     histogram = np.histogram(pit, bins=10, range=(0, 1))[0] / pit.size
     np.testing.assert_allclose(histogram, 0.1, atol=0.01)
     # The closed interval [q05, q95] covers the atom at 0 as a whole: at least 90 %.
-    assert 0.9 <= E.interval_coverage(forecast, truth).mean() <= 1.0
+    assert 0.9 <= metrics.interval_coverage(forecast, truth).mean() <= 1.0
     # Continuous case: close to 90 %.
     forecast, truth = rng.normal(size=(n, 4000)), rng.normal(size=(n, 500))
-    assert E.interval_coverage(forecast, truth).mean() == pytest.approx(0.9, abs=0.01)
+    assert metrics.interval_coverage(forecast, truth).mean() == pytest.approx(0.9, abs=0.01)
     # Too narrow a forecast covers less.
-    assert E.interval_coverage(0.5 * forecast, truth).mean() < 0.7
+    assert metrics.interval_coverage(0.5 * forecast, truth).mean() < 0.7
     # An atom forecast for an atom truth is covered.
-    assert E.interval_coverage(np.zeros((2, 10)), np.zeros((2, 5))).tolist() == [1.0, 1.0]
+    assert metrics.interval_coverage(np.zeros((2, 10)), np.zeros((2, 5))).tolist() == [1.0, 1.0]
 
 
 # --------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_best_match_agreement_with_exclusions():
     group = np.array([7, 7, 7, 3, 3, 3, 5, 5, 9, 9, 9, 4])
     exact = np.array([0.1, 0.8, 0.3, 0.5, 0.49, 0.0, 0.0, 0.0, 0.6, 0.6 + 1e-8, 0.1, 0.2])
     predicted = np.array([0.2, 0.7, 0.1, 0.4, 0.46, 0.1, 0.3, 0.1, 0.5, 0.4, 0.3, 0.1])
-    result = E.best_match_agreement(group, exact, predicted)
+    result = metrics.best_match_agreement(group, exact, predicted)
     assert result["groups"] == 5
     assert result["excluded_zero"] == 1 and result["excluded_tie"] == 1 and result["used"] == 3
     assert result["agreement"] == pytest.approx(2 / 3) and result["mismatches"] == 1
@@ -104,7 +104,7 @@ def test_best_match_agreement_with_exclusions():
 
 
 def test_group_ranking_keeps_the_first_of_ties():
-    ids, best_index, best, second = E.group_ranking(np.array([2, 2, 1, 2]), np.array([0.5, 0.5, 0.1, 0.2]))
+    ids, best_index, best, second = metrics.group_ranking(np.array([2, 2, 1, 2]), np.array([0.5, 0.5, 0.1, 0.2]))
     assert ids.tolist() == [1, 2] and best_index.tolist() == [2, 0]
     assert best.tolist() == [0.1, 0.5] and second[0] == -np.inf and second[1] == 0.5
 
@@ -113,15 +113,15 @@ def test_group_ranking_keeps_the_first_of_ties():
 # Buckets, tables, targets, seed summaries.
 # --------------------------------------------------------------------------
 def test_buckets_and_grouped_means():
-    assert E.bucket_codes([1, 16, 17, 64, 65, 5000], E.VERTEX_EDGES).tolist() == [0, 0, 1, 1, 2, 4]
-    assert len(E.bucket_labels(E.VERTEX_EDGES)) == len(E.VERTEX_EDGES) + 1
+    assert metrics.bucket_codes([1, 16, 17, 64, 65, 5000], metrics.VERTEX_EDGES).tolist() == [0, 0, 1, 1, 2, 4]
+    assert len(metrics.bucket_labels(metrics.VERTEX_EDGES)) == len(metrics.VERTEX_EDGES) + 1
     sigma = np.array([0.0, 0.1, 0.2, 0.5, 2.0, 9.0])
-    assert E.sigma_bucket_codes(sigma).tolist() == [0, 1, 1, 2, 3, 4]
-    assert len(E.sigma_bucket_labels()) == 5
+    assert metrics.sigma_bucket_codes(sigma).tolist() == [0, 1, 1, 2, 3, 4]
+    assert len(metrics.sigma_bucket_labels()) == 5
     codes = np.array([0, 0, 1, 1, 1])
     values = np.array([1.0, 3.0, 2.0, 4.0, 100.0])
     valid = np.array([True, True, True, True, False])
-    rows = E.grouped_means(codes, ["a", "b", "c"], {"mae": (values, valid), "median_x": (values, valid),
+    rows = metrics.grouped_means(codes, ["a", "b", "c"], {"mae": (values, valid), "median_x": (values, valid),
                                                      "count_v": (values, valid)})
     assert [r["n"] for r in rows] == [2, 3, 0]
     assert rows[0]["mae"] == 2.0 and rows[1]["mae"] == 3.0 and rows[2]["mae"] is None
@@ -129,22 +129,22 @@ def test_buckets_and_grouped_means():
 
 
 def test_target_status():
-    assert E.target_status("iou_mae_sigma0", 0.01) == "met"
-    assert E.target_status("iou_mae_sigma0", 0.03) == "missed"
-    assert E.target_status("matching_agreement", 0.995) == "met"
-    assert E.target_status("interval_coverage", 0.97) == "missed"
-    assert E.target_status("interval_coverage", 0.9) == "met"
-    assert E.target_status("seed_nan_runs", 0) == "met"
-    assert E.target_status("admin_agreement", None) == "not measured"
+    assert metrics.target_status("iou_mae_sigma0", 0.01) == "met"
+    assert metrics.target_status("iou_mae_sigma0", 0.03) == "missed"
+    assert metrics.target_status("matching_agreement", 0.995) == "met"
+    assert metrics.target_status("interval_coverage", 0.97) == "missed"
+    assert metrics.target_status("interval_coverage", 0.9) == "met"
+    assert metrics.target_status("seed_nan_runs", 0) == "met"
+    assert metrics.target_status("admin_agreement", None) == "not measured"
 
 
 def test_seed_summary_spread_and_nan():
     runs = [{"seed": s, "final_val_loss": v, "final_val_overlap_loss": v / 2, "nan": False}
             for s, v in zip(range(11, 16), [-10.0, -10.5, -9.5, -10.0, -10.0])]
-    summary = E.summarise_seed_runs(runs)
+    summary = measure.summarise_seed_runs(runs)
     assert summary["spread"] == pytest.approx(0.1) and summary["nan_runs"] == 0
     runs[2] = {"seed": 13, "final_val_loss": float("nan"), "final_val_overlap_loss": None, "nan": True}
-    summary = E.summarise_seed_runs(runs)
+    summary = measure.summarise_seed_runs(runs)
     assert summary["nan_runs"] == 1 and summary["spread"] == pytest.approx(0.5 / 10.125)
 
 
@@ -157,8 +157,8 @@ def pool():
 
 
 def test_matching_set_structure(pool):
-    groups = E.matching_set(pool, 25, seed=7)
-    roles = len(E.CANDIDATE_ROLES)
+    groups = heldout.matching_set(pool, 25, seed=7)
+    roles = len(heldout.CANDIDATE_ROLES)
     same_object = np.flatnonzero(pool.kind == 0)
     g = min(25, same_object.size)
     assert len(groups) == roles * g
@@ -171,15 +171,15 @@ def test_matching_set_structure(pool):
     anchors = np.flatnonzero(np.isin(shapely.to_wkb(pool.a), shapely.to_wkb(a[:, 0])))
     assert len(anchors) == g and shapely.equals_exact(counterpart, pool.b[anchors], tolerance=1e-6).all()
     inter = shapely.area(shapely.intersection(groups.a, groups.b)).reshape(g, roles)
-    disjoint = E.CANDIDATE_ROLES.index("disjoint")
-    neighbour = E.CANDIDATE_ROLES.index("neighbour")
-    partial = E.CANDIDATE_ROLES.index("partial_overlap")
+    disjoint = heldout.CANDIDATE_ROLES.index("disjoint")
+    neighbour = heldout.CANDIDATE_ROLES.index("neighbour")
+    partial = heldout.CANDIDATE_ROLES.index("partial_overlap")
     area_a = shapely.area(a[:, 0])
     assert np.all(inter[:, disjoint] == 0)
     assert np.all(inter[:, neighbour] <= 1e-6 * area_a)
     assert np.mean(inter[:, partial] > 0) > 0.9
     # Reproducible.
-    again = E.matching_set(pool, 25, seed=7)
+    again = heldout.matching_set(pool, 25, seed=7)
     assert shapely.equals_exact(again.b, groups.b).all()
 
 
@@ -203,9 +203,9 @@ def tiny_model_file(path, seed=0):
 
 def test_real_layer_agreement_on_the_building_sample(tmp_path):
     model = load_model(tiny_model_file(tmp_path / "tiny.npz"))
-    result = E.evaluate_real_layers(
-        model, (E.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping", "map_id"),
-        (E.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre", "building_id"), E.BUILDING_SEARCH_M,
+    result = measure.evaluate_real_layers(
+        model, (heldout.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping", "map_id"),
+        (heldout.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre", "building_id"), measure.BUILDING_SEARCH_M,
         "building footprints", progress=False)
     assert result["inputs"] == 248 and result["references"] == 252
     assert result["used"] > 200 and result["candidate_pairs"] >= result["groups"]
@@ -216,15 +216,15 @@ def test_real_layer_agreement_on_the_building_sample(tmp_path):
 def test_end_to_end_with_a_tiny_model(tmp_path):
     model_path = tiny_model_file(tmp_path / "tiny.npz")
     card, out = tmp_path / "MODEL_CARD.md", tmp_path / "evaluation.json"
-    results = E.main(["--model", str(model_path), "--pairs", "300", "--mc-pairs", "30", "--mc-samples", "64",
+    results = cli.main(["--model", str(model_path), "--pairs", "300", "--mc-pairs", "30", "--mc-samples", "64",
                       "--model-samples", "128", "--groups", "30", "--seeds", "0", "--no-real-layers",
                       "--workers", "1", "--no-cache", "--card", str(card), "--json", str(out)])
     saved = json.loads(out.read_text(encoding="utf-8"))
-    assert saved["data"]["pairs"] == 300 and saved["data"]["seed"] == E.HELD_OUT_SEED == 3
+    assert saved["data"]["pairs"] == 300 and saved["data"]["seed"] == heldout.HELD_OUT_SEED == 3
     assert saved["uncertainty"]["n"] == 30 and saved["uncertainty"]["mc_samples"] == 64
     assert saved["sigma0"]["iou_mae"] < 0.01  # nearly exact by construction
     assert saved["matching"]["agreement"] > 0.9
-    assert {row["key"] for row in saved["targets"]} == set(E.TARGETS)
+    assert {row["key"] for row in saved["targets"]} == set(metrics.TARGETS)
     assert results["targets"][0]["status"] == "met"
     text = card.read_text(encoding="utf-8")
     for heading in ("# Model card", "## Model summary", "## Intended use and limitations", "## Training data",
@@ -235,11 +235,11 @@ def test_end_to_end_with_a_tiny_model(tmp_path):
     assert "not measured" in text  # seeds and real layers were skipped
     # The card can be rebuilt from the JSON alone.
     card.unlink()
-    E.main(["--card-only", "--json", str(out), "--card", str(card)])
+    cli.main(["--card-only", "--json", str(out), "--card", str(card)])
     assert card.read_text(encoding="utf-8").startswith("# Model card")
 
 
 def test_importing_the_evaluation_does_not_load_tensorflow():
-    code = ("import sys, overlap_relevance.model.training.evaluate; "
+    code = ("import sys, overlap_relevance.model.evaluation.measure, overlap_relevance.model.evaluation.card; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120).returncode == 0

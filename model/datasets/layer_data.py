@@ -12,7 +12,7 @@ gives one sample at σ = 0 (d = 0) and, where σ > 0, ``displacements`` samples 
 d ~ N(0, σ²I₂), each labelled with the exact overlap of A and B + d in the pair's
 local frame (:func:`..overlap.exact_overlap` on the full-detail geometries). The
 network inputs are the descriptors of the model geometries (:func:`..encoding.model_geometry`)
-at the pair's σ, exactly as :func:`.train.training_arrays` makes them for synthetic pairs.
+at the pair's σ, exactly as :func:`training_arrays` makes them for synthetic pairs.
 
 The data file is an ``.npz`` without pickles: float/int arrays plus ``meta``, a
 UTF-8 JSON document stored as a uint8 array.
@@ -94,10 +94,32 @@ def layer_pair_arrays(a, b, sigma, displacements, rng, group_offset=0):
     return _typed(out, SOURCE_LAYERS)
 
 
+def training_arrays(pairs):
+    """Network inputs and targets for a :class:`.synthetic.SyntheticPairs` batch.
+
+    Returns dict with ``x`` (n, F) float32 descriptors, ``overlap`` (n, 2) targets
+    (cover_a, cover_b after the displacement), ``centroid`` (n, 2) centroid targets
+    in normalised units (relative to the reference point, divided by the pair
+    scale; 0 where masked), ``centroid_mask`` (n,) float32 and ``sigma`` (n,).
+    """
+    x, context = pair_descriptors(model_geometry(pairs.a), model_geometry(pairs.b), pairs.sigma)
+    centroid = np.asarray(pairs.centroid, dtype=float)
+    mask = np.all(np.isfinite(centroid), axis=1)
+    target = np.zeros_like(centroid)
+    target[mask] = (centroid[mask] - context["reference"][mask]) / context["scale"][mask, None]
+    return {
+        "x": x,
+        "overlap": np.column_stack([pairs.cover_a, pairs.cover_b]).astype(np.float32),
+        "centroid": target.astype(np.float32),
+        "centroid_mask": mask.astype(np.float32),
+        "sigma": np.asarray(pairs.sigma, dtype=np.float64),
+        "iou": np.asarray(pairs.iou, dtype=np.float64),
+        "scale": context["scale"],
+    }
+
+
 def synthetic_arrays(pairs, group_offset=0):
     """The arrays of :data:`ARRAY_NAMES` for a :class:`.synthetic.SyntheticPairs` batch (source = synthetic)."""
-    from .train import training_arrays
-
     arrays = training_arrays(pairs)
     arrays = {key: arrays[key] for key in ("x", "overlap", "centroid", "centroid_mask", "sigma", "iou")}
     arrays["group"] = np.arange(len(pairs), dtype=np.int64) + int(group_offset)

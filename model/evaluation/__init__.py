@@ -1,0 +1,12 @@
+"""Evaluation: what the model card and the HTML report measure, and where its truth comes from.
+
+Plain NumPy, shapely, pyproj (and GDAL for reading real layers): importable inside QGIS, where
+``evaluatemodel`` uses :mod:`.report`. Nothing here imports TensorFlow.
+
+* :mod:`.metrics`: the measures (errors, agreement, coverage, CRPS) and the targets;
+* :mod:`.heldout`: held-out pairs, the matching set, real layers and Monte-Carlo truth;
+* :mod:`.measure`: the evaluation steps and :func:`.measure.evaluate`, which runs them all;
+* :mod:`.card`: the model card and evaluation.json;
+* :mod:`.report`: the same measures on the user's layers, as an HTML report (``evaluatemodel``);
+* :mod:`.cli`: ``python -m overlap_relevance.model.evaluation`` (``make evaluate``).
+"""

@@ -1,0 +1,158 @@
+"""The folders say where code may run, and the imports keep to it (read from the sources).
+
+* Nothing QGIS imports (``plugin/``, ``algorithms/``, the package's ``__init__``), directly or
+  through other modules, and at module level or inside a function, lives under
+  ``model/training/`` or imports TensorFlow or Keras.
+* ``model/`` never imports qgis; only ``model/training/`` imports TensorFlow or Keras.
+* No import cycle among the package's modules, counting imports inside functions too.
+* Research is outside the package: ``research/`` is not in the plugin zip's file list.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIRS = ("plugin", "algorithms", "model")
+TENSORFLOW = {"tensorflow", "keras", "tf_keras"}
+
+
+def package_modules():
+    files = [ROOT / "__init__.py"] + [p for d in PACKAGE_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
+    return {p.relative_to(ROOT): p for p in files}
+
+
+def _resolve(path, level, module):
+    """The package file a relative import ``from <level dots><module> import ...`` names, or None."""
+    base = path.parent
+    for _ in range(level - 1):
+        base = base.parent
+    target = base.joinpath(*module.split(".")) if module else base
+    for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imports_of(path):
+    """(package files, top-level external module names) that ``path`` imports, anywhere in it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    inside, outside = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            outside.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                outside.add(node.module.split(".")[0])
+                continue
+            target = _resolve(path, node.level, node.module or "")
+            if target is not None:
+                inside.add(target)
+            if node.module is None or target is not None and target.name == "__init__.py":
+                for alias in node.names:  # `from . import shapes` names a submodule
+                    sub = _resolve(path, node.level, ".".join(filter(None, [node.module, alias.name])))
+                    if sub is not None:
+                        inside.add(sub)
+    return inside, outside
+
+
+def reached_from(starts):
+    seen, stack = set(), list(starts)
+    while stack:
+        path = stack.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        stack.extend(imports_of(path)[0] - seen)
+    return seen
+
+
+def test_nothing_qgis_imports_lives_in_the_tensorflow_room():
+    modules = package_modules()
+    starts = [p for rel, p in modules.items() if rel.parts[0] in ("plugin", "algorithms") or rel.name == "__init__.py"
+              and len(rel.parts) == 1]
+    reached = reached_from(starts)
+    in_training = sorted(str(p.relative_to(ROOT)) for p in reached if (ROOT / "model" / "training") in p.parents)
+    assert in_training == []
+    with_tensorflow = sorted(str(p.relative_to(ROOT)) for p in reached if imports_of(p)[1] & TENSORFLOW)
+    assert with_tensorflow == []
+
+
+def test_the_cycle_check_would_have_caught_the_old_icon_import(tmp_path):
+    """algorithms/base.py took ICON_PATH from plugin/provider.py, which imports algorithms/ when it loads."""
+    for name, text in {"pkg/__init__.py": "", "pkg/plugin/__init__.py": "", "pkg/algorithms/__init__.py": "",
+                       "pkg/plugin/provider.py": "def load():\n    from ..algorithms import base\n",
+                       "pkg/algorithms/base.py": "from ..plugin.provider import ICON_PATH\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    cycle = find_cycle(sorted(tmp_path.rglob("*.py")))
+    assert cycle is not None and {p.name for p in cycle} == {"provider.py", "base.py"}
+
+
+def test_the_guard_sees_imports_inside_functions(tmp_path):
+    (tmp_path / "pkg" / "training").mkdir(parents=True)
+    for name in ("pkg/__init__.py", "pkg/training/__init__.py", "pkg/training/fit.py"):
+        (tmp_path / name).write_text("import tensorflow\n" if name.endswith("fit.py") else "")
+    caller = tmp_path / "pkg" / "alg.py"
+    caller.write_text("def run():\n    from .training.fit import x\n")
+    reached = reached_from([caller])
+    assert tmp_path / "pkg" / "training" / "fit.py" in reached
+    assert imports_of(tmp_path / "pkg" / "training" / "fit.py")[1] == {"tensorflow"}
+
+
+@pytest.mark.parametrize("rel, path", sorted(package_modules().items()), ids=lambda v: str(v))
+def test_each_room_imports_only_what_may_run_there(rel, path):
+    outside = imports_of(path)[1]
+    if rel.parts[0] == "model":
+        assert "qgis" not in outside
+        if rel.parts[1] != "training":
+            assert not outside & TENSORFLOW
+
+
+def find_cycle(files):
+    """One import cycle among ``files`` (a list of paths, first repeated last), or None."""
+    graph = {p: imports_of(p)[0] for p in files}
+    state = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return trail[trail.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt, trail + [nxt])
+                if found:
+                    return found
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [node])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle():
+    cycle = find_cycle(list(package_modules().values()))
+    assert cycle is None, " -> ".join(str(p.relative_to(ROOT)) for p in cycle)
+
+
+def test_research_stays_out_of_the_plugin():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    plugin_files = next(line for line in makefile.splitlines() if line.startswith("PLUGIN_FILES :="))
+    assert "research" not in plugin_files.split()
+    assert (ROOT / "research" / "compare_architectures.py").is_file()
+    assert not list((ROOT / "model").rglob("compare_architectures.py"))
+
+
+def test_the_readme_layout_names_every_room():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Layout"):]
+    rooms = {str(p.parent.relative_to(ROOT)) for d in (*PACKAGE_DIRS, "research", "tools", "test")
+             for p in (ROOT / d).rglob("*.py") if "__pycache__" not in p.parts}
+    rooms = {r for r in rooms if r.count("/") <= 1 and not r.startswith(("test/", "tools/"))}
+    missing = sorted(r for r in rooms if f"| `{r}/` |" not in table)
+    assert missing == []
