@@ -82,9 +82,10 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
             "<p><b>TensorFlow runs in a separate Python process</b>, never inside QGIS. Which Python: the Processing "
             "option Settings ▸ Options ▸ Processing ▸ Providers ▸ Overlap relevance ▸ 'Python interpreter for "
             "training' (QGIS setting <code>overlap_relevance/python</code>), else the environment variable "
-            "<code>OVERLAP_RELEVANCE_PYTHON</code>, else <code>.venv/bin/python</code> inside the plugin folder "
-            "when present, else <code>python3</code>. That Python needs TensorFlow, NumPy and shapely; when it "
-            "lacks them the algorithm stops and tells you the command that installs them. Each epoch's loss is "
+            "<code>OVERLAP_RELEVANCE_PYTHON</code>, else <code>.venv-train/bin/python</code> (then "
+            "<code>.venv/bin/python</code>) inside the plugin folder when present, else <code>python3</code>. That "
+            "Python needs TensorFlow, NumPy, shapely and pyproj; when it lacks them the algorithm stops and prints "
+            "the commands that make an environment with them. Each epoch's loss is "
             "reported as it ends; cancelling ends the training process and writes no model.</p>"
             + LAYER_PAIR_HELP +
             "<h3>Parameters</h3><ul>"
