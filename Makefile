@@ -29,7 +29,7 @@ junit = $(if $(TEST_REPORTS),--junitxml=$(TEST_REPORTS)/$(1).xml)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 TRAIN_PYTEST := $(TRAIN_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
 
-.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo zip train evaluate clean
+.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo help zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages, newest the release offers) and the QGIS-side venv
 setup: system-packages $(STAMP)
@@ -109,6 +109,10 @@ train: setup-train
 evaluate: setup setup-train
 	@# The convergence runs train with TensorFlow: they run in .venv-train's Python, a process of their own.
 	OVERLAP_RELEVANCE_PYTHON=$(TRAIN_PYTHON) $(PYTHON) -m overlap_relevance.model.evaluation
+
+## help: write the algorithms' help pages, resources/help/*.html (the dialogs' Help button opens them)
+help: setup
+	$(PYTHON) tools/make_help.py
 
 ## zip: an installable plugin zip with one folder, overlap_relevance/
 zip:

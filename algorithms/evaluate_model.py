@@ -11,17 +11,18 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import NUMBER_INTEGER, PARAMETER_ADVANCED
-from .base import OverlapRelevanceAlgorithm
+from ..plugin.compat import NUMBER_INTEGER
+from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
 from .parameters import (
     INPUT,
-    LAYER_PAIR_HELP,
-    MODEL_HELP,
     POSITIONAL_UNCERTAINTY,
     POSITIONAL_UNCERTAINTY_FIELD,
     REFERENCE,
     add_layer_pair_parameters,
-    add_model_parameters,
+    add_model_file_parameter,
+    add_sigma_parameters,
+    declare,
+    with_suffix,
 )
 from .relevance_run import Cancelled, prepare_relevance_run
 
@@ -48,8 +49,17 @@ NUMERIC_OUTPUTS = (
 
 
 class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
-    GROUP_ID = "model"
-    GROUP = "Model"
+    GROUP = GROUP_MODEL
+    SHORT_DESCRIPTION = "How well a relevance model predicts the overlaps of your layers: an HTML report with a verdict."
+    SUMMARY = (
+        "Measures how well a relevance model (the bundled one or a trained model file) predicts the overlaps of "
+        "your own layers, and writes an HTML report that says, metric by metric, whether the model card's target "
+        "is met. The truth is the exact overlap of every candidate pair at σ = 0, and at σ &gt; 0 the distribution "
+        "of the overlap under random displacements of the reference feature, estimated by Monte Carlo on a subset "
+        "of whole input features. The model runs exactly as the scoring algorithms run it.")
+    TAGS = ("evaluate", "validation", "accuracy", "calibration", "report", "metrics", "monte carlo", "model",
+            "uncertainty", "match")
+    NOTES = ("iou", "model", "frame", "geometry")
 
     def name(self):
         return "evaluatemodel"
@@ -57,57 +67,47 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
     def displayName(self):  # noqa: N802 (QGIS's name)
         return "Evaluate relevance model"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        outputs = "".join(f"<li><b>{name}</b>: {description}</li>" for name, description, _ in NUMERIC_OUTPUTS)
-        return (
-            "<p>Measures how well a relevance model (the bundled one or a trained model file) predicts the "
-            "overlaps of your own layers, and writes an HTML report with the metrics of the model card and "
-            "plots. Use it to decide whether the bundled model is good enough for your data, or whether a model "
-            "trained with 'Train relevance model' is better.</p>"
-            "<p><b>Truth</b>: at σ = 0, the exact overlap of every candidate pair, computed with GEOS on the "
-            "full-detail geometries in the pair's local metric frame. At σ &gt; 0 the truth is the distribution of "
-            "the overlap under random displacements d ~ N(0, σ²I₂) of the reference feature, estimated by "
-            "Monte-Carlo on a subset of the pairs (whole input features, so that best matches can be compared "
-            "too). The model is run exactly as the scoring algorithms run it.</p>"
-            "<p><b>Metrics</b>: mean absolute error (MAE) of the predicted mean IoU and of the two mean coverages; "
-            "best-match agreement (the share of input features whose predicted best reference feature is the "
-            "true best); coverage of the predicted central 90 % interval (calibrated: about 0.9); PIT coverage; "
-            "CRPS of the predicted IoU distribution (lower is better; at σ &gt; 0 next to the CRPS of the "
-            "Monte-Carlo sample itself); intersection-centroid error relative to the pair's size (σ = 0).</p>"
-            "<p><b>Plots</b>: predicted against true IoU with 5–95 % interval bars; calibration curve and PIT "
-            "histogram; interval coverage by σ (by σ bucket when a σ field is given); error by geometry "
-            "complexity (vertex count buckets). The plots need matplotlib in QGIS's Python; without it the "
-            "report holds the tables only.</p>"
-            + LAYER_PAIR_HELP + MODEL_HELP +
-            "<h3>Monte-Carlo truth</h3><ul>"
-            "<li><b>Monte-Carlo displacements per pair</b> (MC_SAMPLES): more is more precise and slower.</li>"
-            "<li><b>Monte-Carlo pairs</b> (MC_PAIRS): about how many σ &gt; 0 pairs get Monte-Carlo truth.</li>"
-            "<li><b>Seed</b> (advanced): seeds the subset, the displacements and the randomised PIT.</li></ul>"
-            "<h3>Outputs</h3><ul><li><b>Report</b>: an HTML file with the metrics, the plots (embedded images) "
-            "and tables by σ and by vertex count.</li>" + outputs +
-            "</ul><p>The numbers are outputs of the algorithm, so graphical models and scripts can use them; a "
-            "metric that cannot be measured (e.g. no pair has truth) is empty.</p>"
-        )
+    def output_help(self):
+        return [("Report", "an HTML file: the verdict against each target, the metrics, plots (embedded) and "
+                           "tables by σ and by vertex count; it opens in the Results Viewer"),
+                *((name, description) for name, description, _ in NUMERIC_OUTPUTS),
+                ("(numbers)", "outputs of the algorithm, so models and scripts can use them; a metric that cannot "
+                              "be measured (e.g. no pair has truth) is empty")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
-        add_model_parameters(self, with_threshold=False)
-        self.addParameter(QgsProcessingParameterNumber(
-            MC_SAMPLES, "Monte-Carlo displacements per pair (σ > 0)", NUMBER_INTEGER, 128, minValue=8, maxValue=8192))
-        self.addParameter(QgsProcessingParameterNumber(
-            MC_PAIRS, "Monte-Carlo pairs (about; σ > 0)", NUMBER_INTEGER, 500, minValue=0, maxValue=1_000_000))
-        seed = QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 3, minValue=0)
-        seed.setFlags(seed.flags() | PARAMETER_ADVANCED)
-        self.addParameter(seed)
-        self.addParameter(QgsProcessingParameterFileDestination(OUTPUT, "Report", "HTML files (*.html)"))
+        add_sigma_parameters(self)
+        add_model_file_parameter(self, "Model file to evaluate (empty: the bundled model)")
+        declare(self, QgsProcessingParameterNumber(
+            MC_SAMPLES, "Monte-Carlo displacements per pair (σ > 0)", NUMBER_INTEGER, 128, minValue=8, maxValue=8192),
+            help_text="More is a more precise truth, and slower.")
+        declare(self, QgsProcessingParameterNumber(
+            MC_PAIRS, "Monte-Carlo pairs (about; σ > 0)", NUMBER_INTEGER, 500, minValue=0, maxValue=1_000_000),
+            help_text="About how many pairs with σ > 0 get a Monte-Carlo truth; whole input features are taken, "
+                      "so that best matches can be compared too.")
+        declare(self, QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 3, minValue=0), advanced=True,
+                help_text="Seeds the subset of pairs, the displacements and the randomised PIT: the same seed gives "
+                          "the same report.")
+        self.addParameter(QgsProcessingParameterFileDestination(OUTPUT, "Evaluation report", "HTML files (*.html)"))
         for name, description, _ in NUMERIC_OUTPUTS:
             self.addOutput(QgsProcessingOutputNumber(name, description))
+
+    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS's name)
+        """Name the report after what it evaluated, in the dialog that ran it (its Results Viewer entry)."""
+        results = super().postProcessAlgorithm(context, feedback)
+        origin = getattr(self, "created_from", lambda: None)()
+        title = getattr(self, "report_title", None)
+        if origin is not None and title:
+            output = origin.outputDefinition(OUTPUT)
+            if output is not None:
+                output.setDescription(title)
+        return results
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         from ..model.network import ModelFileError
         from ..model.evaluation.report import evaluate_layers, figures, render_html
 
-        out_path = self.parameterAsFileOutput(parameters, OUTPUT, context)
+        out_path = with_suffix(self.parameterAsFileOutput(parameters, OUTPUT, context), ".html")
         if not out_path:
             raise QgsProcessingException(self.invalidParameterError(parameters, OUTPUT))
         started = time.perf_counter()
@@ -161,6 +161,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
             "notes": notes,
         }
         document = render_html(evaluation, info, images, run.pair.input.keys, run.pair.reference.keys)
+        self.report_title = self._title(parameters, context, run.model)
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         Path(out_path).write_text(document, encoding="utf-8")
         self._log_metrics(feedback, metrics, time.perf_counter() - started, out_path)
@@ -170,6 +171,21 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
             value = metrics.get(key)
             results[name] = None if value is None or not np.isfinite(value) else value
         return results
+
+    def _title(self, parameters, context, model):
+        """'Evaluation of <model> on <input> × <reference>, σ …': what the report evaluated."""
+        names = []
+        for name in (INPUT, REFERENCE):
+            source = self.parameterAsSource(parameters, name, context)
+            names.append(source.sourceName() if source is not None else name.lower())
+        from ..model.network import BUNDLED_MODEL
+
+        bundled = model.path is not None and Path(str(model.path)).resolve() == BUNDLED_MODEL.resolve()
+        model_name = "the bundled model" if bundled else Path(str(model.path)).name
+        sigma_field = self.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
+        sigma = (f"σ from '{sigma_field}'" if sigma_field else
+                 f"σ = {self.parameterAsDouble(parameters, POSITIONAL_UNCERTAINTY, context):g} m")
+        return f"Evaluation of {model_name} on {names[0]} × {names[1]}, {sigma}"
 
     @staticmethod
     def _model_info(model):

@@ -13,9 +13,9 @@ from qgis.core import (
 from ..model.overlap import exact_overlap
 from ..model.pairs import iter_pair_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
-from .base import OverlapRelevanceAlgorithm
+from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .layers import read_layer_pair
-from .parameters import LAYER_PAIR_HELP, add_layer_pair_parameters, table_destination
+from .parameters import add_layer_pair_parameters, table_destination
 
 OUTPUT = "OUTPUT"
 PAIR_COUNT = "PAIR_COUNT"
@@ -31,28 +31,29 @@ NUMERIC_FIELDS = (
 
 
 class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
-    GROUP_ID = "validation"
-    GROUP = "Validation"
+    GROUP = GROUP_PAIRS
+    SHORT_DESCRIPTION = "Exact areas, coverages and IoU of every candidate pair of two polygon layers, in metres."
+    SUMMARY = (
+        "Computes the exact overlap of every candidate pair of an input and a reference polygon layer with GEOS, "
+        "in each pair's local metric frame, with the positions taken as exact. It is what the relevance model is "
+        "trained and evaluated against, and a plain exact overlap table in its own right: one row per candidate "
+        "pair, without geometry.")
+    TAGS = ("exact", "intersection", "area", "coverage", "table", "geos", "validation", "join")
+    NOTES = ("iou", "frame", "geometry")
 
     def name(self):
         return "exactoverlap"
 
     def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Exact overlap (reference)"
+        return "Exact overlap of candidate pairs"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        fields = "".join(f"<li><b>{name}</b>: {meaning}</li>" for name, meaning in NUMERIC_FIELDS)
-        return (
-            "<p>Computes the exact overlap of every candidate pair of an input and a reference polygon "
-            "layer with GEOS, in each pair's local metric frame. It is the reference against which the "
-            "learned relevance model is trained and evaluated, and a plain exact overlap table in its own "
-            "right.</p>" + LAYER_PAIR_HELP + "<h3>Output</h3><p>A table with one row per candidate pair: "
-            "<b>in_key</b> and <b>ref_key</b> (the key values), and</p><ul>" + fields + "</ul>"
-        )
+    def output_help(self):
+        return [("in_key, ref_key", "the pair's input and reference keys"), *NUMERIC_FIELDS,
+                (PAIR_COUNT, "the number of candidate pairs (an output number, for models)")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Exact overlap", SOURCE_TABLE))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Exact overlaps", SOURCE_TABLE))
         self.addOutput(QgsProcessingOutputNumber(PAIR_COUNT, "Number of candidate pairs"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -94,4 +95,6 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
             return self.discard_output(context, dest_id)
         pair.report_repaired(feedback, repaired_a, repaired_b)
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
-        return {OUTPUT: table_destination(context, dest_id), PAIR_COUNT: n_pairs}
+        dest_id = table_destination(context, dest_id)
+        self.style_on_load(dest_id, "exact")
+        return {OUTPUT: dest_id, PAIR_COUNT: n_pairs}

@@ -81,13 +81,15 @@ def read_ogr_geometries(layer, feedback=None, label="input"):
         geometry_column = ogr_layer.GetGeometryColumn() or "wkb_geometry"
         fids, wkbs = [], []
         stream = ogr_layer.GetArrowStreamAsNumPy(options=["INCLUDE_FID=YES", "USE_MASKED_ARRAYS=NO"])
+        n_read, total = 0, layer.featureCount()
         for batch in stream:
-            if feedback is not None:
-                if feedback.isCanceled():
-                    return False
-                feedback.setProgressText(f"Reading {label} features: {sum(map(len, fids))}")
+            if feedback is not None and feedback.isCanceled():
+                return False
             fids.append(np.asarray(batch[fid_column], dtype=np.int64))
             wkbs.append(np.asarray(batch[geometry_column], dtype=object))
+            n_read += len(fids[-1])
+            if feedback is not None:  # the count after the batch: what has been read, not what had been
+                feedback.setProgressText(f"Reading {label} features: {n_read}/{total}")
         del stream, ogr_layer, dataset
     except Exception:  # noqa: BLE001 - any GDAL trouble: QGIS reads the layer instead
         return None

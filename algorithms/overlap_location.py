@@ -12,16 +12,9 @@ from qgis.core import (
 )
 
 from ..plugin.compat import FAST_INSERT, NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
-from .base import OverlapRelevanceAlgorithm
+from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
-from .parameters import (
-    INPUT,
-    LAYER_PAIR_HELP,
-    MODEL_HELP,
-    add_layer_pair_parameters,
-    add_model_parameters,
-    finite_double,
-)
+from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, finite_double
 from .relevance_run import Cancelled, prepare_relevance_run
 
 MIN_RELEVANCE = "MIN_RELEVANCE"
@@ -32,36 +25,40 @@ ELLIPSE_VERTICES = 64
 
 
 class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
+    GROUP = GROUP_PAIRS
+    SHORT_DESCRIPTION = "Ellipses where the overlap of relevant pairs is predicted to lie, under positional uncertainty."
+    SUMMARY = (
+        "Shows where the overlap of relevant pairs is predicted to lie. The model predicts the centroid of each "
+        "pair's intersection as a Gaussian mixture; each component is drawn as an ellipse holding the chosen share "
+        "(confidence level) of its probability, in the input layer's CRS. Under positional uncertainty the "
+        "ellipses grow with σ; at σ = 0 they are small, around the overlap's centroid. Only pairs with an expected "
+        "IoU of at least the minimum relevance, and components of at least the minimum weight, are drawn.")
+    TAGS = ("location", "where", "ellipse", "confidence", "uncertainty", "intersection", "centroid", "match")
+    NOTES = ("iou", "model", "frame", "geometry")
+
     def name(self):
         return "overlaplocation"
 
     def displayName(self):  # noqa: N802 (QGIS's name)
         return "Predicted overlap location"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        return (
-            "<p>Shows where the overlap of relevant pairs is predicted to lie. The model predicts the centroid "
-            "of each pair's intersection as a Gaussian mixture (in metres around the pair); this algorithm "
-            "draws each component as an ellipse that holds the chosen share (<b>confidence level</b>) of that "
-            "component's probability, in the input layer's CRS. Under positional uncertainty the ellipses grow "
-            "with σ; with σ = 0 they are small, around the overlap's centroid.</p>"
-            + LAYER_PAIR_HELP + MODEL_HELP +
-            "<h3>Which pairs and components</h3><p>Only pairs whose expected IoU is at least the <b>minimum "
-            "relevance</b> are drawn, and of those only components whose weight is at least the <b>minimum "
-            "component weight</b>.</p><h3>Output fields</h3><ul><li><b>in_key</b>, <b>ref_key</b>: the pair"
-            "</li><li><b>component</b>: index of the mixture component (0-based)</li><li><b>weight</b>: its "
-            "mixture weight</li><li><b>level</b>: the confidence level of the ellipse</li></ul>"
-        )
+    def output_help(self):
+        return [("in_key, ref_key", "the pair"), ("component", "index of the mixture component (0-based)"),
+                ("weight", "the component's mixture weight: the probability that the overlap lies in it"),
+                ("level", "the confidence level of the ellipse")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
         add_model_parameters(self, with_threshold=False)
-        self.addParameter(QgsProcessingParameterNumber(MIN_RELEVANCE, "Minimum relevance (expected IoU)",
-                                                       NUMBER_DOUBLE, 0.1, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber(MIN_WEIGHT, "Minimum component weight", NUMBER_DOUBLE,
-                                                       0.05, minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber(LEVEL, "Confidence level", NUMBER_DOUBLE, 0.9,
-                                                       minValue=0.01, maxValue=0.999))
+        declare(self, QgsProcessingParameterNumber(MIN_RELEVANCE, "Minimum relevance (expected IoU)", NUMBER_DOUBLE,
+                                                   0.1, minValue=0.0, maxValue=1.0), decimals=2,
+                help_text="Pairs whose expected IoU is below this value get no ellipse.")
+        declare(self, QgsProcessingParameterNumber(MIN_WEIGHT, "Minimum component weight", NUMBER_DOUBLE, 0.05,
+                                                   minValue=0.0, maxValue=1.0), decimals=2, advanced=True,
+                help_text="Mixture components of a smaller weight (probability) are not drawn.")
+        declare(self, QgsProcessingParameterNumber(LEVEL, "Confidence level", NUMBER_DOUBLE, 0.9, minValue=0.01,
+                                                   maxValue=0.999), decimals=3,
+                help_text="The share of a component's probability that its ellipse holds.")
         self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Predicted overlap location", SOURCE_POLYGON))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -87,6 +84,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         except Cancelled:
             return self.discard_output(context, dest_id) if dest_id else {}
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
+        self.style_on_load(dest_id, "location")
         return {OUTPUT: dest_id}
 
     @staticmethod

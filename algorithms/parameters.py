@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, SOURCE_POLYGON
+from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, PARAMETER_ADVANCED, SOURCE_POLYGON
 
 INPUT = "INPUT"
 INPUT_KEY = "INPUT_KEY"
@@ -24,72 +24,122 @@ POSITIONAL_UNCERTAINTY_FIELD = "POSITIONAL_UNCERTAINTY_FIELD"
 THRESHOLD = "THRESHOLD"
 MODEL = "MODEL"
 
-LAYER_PAIR_HELP = (
-    "<h3>Input layers</h3>"
-    "<p><b>Input layer</b> and <b>Reference layer</b> are polygon layers in any coordinate reference "
-    "systems; they may differ and you never need to reproject. Each candidate pair is projected into its "
-    "own local metric frame (a Lambert azimuthal equal-area projection centred on the pair), so areas and "
-    "distances are true metres wherever the data lies, across the antimeridian included. The reference "
-    "may be the same layer as the input; a feature is then never paired with itself. "
-    "'Selected features only' is honoured.</p>"
-    "<p><b>Key fields</b> identify features in the output; by default the feature id is used.</p>"
-    "<p><b>Search distance</b> (metres): a pair is a candidate when the gap between the two features' "
-    "bounding boxes, measured in the pair's local frame, is at most this distance; 0 means touching "
-    "bounding boxes.</p>"
-    "<p>Invalid geometries are repaired (GEOS make_valid) and counted in the log; curved geometries are "
-    "segmentized and Z/M values ignored. Features without a usable geometry are skipped and counted in the log: "
-    "no geometry, an empty one, coordinates that are not finite or lie off the globe (latitude beyond ±90°; "
-    "longitudes in 0..360 are fine), or a feature reaching more than 90° from its centre (a whole-world box), "
-    "which no local frame can measure.</p>"
-)
+#: A model file is whatever the user named it; its content is checked on load (and in checkParameterValues).
+MODEL_FILE_FILTER = "Model files (*.npz);;All files (*)"
+
+#: Each shared parameter's help, written once: QGIS shows it as the parameter's tooltip, and the help page
+#: (:mod:`.help`) lists it for the algorithms that have the parameter.
+PARAMETER_HELP = {
+    INPUT: "The polygon layer whose features are scored. Any CRS: each candidate pair is measured in its own "
+           "local metric frame, so there is no need to reproject. 'Selected features only' is honoured.",
+    INPUT_KEY: "Identifies input features in the output. Empty: the feature id.",
+    REFERENCE: "The polygon layer the input is compared with, in any CRS. It may be the input layer itself; a "
+               "feature is then never paired with itself.",
+    REFERENCE_KEY: "Identifies reference features in the output (the match field). Empty: the feature id.",
+    SEARCH_DISTANCE: "A pair is a candidate when the gap between the two features' bounding boxes, measured in "
+                     "metres in the pair's local frame, is at most this distance. 0: touching bounding boxes. "
+                     "It is widened to at least 3σ.",
+    POSITIONAL_UNCERTAINTY: "σ, the standard deviation per axis, in metres, of a random displacement of the "
+                            "reference feature relative to the input feature. The prediction is the distribution "
+                            "of the overlap after such a displacement. 0: positions are taken as exact.",
+    POSITIONAL_UNCERTAINTY_FIELD: "A numeric field of the input layer that gives σ per feature, in metres; "
+                                  "empty values fall back to the positional uncertainty parameter.",
+    THRESHOLD: "The IoU that counts as a match for the probability field: the probability that the IoU is at "
+               "least this value.",
+    MODEL: "Empty: the model bundled with the plugin. Or a model file written by 'Train relevance model', "
+           "whatever its name. Files are checked before the run: no code is ever run from them, and a file "
+           "whose weights do not match their recorded SHA-256 is refused.",
+}
+
+
+def declare(algorithm, parameter, help_text=None, advanced=False, decimals=None):
+    """Add ``parameter`` to ``algorithm`` with its help (tooltip), advanced flag and shown decimals."""
+    help_text = help_text if help_text is not None else PARAMETER_HELP.get(parameter.name())
+    if help_text:
+        parameter.setHelp(help_text)
+    if advanced:
+        parameter.setFlags(parameter.flags() | PARAMETER_ADVANCED)
+    if decimals is not None:
+        metadata = dict(parameter.metadata())
+        metadata["widget_wrapper"] = {**dict(metadata.get("widget_wrapper") or {}), "decimals": decimals}
+        parameter.setMetadata(metadata)
+    algorithm.addParameter(parameter)
+    return parameter
 
 
 def add_layer_pair_parameters(algorithm, with_input_key=True):
     """Declare INPUT, INPUT_KEY, REFERENCE, REFERENCE_KEY and SEARCH_DISTANCE on ``algorithm``."""
-    algorithm.addParameter(QgsProcessingParameterFeatureSource(INPUT, "Input layer", [SOURCE_POLYGON]))
+    declare(algorithm, QgsProcessingParameterFeatureSource(INPUT, "Input layer", [SOURCE_POLYGON]))
     if with_input_key:
-        algorithm.addParameter(
-            QgsProcessingParameterField(INPUT_KEY, "Input key field (default: feature id)", None, INPUT,
-                                        FIELD_ANY, optional=True)
-        )
-    algorithm.addParameter(QgsProcessingParameterFeatureSource(REFERENCE, "Reference layer", [SOURCE_POLYGON]))
-    algorithm.addParameter(
-        QgsProcessingParameterField(REFERENCE_KEY, "Reference key field (default: feature id)", None, REFERENCE,
-                                    FIELD_ANY, optional=True)
-    )
-    distance = QgsProcessingParameterNumber(SEARCH_DISTANCE, "Search distance (metres)", NUMBER_DOUBLE, 0.0,
-                                            minValue=0.0)
-    algorithm.addParameter(distance)
+        declare(algorithm, QgsProcessingParameterField(
+            INPUT_KEY, "Input key field (default: feature id)", None, INPUT, FIELD_ANY, optional=True))
+    declare(algorithm, QgsProcessingParameterFeatureSource(REFERENCE, "Reference layer", [SOURCE_POLYGON]))
+    declare(algorithm, QgsProcessingParameterField(
+        REFERENCE_KEY, "Reference key field (default: feature id)", None, REFERENCE, FIELD_ANY, optional=True))
+    declare(algorithm, QgsProcessingParameterNumber(
+        SEARCH_DISTANCE, "Search distance (metres)", NUMBER_DOUBLE, 0.0, minValue=0.0), decimals=2)
 
 
-MODEL_HELP = (
-    "<h3>Model and positional uncertainty</h3>"
-    "<p>The overlap of each candidate pair is predicted by a trained mixture density network: a "
-    "Gaussian mixture over the two coverage fractions (the share of the input feature covered by the "
-    "reference feature, and the reverse). <b>Positional uncertainty</b> σ (metres) is the standard "
-    "deviation, per axis, of a rigid displacement of the reference feature relative to the input feature: "
-    "the prediction is the distribution of the overlap after such a random displacement. σ = 0 takes the "
-    "positions as exact. A numeric <b>positional uncertainty field</b> on the input layer overrides the "
-    "value per feature (empty values fall back to the parameter). The search distance is widened to at "
-    "least 3σ so that features a displacement could bring into contact are candidates.</p>"
-    "<p><b>Model file</b>: leave empty for the bundled model, or pick a model file (.npz) written by "
-    "'Train relevance model'. Model files are checked on load: no code is ever run from them, and a file "
-    "whose weights do not match their recorded SHA-256 is refused.</p>"
-)
+def add_sigma_parameters(algorithm, default=0.0):
+    """Declare POSITIONAL_UNCERTAINTY and POSITIONAL_UNCERTAINTY_FIELD."""
+    declare(algorithm, QgsProcessingParameterNumber(
+        POSITIONAL_UNCERTAINTY, "Positional uncertainty σ (metres, per axis)", NUMBER_DOUBLE, default, minValue=0.0),
+        decimals=2)
+    declare(algorithm, QgsProcessingParameterField(
+        POSITIONAL_UNCERTAINTY_FIELD, "Positional uncertainty field on the input layer (metres)", None, INPUT,
+        FIELD_NUMERIC, optional=True))
 
 
-def add_model_parameters(algorithm, with_threshold=True):
-    """Declare POSITIONAL_UNCERTAINTY, POSITIONAL_UNCERTAINTY_FIELD, THRESHOLD and MODEL."""
-    algorithm.addParameter(QgsProcessingParameterNumber(
-        POSITIONAL_UNCERTAINTY, "Positional uncertainty σ (metres, per axis)", NUMBER_DOUBLE, 0.0, minValue=0.0))
-    algorithm.addParameter(QgsProcessingParameterField(
-        POSITIONAL_UNCERTAINTY_FIELD, "Positional uncertainty field on the input layer (metres, optional)", None,
-        INPUT, FIELD_NUMERIC, optional=True))
+def add_model_parameters(algorithm, with_threshold=True, model_advanced=True):
+    """Declare POSITIONAL_UNCERTAINTY, POSITIONAL_UNCERTAINTY_FIELD, THRESHOLD (advanced) and MODEL."""
+    add_sigma_parameters(algorithm)
     if with_threshold:
-        algorithm.addParameter(QgsProcessingParameterNumber(
-            THRESHOLD, "IoU threshold for the probability field", NUMBER_DOUBLE, 0.5, minValue=0.0, maxValue=1.0))
-    algorithm.addParameter(QgsProcessingParameterFile(
-        MODEL, "Model file (empty: the bundled model)", extension="npz", optional=True))
+        declare(algorithm, QgsProcessingParameterNumber(
+            THRESHOLD, "IoU threshold for the probability field", NUMBER_DOUBLE, 0.5, minValue=0.0, maxValue=1.0),
+            advanced=True, decimals=2)
+    add_model_file_parameter(algorithm, "Model file (empty: the bundled model)", advanced=model_advanced)
+
+
+def add_model_file_parameter(algorithm, label, advanced=False, help_text=None):
+    return declare(algorithm, QgsProcessingParameterFile(MODEL, label, fileFilter=MODEL_FILE_FILTER, optional=True),
+                   help_text=help_text, advanced=advanced)
+
+
+def check_model_file(algorithm, parameters, context):
+    """(ok, message) for MODEL: empty, or a file that loads as a model (checked before anything is read)."""
+    from ..model.network import ModelFileError
+    from ..model.scoring import load_model
+
+    if algorithm.parameterDefinition(MODEL) is None:
+        return True, ""
+    path = algorithm.parameterAsFile(parameters, MODEL, context)
+    if not path:
+        return True, ""
+    try:
+        load_model(path)
+    except ModelFileError as error:
+        return False, f"Model file: {error}"
+    return True, ""
+
+
+def check_sigma_field(algorithm, parameters, context):
+    """(ok, message): the positional uncertainty field, when given, exists on the input and is numeric."""
+    if algorithm.parameterDefinition(POSITIONAL_UNCERTAINTY_FIELD) is None:
+        return True, ""
+    name = algorithm.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
+    if not name:
+        return True, ""
+    source = algorithm.parameterAsSource(parameters, INPUT, context)
+    if source is None:
+        return True, ""  # Processing reports the missing layer itself
+    index = source.fields().lookupField(name)
+    if index < 0:
+        return False, f"The input layer has no field named '{name}' (positional uncertainty field)."
+    field = source.fields().at(index)
+    if not field.isNumeric():
+        return False, (f"The positional uncertainty field '{name}' is of type {field.typeName()}; it must be "
+                       "numeric (σ in metres).")
+    return True, ""
 
 
 def load_model_parameter(algorithm, parameters, context):
@@ -163,3 +213,21 @@ def table_destination(context, dest_id):
         layers[dbf] = details
         context.setLayersToLoadOnCompletion(layers)
     return dbf
+
+
+def is_dbase_destination(algorithm, parameters, name, context):
+    """Whether the sink parameter ``name`` writes a shapefile or a lone .dbf, whose field names (dBase) have
+    at most 10 characters. GeoPackage, memory layers and the other formats have no such limit."""
+    destination = algorithm.parameterAsOutputLayer(parameters, name, context) or ""
+    text = destination.strip()
+    if text.lower().startswith("ogr:"):
+        text = text[4:]
+    text = text.split("|")[0].strip().strip("'\"").lower()
+    return text.endswith((".shp", ".dbf"))
+
+
+def with_suffix(path, suffix):
+    """``path`` with ``suffix`` appended when it has no extension, as QGIS does for its own outputs."""
+    if not path or os.path.splitext(os.path.basename(path))[1]:
+        return path
+    return path + suffix

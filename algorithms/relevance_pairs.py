@@ -15,15 +15,9 @@ from qgis.core import (
 from ..model.frame import project_pairs
 from ..model.overlap import exact_overlap
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
-from .base import OverlapRelevanceAlgorithm
+from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
-from .parameters import (
-    LAYER_PAIR_HELP,
-    MODEL_HELP,
-    add_layer_pair_parameters,
-    add_model_parameters,
-    table_destination,
-)
+from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination
 from .relevance_run import Cancelled, prepare_relevance_run
 
 COMPUTE_EXACT = "COMPUTE_EXACT"
@@ -46,32 +40,36 @@ EXACT = (
 
 
 class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
+    GROUP = GROUP_PAIRS
+    SHORT_DESCRIPTION = "Every candidate pair of two polygon layers with its predicted overlap, ranked."
+    SUMMARY = (
+        "Lists every candidate pair of an input and a reference feature with the predicted distribution of their "
+        "overlap, ranked within each input feature. Use it to see all plausible matches, not only the best one, "
+        "and, with exact overlaps, to check the model on your data. Drawn as lines between the features' "
+        "centroids, the best match of each input feature is shown strongly and the others faintly.")
+    TAGS = ("match", "matching", "candidates", "pairs", "ranking", "conflation", "join", "uncertainty", "validation")
+    NOTES = ("iou", "model", "frame", "geometry")
+
     def name(self):
         return "relevancepairs"
 
     def displayName(self):  # noqa: N802 (QGIS's name)
         return "Relevance pairs"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        predicted = "".join(f"<li><b>{n}</b>: {m}</li>" for n, m in PREDICTED)
-        exact = "".join(f"<li><b>{n}</b>: {m}</li>" for n, m in EXACT)
-        return (
-            "<p>Lists every candidate pair of an input and a reference feature with the predicted distribution "
-            "of their overlap, ranked within each input feature. Use it to inspect all plausible matches, not "
-            "only the best one, and to validate the model against exact overlaps.</p>"
-            + LAYER_PAIR_HELP + MODEL_HELP +
-            "<h3>Output</h3><p><b>in_key</b>, <b>ref_key</b>, <b>rank</b> (1 = most relevant reference "
-            "feature of that input feature, by expected IoU), and</p><ul>" + predicted + "</ul>"
-            "<p>With <b>Compute exact overlaps</b> also (computed with GEOS, slower):</p><ul>" + exact + "</ul>"
-            "<p><b>Geometry</b>: none, or a line from the input feature's centroid to the reference feature's "
-            "centroid, in the input layer's CRS.</p>"
-        )
+    def output_help(self):
+        return [("in_key, ref_key", "the pair's input and reference keys"),
+                ("rank", "1 for the most relevant reference feature of that input feature (by expected IoU)"),
+                *PREDICTED, *((name, meaning + " (with Compute exact overlaps)") for name, meaning in EXACT)]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
         add_model_parameters(self)
-        self.addParameter(QgsProcessingParameterBoolean(COMPUTE_EXACT, "Compute exact overlaps (validation)", False))
-        self.addParameter(QgsProcessingParameterEnum(GEOMETRY, "Geometry", list(GEOMETRY_OPTIONS), defaultValue=0))
+        declare(self, QgsProcessingParameterBoolean(COMPUTE_EXACT, "Compute exact overlaps (validation)", False),
+                help_text="Adds the exact IoU and coverages of each pair, computed with GEOS on the full-detail "
+                          "geometries with the positions taken as exact (slower).")
+        declare(self, QgsProcessingParameterEnum(GEOMETRY, "Geometry", list(GEOMETRY_OPTIONS), defaultValue=0),
+                help_text="A table without geometry, or a line from the input feature's centroid to the reference "
+                          "feature's centroid, in the input layer's CRS.")
         self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Relevance pairs", SOURCE_TABLE))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -118,7 +116,9 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         if feedback.isCanceled():
             return self.discard_output(context, dest_id)
         feedback.setProgress(100)
-        return {OUTPUT: table_destination(context, dest_id)}
+        dest_id = table_destination(context, dest_id)
+        self.style_on_load(dest_id, "pairs")
+        return {OUTPUT: dest_id}
 
     @staticmethod
     def _chunk_columns(run, chunk, compute_exact, with_lines):

@@ -14,13 +14,13 @@ from qgis.core import (
 
 from ..model.scoring import BestMatches
 from ..plugin.compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
-from .base import OverlapRelevanceAlgorithm
-from .parameters import INPUT, LAYER_PAIR_HELP, MODEL_HELP, add_layer_pair_parameters, add_model_parameters
+from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
+from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, is_dbase_destination
 from .relevance_run import Cancelled, prepare_relevance_run
 
 FIELD_PREFIX = "FIELD_PREFIX"
 OUTPUT = "OUTPUT"
-MAX_FIELD_NAME = 10  # shapefile (dBase) limit
+MAX_FIELD_NAME = 10  # the limit of a shapefile's (dBase) field names
 _WRITE_BATCH = 1000  # features handed to the sink at once, between cancel checks
 
 # (suffix, type, meaning)
@@ -36,34 +36,47 @@ RELEVANCE_FIELDS = (
 
 
 class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
+    GROUP = GROUP_MATCH
+    SHORT_DESCRIPTION = "Writes each polygon's best match in another layer and its overlap relevance (IoU) as fields."
+    SUMMARY = (
+        "For every feature of the input layer, finds the reference features near it, predicts the distribution of "
+        "each pair's overlap under positional uncertainty σ, and writes the most relevant reference feature and "
+        "how relevant it is back as attributes. The output is the input layer, every feature with its own fields "
+        "and geometry unchanged, plus the relevance fields. When QGIS loads it, it is coloured by the score, with "
+        "features that have no candidate in a class of their own.")
+    TAGS = ("match", "matching", "best match", "conflation", "join", "spatial join", "duplicates", "data quality",
+            "compare layers", "change detection", "uncertainty", "score", "attributes")
+    NOTES = ("iou", "model", "frame", "geometry")
+
     def name(self):
         return "scorerelevance"
 
     def displayName(self):  # noqa: N802 (QGIS's name)
         return "Score overlap relevance"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        fields = "".join(f"<li><b>rel_{suffix}</b>: {meaning}</li>" for suffix, _, meaning in RELEVANCE_FIELDS)
-        return (
-            "<p>For every feature of the input layer, finds the reference features whose overlap with it is "
-            "relevant, predicts the distribution of each overlap with the bundled model, and writes the best "
-            "match and its relevance back as attributes. The output holds every input feature with all its "
-            "fields and its geometry unchanged, plus the relevance fields.</p>"
-            "<p>IoU (intersection over union) is |A∩B| / |A∪B|: 1 for identical features, 0 for disjoint ones. "
-            "Scores are expectations over the predicted distribution, so under positional uncertainty a pair "
-            "that would overlap perfectly scores less than 1, and <b>rel_p</b> says how likely the overlap is "
-            "to be at least the threshold.</p>"
-            + LAYER_PAIR_HELP + MODEL_HELP +
-            "<h3>Output fields</h3><p>Named with the <b>field prefix</b> (default rel_; names stay within 10 "
-            "characters, so the prefix can have at most 4):</p><ul>" + fields + "</ul>"
-            "<p>Features without geometry get NULL in every relevance field.</p>"
-        )
+    def output_help(self):
+        return [(f"rel_{suffix}", meaning) for suffix, _, meaning in RELEVANCE_FIELDS] + [
+            ("(no candidate)", "match NULL, values 0 and n = 0; features without a usable geometry get NULL "
+                               "everywhere. The prefix rel_ is the Field prefix parameter.")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self, with_input_key=False)
         add_model_parameters(self)
-        self.addParameter(QgsProcessingParameterString(FIELD_PREFIX, "Field prefix", "rel_"))
+        declare(self, QgsProcessingParameterString(FIELD_PREFIX, "Field prefix", "rel_"), advanced=True, help_text=(
+            "The relevance fields are named prefix + match, score, p, cov, covref, sd, n. In a shapefile a field "
+            f"name has at most {MAX_FIELD_NAME} characters, so the prefix has at most {MAX_FIELD_NAME - 6} there."))
         self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Relevance", SOURCE_POLYGON))
+
+    def check_more(self, parameters, context):
+        """The field prefix against the input's fields and the output's format, before anything is read."""
+        prefix = self.parameterAsString(parameters, FIELD_PREFIX, context)
+        source = self.parameterAsSource(parameters, INPUT, context)
+        try:
+            self._check_names(source.fields().names() if source is not None else [], prefix,
+                              is_dbase_destination(self, parameters, OUTPUT, context))
+        except QgsProcessingException as error:
+            return False, str(error)
+        return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         prefix = self.parameterAsString(parameters, FIELD_PREFIX, context)
@@ -74,7 +87,8 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             run = prepare_relevance_run(self, parameters, context, feedback, input_key=False)
         except Cancelled:
             return {}
-        fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"))
+        fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"),
+                                     is_dbase_destination(self, parameters, OUTPUT, context))
         sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, input_source.wkbType(),
                                              input_source.sourceCrs())
         if sink is None:
@@ -104,24 +118,32 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         feedback.pushInfo(f"Scored {run.n_pairs} candidate pairs; {matched} of {n_input} input features "
                           "have a candidate.")
         feedback.setProgress(100)
+        self.style_on_load(dest_id, "relevance")
         return {OUTPUT: dest_id}
 
     @staticmethod
-    def _output_fields(input_fields, prefix, match_field):
-        fields = QgsFields(input_fields)
-        existing = {name.lower() for name in input_fields.names()}
-        for suffix, kind, _ in RELEVANCE_FIELDS:
+    def _check_names(input_names, prefix, dbase):
+        """Raise QgsProcessingException when a relevance field name is too long for dBase or taken."""
+        existing = {name.lower() for name in input_names}
+        for suffix, _, _ in RELEVANCE_FIELDS:
             name = prefix + suffix
-            if len(name) > MAX_FIELD_NAME:
+            if dbase and len(name) > MAX_FIELD_NAME:
                 raise QgsProcessingException(
                     f"The field prefix '{prefix}' makes the field name '{name}' longer than {MAX_FIELD_NAME} "
-                    f"characters (the shapefile limit); use a prefix of at most {MAX_FIELD_NAME - 6} characters.")
+                    f"characters, the limit of a shapefile's fields; use a prefix of at most {MAX_FIELD_NAME - 6} "
+                    "characters, or write a GeoPackage.")
             if name.lower() in existing:
                 raise QgsProcessingException(
                     f"The input layer already has a field named '{name}'. Choose another field prefix "
                     "(parameter FIELD_PREFIX), or rename or remove that field.")
-            field = QgsField(match_field) if kind is None else QgsField(name, field_type(kind))
-            field.setName(name)
+
+    @classmethod
+    def _output_fields(cls, input_fields, prefix, match_field, dbase):
+        cls._check_names(input_fields.names(), prefix, dbase)
+        fields = QgsFields(input_fields)
+        for suffix, kind, _ in RELEVANCE_FIELDS:
+            field = QgsField(match_field) if kind is None else QgsField(prefix + suffix, field_type(kind))
+            field.setName(prefix + suffix)
             fields.append(field)
         return fields
 

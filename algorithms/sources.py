@@ -117,7 +117,8 @@ def _read_with_qgis(source, layer_label, key_index, value_index, feedback):
         if count % _CANCEL_CHECK_EVERY == 0 and feedback is not None:
             if feedback.isCanceled():
                 return False
-            feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
+            if count:
+                feedback.setProgressText(f"Reading {layer_label} features: {count}/{total}")
         fids.append(feature.id())
         if key_index >= 0:
             keys.append(feature.attribute(key_index))
@@ -132,6 +133,8 @@ def _read_with_qgis(source, layer_label, key_index, value_index, feedback):
             if convert is None:
                 convert = needs_conversion[wkb_type] = _needs_conversion(wkb_type)
             wkbs.append(bytes((_for_geos(geometry) if convert else geometry).asWkb()))
+    if feedback is not None:
+        feedback.setProgressText(f"Read {len(fids)} {layer_label} features")
     wkb_array = np.empty(len(wkbs), dtype=object)
     wkb_array[:] = wkbs
     geoms, n_unreadable = _from_wkb(wkb_array)

@@ -18,26 +18,27 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
 )
 
-from ..plugin.compat import FIELD_NUMERIC, NUMBER_DOUBLE, NUMBER_INTEGER, PARAMETER_ADVANCED
-from .base import OverlapRelevanceAlgorithm
+from ..plugin.compat import NUMBER_DOUBLE, NUMBER_INTEGER
+from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
 from .layers import read_layer_pair
 from .parameters import (
     INPUT,
-    LAYER_PAIR_HELP,
     MODEL,
     POSITIONAL_UNCERTAINTY,
     POSITIONAL_UNCERTAINTY_FIELD,
     REFERENCE,
     add_layer_pair_parameters,
+    add_model_file_parameter,
+    add_sigma_parameters,
+    declare,
     load_model_parameter,
     positional_uncertainty,
+    with_suffix,
 )
 
 DISPLACEMENTS = "DISPLACEMENTS"
@@ -59,8 +60,21 @@ SYNTHETIC_CHUNK = 1024
 
 
 class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
-    GROUP_ID = "model"
-    GROUP = "Model"
+    GROUP = GROUP_MODEL
+    SHORT_DESCRIPTION = "Fine-tunes (or trains) the relevance model on the exact overlaps of your own layers."
+    SUMMARY = (
+        "Trains the relevance model on your own data: the exact overlaps of the candidate pairs of an input and a "
+        "reference layer, with the positions as they are and under random displacements of σ, mixed with pairs "
+        "from the synthetic generator the bundled model was trained on, so that the model keeps what it knows about "
+        "shapes your layers lack. By default it fine-tunes the bundled model. The result is one model file for the "
+        "Model file parameter of the other algorithms; check it with 'Evaluate relevance model'. TensorFlow runs "
+        "in a separate Python process, never inside QGIS: the Processing option Settings ▸ Options ▸ Processing ▸ "
+        "Providers ▸ Overlap relevance ▸ 'Python interpreter for training' chooses it (else "
+        "<code>OVERLAP_RELEVANCE_PYTHON</code>, else the plugin folder's <code>.venv-train</code>); when it lacks "
+        "TensorFlow the algorithm stops and prints the commands that make one.")
+    TAGS = ("train", "training", "fine-tune", "machine learning", "neural network", "tensorflow", "model",
+            "uncertainty", "match")
+    NOTES = ("iou", "model", "frame", "geometry")
 
     def name(self):
         return "trainmodel"
@@ -68,73 +82,42 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
     def displayName(self):  # noqa: N802 (QGIS's name)
         return "Train relevance model"
 
-    def shortHelpString(self):  # noqa: N802 (QGIS's name)
-        return (
-            "<p>Trains the relevance model on your own data: the overlaps of the candidate pairs of an input and "
-            "a reference layer, computed exactly, mixed with pairs from the synthetic generator the bundled model "
-            "was trained on (so that the model keeps what it knows about shapes your layers lack). By default it "
-            "fine-tunes the bundled model; it can also start from scratch. The result is one model file that the "
-            "<b>Model file</b> parameter of the scoring algorithms accepts.</p>"
-            "<p>Labels: every candidate pair is used as it is (σ = 0) and, where the positional uncertainty σ is "
-            "above 0, with several random displacements d ~ N(0, σ²I₂) of the reference feature, each labelled "
-            "with the exact overlap of the input feature and the displaced reference feature in the pair's local "
-            "metric frame. The network sees the same descriptors as when scoring.</p>"
-            "<p><b>TensorFlow runs in a separate Python process</b>, never inside QGIS. Which Python: the Processing "
-            "option Settings ▸ Options ▸ Processing ▸ Providers ▸ Overlap relevance ▸ 'Python interpreter for "
-            "training' (QGIS setting <code>overlap_relevance/python</code>), else the environment variable "
-            "<code>OVERLAP_RELEVANCE_PYTHON</code>, else <code>.venv-train/bin/python</code> (then "
-            "<code>.venv/bin/python</code>) inside the plugin folder when present, else <code>python3</code>. That "
-            "Python needs TensorFlow, NumPy, shapely and pyproj; when it lacks them the algorithm stops and prints "
-            "the commands that make an environment with them. Each epoch's loss is "
-            "reported as it ends; cancelling ends the training process and writes no model.</p>"
-            + LAYER_PAIR_HELP +
-            "<h3>Parameters</h3><ul>"
-            "<li><b>Positional uncertainty σ</b> (metres, per axis): the standard deviation of the random "
-            "displacement of the reference feature relative to the input feature that the labels are computed "
-            "under. A numeric <b>positional uncertainty field</b> on the input layer overrides it per feature. "
-            "The search distance is widened to at least 3σ.</li>"
-            "<li><b>Displacements per pair</b>: how many displacements each candidate pair is labelled under when "
-            "σ &gt; 0 (besides the undisplaced pair).</li>"
-            "<li><b>Synthetic pairs</b>: how many pairs of the synthetic generator to mix in (0: your pairs only). "
-            "Generating them takes about 1.5 ms per pair.</li>"
-            "<li><b>Start from</b>: the bundled model (or the <b>model file to fine-tune</b>, when given), whose "
-            "weights are loaded and trained further, or a new network (from scratch).</li>"
-            "<li><b>Epochs</b>: passes over the training data. 10 % of the pairs (all samples of a pair together) "
-            "are held out for the validation loss.</li>"
-            "<li><b>Seed</b>: seeds the displacements, the synthetic pairs, the validation split and TensorFlow; "
-            "the same inputs and seed give the same model on the same machine.</li>"
-            "<li><b>Learning rate</b> (advanced): empty for 0.0005 when fine-tuning, 0.002 from scratch.</li>"
-            "</ul><h3>Outputs</h3><ul>"
-            "<li><b>Trained model file</b> (.npz): weights plus a configuration recording the data (source layers, "
-            "σ, numbers of pairs and samples, the synthetic recipe hash), the starting model, the epochs and the "
-            "loss history, and the SHA-256 of the weights. Use it as <b>Model file</b> in 'Score overlap "
-            "relevance' and the other algorithms, and check it with 'Evaluate relevance model'.</li>"
-            "<li><b>Candidate pairs from the layers</b>, <b>training samples</b> (layer samples plus synthetic "
-            "pairs) and the <b>final validation loss</b> (mixture negative log-likelihood, nats).</li></ul>"
-        )
+    def output_help(self):
+        return [
+            ("Trained model file", "weights plus a record of the data (source layers, σ, numbers of pairs and "
+                                   "samples, the synthetic recipe), the starting model, the epochs and loss history, "
+                                   "and the SHA-256 of the weights. '.npz' is added to a name without extension."),
+            ("Candidate pairs from the layers", "how many pairs of your layers were labelled"),
+            ("Training samples", "layer samples plus synthetic pairs"),
+            ("Final validation loss", "mixture negative log-likelihood (nats) on the 10 % of pairs held out"),
+        ]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
-        self.addParameter(QgsProcessingParameterNumber(
-            POSITIONAL_UNCERTAINTY, "Positional uncertainty σ (metres, per axis)", NUMBER_DOUBLE, 0.5, minValue=0.0))
-        self.addParameter(QgsProcessingParameterField(
-            POSITIONAL_UNCERTAINTY_FIELD, "Positional uncertainty field on the input layer (metres, optional)", None,
-            INPUT, FIELD_NUMERIC, optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            DISPLACEMENTS, "Displacements per pair (σ > 0)", NUMBER_INTEGER, 4, minValue=1, maxValue=256))
-        self.addParameter(QgsProcessingParameterNumber(
-            SYNTHETIC_PAIRS, "Synthetic pairs to mix in", NUMBER_INTEGER, 20000, minValue=0, maxValue=1_000_000))
-        self.addParameter(QgsProcessingParameterEnum(START, "Start from", list(START_OPTIONS), defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile(
-            MODEL, "Model file to fine-tune (empty: the bundled model)", extension="npz", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(EPOCHS, "Epochs", NUMBER_INTEGER, 10, minValue=1,
-                                                       maxValue=10_000))
-        self.addParameter(QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 1, optional=True, minValue=0))
-        rate = QgsProcessingParameterNumber(LEARNING_RATE, "Learning rate (empty: 0.0005 fine-tuning, 0.002 from "
-                                            "scratch)", NUMBER_DOUBLE, None, optional=True, minValue=1e-7,
-                                            maxValue=1.0)
-        rate.setFlags(rate.flags() | PARAMETER_ADVANCED)
-        self.addParameter(rate)
+        add_sigma_parameters(self, default=0.5)
+        declare(self, QgsProcessingParameterNumber(
+            DISPLACEMENTS, "Displacements per pair (σ > 0)", NUMBER_INTEGER, 4, minValue=1, maxValue=256),
+            help_text="How many random displacements d ~ N(0, σ²I₂) of the reference feature each candidate pair is "
+                      "labelled under when σ > 0, besides the undisplaced pair.")
+        declare(self, QgsProcessingParameterNumber(
+            SYNTHETIC_PAIRS, "Synthetic pairs to mix in", NUMBER_INTEGER, 20000, minValue=0, maxValue=1_000_000),
+            help_text="Pairs of the bundled model's synthetic generator mixed in (0: your pairs only); about 1.5 ms "
+                      "each to generate.")
+        declare(self, QgsProcessingParameterEnum(START, "Start from", list(START_OPTIONS), defaultValue=0),
+                help_text="Fine-tune the bundled model (or the model file to fine-tune), or train a new network.")
+        add_model_file_parameter(self, "Model file to fine-tune (empty: the bundled model)", advanced=True,
+                                 help_text="The model whose weights fine-tuning starts from; empty: the bundled "
+                                           "model. Not used from scratch.")
+        declare(self, QgsProcessingParameterNumber(EPOCHS, "Epochs", NUMBER_INTEGER, 10, minValue=1, maxValue=10_000),
+                help_text="Passes over the training data; 10 % of the pairs (all samples of a pair together) are "
+                          "held out for the validation loss.")
+        declare(self, QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 1, optional=True, minValue=0),
+                advanced=True, help_text="Seeds the displacements, the synthetic pairs, the validation split and "
+                                         "TensorFlow: the same inputs and seed give the same model on one machine.")
+        declare(self, QgsProcessingParameterNumber(
+            LEARNING_RATE, "Learning rate (empty: 0.0005 fine-tuning, 0.002 from scratch)", NUMBER_DOUBLE, None,
+            optional=True, minValue=1e-7, maxValue=1.0), advanced=True, decimals=6,
+            help_text="The Adam optimiser's learning rate.")
         self.addParameter(QgsProcessingParameterFileDestination(OUTPUT_MODEL, "Trained model file",
                                                                 "Model files (*.npz)"))
         self.addOutput(QgsProcessingOutputNumber(LAYER_PAIRS, "Candidate pairs from the layers"))
@@ -164,7 +147,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
             model = load_model_parameter(self, parameters, context)  # a bad file fails here, before any work
             start_argument = str(model.path)
             start_record = Path(model.path).name
-        out_path = self.parameterAsFileOutput(parameters, OUTPUT_MODEL, context)
+        out_path = with_suffix(self.parameterAsFileOutput(parameters, OUTPUT_MODEL, context), ".npz")
         if not out_path:
             raise QgsProcessingException(self.invalidParameterError(parameters, OUTPUT_MODEL))
         seed = self._seed(parameters, context)

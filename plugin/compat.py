@@ -50,6 +50,8 @@ REQUEST_NO_GEOMETRY = _scoped("FeatureRequestFlag.NoGeometry", getattr(QgsFeatur
 NO_GEOMETRY_CHECK = _scoped("InvalidGeometryCheck.NoCheck", getattr(QgsFeatureRequest, "GeometryNoCheck", None))
 PARAMETER_ADVANCED = _scoped("ProcessingParameterFlag.Advanced",
                              getattr(QgsProcessingParameterDefinition, "FlagAdvanced", None))
+PARAMETER_OPTIONAL = _scoped("ProcessingParameterFlag.Optional",
+                             getattr(QgsProcessingParameterDefinition, "FlagOptional", None))
 FAST_INSERT = getattr(getattr(QgsFeatureSink, "Flag", QgsFeatureSink), "FastInsert", None)
 if FAST_INSERT is None:  # pragma: no cover - every supported QGIS has one of the two
     FAST_INSERT = QgsFeatureSink.FastInsert

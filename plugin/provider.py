@@ -28,8 +28,10 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
     def load(self):
         """Add the provider's Processing option (the training interpreter), then the algorithms."""
         from .settings import add_processing_options
+        from .styles import create_post_processors
 
         add_processing_options(self)
+        create_post_processors()  # here, on the main thread, and kept for as long as QGIS runs
         self.refreshAlgorithms()
         return True
 

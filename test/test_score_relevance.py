@@ -110,8 +110,50 @@ def test_field_collisions_and_long_prefixes_are_refused(provider):
         run(INPUT=scored_before, REFERENCE=reference_layer)
     rows = layer_rows(run(INPUT=scored_before, REFERENCE=reference_layer, FIELD_PREFIX="r2_"))
     assert rows[0]["rel_score"] == 1.0 and rows[0]["r2_score"] > 0.9
+    # The 10-character limit is dBase's: a shapefile has it, a GeoPackage or a memory layer does not.
+    long_names = layer_rows(run(INPUT=input_layer, REFERENCE=reference_layer, FIELD_PREFIX="relevance_"))
+    assert long_names[0]["relevance_covref"] > 0.9
+
+
+def test_prefix_checks_come_before_any_feature_is_read(provider, tmp_path):
+    """checkParameterValues (what the dialog calls on Run) knows the output format and the input's fields."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    input_layer, reference_layer = layers()
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM)
+    context = QgsProcessingContext()
+
+    def check(**more):
+        return algorithm.checkParameterValues({"INPUT": input_layer, "REFERENCE": reference_layer, **more}, context)
+
+    assert check(FIELD_PREFIX="relevance_", OUTPUT=str(tmp_path / "long.gpkg")) == (True, "")
+    ok, message = check(FIELD_PREFIX="relevance_", OUTPUT=str(tmp_path / "long.shp"))
+    assert not ok and "longer than 10" in message and "shapefile" in message
+    assert check(FIELD_PREFIX="rel_", OUTPUT=str(tmp_path / "short.shp")) == (True, "")
+    ok, message = check(FIELD_PREFIX="na", OUTPUT="memory:")  # "name" is an input field: na + me
+    assert ok, message
+    clash = memory_layer(to_crs(INPUTS, "EPSG:3857"), "EPSG:3857", {"REL_P": [1.0, 2.0, 3.0, 4.0]})
+    ok, message = algorithm.checkParameterValues({"INPUT": clash, "REFERENCE": reference_layer,
+                                                  "OUTPUT": "memory:"}, context)
+    assert not ok and "already has a field named 'rel_p'" in message
     with pytest.raises(QgsProcessingException, match="longer than 10"):
-        run(INPUT=input_layer, REFERENCE=reference_layer, FIELD_PREFIX="relevance_")
+        run(INPUT=input_layer, REFERENCE=reference_layer, FIELD_PREFIX="relevance_", OUTPUT=str(tmp_path / "x.shp"))
+    assert not (tmp_path / "x.shp").exists()  # refused before anything was written
+
+
+def test_sigma_field_and_model_file_are_checked_early(provider, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    input_layer, reference_layer = layers()
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM)
+    context = QgsProcessingContext()
+    base = {"INPUT": input_layer, "REFERENCE": reference_layer, "OUTPUT": "memory:"}
+    ok, message = algorithm.checkParameterValues({**base, "POSITIONAL_UNCERTAINTY_FIELD": "name"}, context)
+    assert not ok and "must be numeric" in message
+    not_a_model = tmp_path / "model.npz"
+    not_a_model.write_bytes(b"not a zip file")
+    ok, message = algorithm.checkParameterValues({**base, "MODEL": str(not_a_model)}, context)
+    assert not ok and message.startswith("Model file:")
 
 
 def test_missing_and_corrupt_model_files_are_refused(provider, tmp_path):
@@ -162,3 +204,23 @@ def test_results_do_not_depend_on_how_pairs_are_cut_into_chunks(provider, monkey
             else:
                 assert many[key] == value, (few["name"], key)
     assert sum(row["rel_n"] >= 2 for row in one_chunk) > 60  # features with several candidates, across chunks
+
+
+def test_a_model_file_is_accepted_whatever_its_name(provider, tmp_path, qgis_process_cli):
+    """trainmodel's OUTPUT_MODEL=models/mine used to write 'mine', which MODEL then refused for its extension."""
+    import shutil
+
+    from overlap_relevance.model.network import BUNDLED_MODEL
+    from tools.qgis_process import REPO_ROOT
+
+    mine = tmp_path / "models" / "mine"
+    mine.parent.mkdir()
+    shutil.copyfile(BUNDLED_MODEL, mine)
+    input_layer, reference_layer = layers()
+    rows = by_name(run(INPUT=input_layer, REFERENCE=reference_layer, MODEL=str(mine)))
+    assert rows["same"]["rel_score"] == pytest.approx(1.0, abs=0.03)
+    sample = REPO_ROOT / "resources" / "sample"
+    result = qgis_process_cli.run_json(ALGORITHM, {
+        "INPUT": sample / "buildings_mapping.gpkg", "REFERENCE": sample / "buildings_cadastre.gpkg",
+        "MODEL": mine, "OUTPUT": tmp_path / "scored.gpkg"})
+    assert result["results"]["OUTPUT"]

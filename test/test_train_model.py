@@ -101,13 +101,15 @@ def test_tiny_training_run_gives_a_model_that_loads_and_scores(provider, layers,
     from overlap_relevance.model.network import BUNDLED_MODEL, load_model_file
     from overlap_relevance.model.datasets.synthetic import recipe_hash
 
-    out = tmp_path / "tiny_model.npz"
+    named = tmp_path / "models" / "tiny_model"  # no extension: '.npz' is added, as QGIS does for its outputs
+    out = tmp_path / "models" / "tiny_model.npz"
     feedback = Recorder()
     started = time.perf_counter()
-    result = processing.run(ALGORITHM, _parameters(layers, out), feedback=feedback)
+    result = processing.run(ALGORITHM, _parameters(layers, named), feedback=feedback)
     seconds = time.perf_counter() - started
     print(f"tiny training run: {seconds:.1f} s")
-    assert result["OUTPUT_MODEL"] == str(out) and out.is_file()
+    assert result["OUTPUT_MODEL"] == str(out) and out.is_file() and not named.exists()
+    assert any(line.startswith(f"Model written: {out} ") for line in feedback.lines)
     assert result["LAYER_PAIRS"] > 140
     assert result["TRAINING_SAMPLES"] == 3 * result["LAYER_PAIRS"] + 200  # σ = 0 + 2 displacements, + synthetic
     assert np.isfinite(result["FINAL_VAL_LOSS"])
