@@ -29,7 +29,7 @@ junit = $(if $(TEST_REPORTS),--junitxml=$(TEST_REPORTS)/$(1).xml)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 TRAIN_PYTEST := $(TRAIN_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
 
-.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo help zip train evaluate clean
+.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo help screenshots zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages, newest the release offers) and the QGIS-side venv
 setup: system-packages $(STAMP)
@@ -113,6 +113,11 @@ evaluate: setup setup-train
 ## help: write the algorithms' help pages, resources/help/*.html (the dialogs' Help button opens them)
 help: setup
 	$(PYTHON) tools/make_help.py
+
+## screenshots: the QGIS desktop, under Xvfb, photographs the dialog, the styled outputs and the report into docs/
+screenshots: setup
+	@command -v xvfb-run >/dev/null || (apt-get update -qq && apt-get install -y -qq xvfb)
+	$(SYSTEM_PYTHON) tools/screenshots.py
 
 ## zip: an installable plugin zip with one folder, overlap_relevance/
 zip:

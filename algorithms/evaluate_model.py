@@ -105,7 +105,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         from ..model.network import ModelFileError
-        from ..model.evaluation.report import evaluate_layers, figures, render_html
+        from ..model.evaluation.report import evaluate_layers, figures, render_html, target_verdicts, verdict_summary
 
         out_path = with_suffix(self.parameterAsFileOutput(parameters, OUTPUT, context), ".html")
         if not out_path:
@@ -165,6 +165,8 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         Path(out_path).write_text(document, encoding="utf-8")
         self._log_metrics(feedback, metrics, time.perf_counter() - started, out_path)
+        status, verdict = verdict_summary(target_verdicts(metrics, evaluation.settings))
+        (feedback.pushWarning if status == "missed" else feedback.pushInfo)(verdict)
         feedback.setProgress(100)
         results = {OUTPUT: out_path}
         for name, _, key in NUMERIC_OUTPUTS:

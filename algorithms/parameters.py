@@ -6,10 +6,12 @@ import os
 import numpy as np
 from qgis.core import (
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterField,
     QgsProcessingParameterNumber,
+    QgsProperty,
 )
 
 from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, PARAMETER_ADVANCED, SOURCE_POLYGON
@@ -217,9 +219,17 @@ def table_destination(context, dest_id):
 
 def is_dbase_destination(algorithm, parameters, name, context):
     """Whether the sink parameter ``name`` writes a shapefile or a lone .dbf, whose field names (dBase) have
-    at most 10 characters. GeoPackage, memory layers and the other formats have no such limit."""
-    destination = algorithm.parameterAsOutputLayer(parameters, name, context) or ""
-    text = destination.strip()
+    at most 10 characters. GeoPackage, memory layers and the other formats have no such limit.
+
+    Reads the parameter's value as given: ``parameterAsOutputLayer`` would also schedule the
+    destination for loading on completion, which a check must not do.
+    """
+    value = parameters.get(name)
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):
+        value = value.staticValue()  # an expression-based destination is known only when the run evaluates it
+    text = str(value or "").strip()
     if text.lower().startswith("ogr:"):
         text = text[4:]
     text = text.split("|")[0].strip().strip("'\"").lower()

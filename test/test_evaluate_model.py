@@ -30,7 +30,8 @@ def test_report_on_the_sample_at_sigma_zero(provider, tmp_path):
     print(f"evaluation report (σ = 0): {time.perf_counter() - started:.1f} s")
     assert result["OUTPUT"] == str(out)
     text, images = _images(out)
-    assert len(images) >= 4
+    # σ = 0: the model reads the exact overlap; the plots that would collapse to a spike are left out, and said so.
+    assert len(images) == 2 and 'class="sigma0"' in text
     assert all(len(image) > 2000 for image in images)
     for title in ("Predicted vs true IoU", "Calibration", "Interval coverage by σ", "Error by geometry complexity"):
         assert title in text
@@ -95,3 +96,17 @@ def test_through_qgis_process_the_numbers_are_outputs(qgis_process_cli, tmp_path
     assert 0.5 <= results["INTERVAL_COVERAGE"] <= 1.0
     _, images = _images(out)
     assert len(images) >= 4
+
+
+def test_the_results_viewer_names_the_report_after_what_it_evaluated(provider, tmp_path):
+    """The dialog lists an HTML output under its description; the run renames its dialog's copy."""
+    dialog_algorithm = QgsApplication.processingRegistry().createAlgorithmById(ALGORITHM)
+    assert dialog_algorithm.outputDefinition("OUTPUT").description() == "Evaluation report"
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    out = tmp_path / "named"  # no extension: .html is added
+    results, ok = dialog_algorithm.run(dict(PARAMETERS, POSITIONAL_UNCERTAINTY=0.0, OUTPUT=str(out)), context,
+                                       QgsProcessingFeedback())
+    assert ok and results["OUTPUT"] == str(out) + ".html"
+    assert dialog_algorithm.outputDefinition("OUTPUT").description() == (
+        "Evaluation of the bundled model on buildings_mapping × buildings_cadastre, σ = 0 m")

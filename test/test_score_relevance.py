@@ -136,6 +136,15 @@ def test_prefix_checks_come_before_any_feature_is_read(provider, tmp_path):
     ok, message = algorithm.checkParameterValues({"INPUT": clash, "REFERENCE": reference_layer,
                                                   "OUTPUT": "memory:"}, context)
     assert not ok and "already has a field named 'rel_p'" in message
+    # A check schedules nothing: the dialog would try to load a destination named in a check.
+    from qgis.core import QgsProcessingOutputLayerDefinition
+
+    for destination in ("TEMPORARY_OUTPUT", str(tmp_path / "long.shp")):
+        definition = QgsProcessingOutputLayerDefinition(destination, QgsProject.instance())
+        check(FIELD_PREFIX="relevance_", OUTPUT=definition)
+    assert not context.layersToLoadOnCompletion()
+    ok, message = check(FIELD_PREFIX="relevance_", OUTPUT=definition)
+    assert not ok and "longer than 10" in message  # a definition's sink is read too
     with pytest.raises(QgsProcessingException, match="longer than 10"):
         run(INPUT=input_layer, REFERENCE=reference_layer, FIELD_PREFIX="relevance_", OUTPUT=str(tmp_path / "x.shp"))
     assert not (tmp_path / "x.shp").exists()  # refused before anything was written

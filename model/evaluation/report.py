@@ -52,6 +52,7 @@ from .metrics import (
     relative_distance,
     sigma_bucket_codes,
     sigma_bucket_labels,
+    target_status,
 )
 
 #: Quasi-random points of each predicted distribution (intervals, PIT, CRPS).
@@ -164,7 +165,8 @@ def evaluate_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
                       progress, cancelled)
     if mc is None:
         return None
-    seconds["monte_carlo"] = time.perf_counter() - started
+    if len(rows):  # a stage that did no work has no timing
+        seconds["monte_carlo"] = time.perf_counter() - started
     pairs["has_truth"] = zero | pairs["monte_carlo"]
     evaluation = LayerEvaluation(
         pairs=pairs, pit_exact=pit_exact, mc_rows=rows, mc_pit=mc["pit"], mc_crps_oracle=mc["crps_oracle"],
@@ -295,7 +297,8 @@ def metrics(evaluation):
     varies = truth & p["varies"]
     out = {
         "n_pairs": int(evaluation.n_pairs), "n_truth": int(truth.sum()), "n_exact": int(zero.sum()),
-        "n_monte_carlo": int(mc.sum()), "n_input_features": int(len(np.unique(p["index_a"]))),
+        "n_positive": int((p["sigma"] > 0).sum()),
+        "n_monte_carlo": int(mc.sum()), "n_input_features": len(np.unique(p["index_a"])),
         "n_varies": int(varies.sum()),
         "iou_mae": mean_absolute_error(p["iou_mean"][truth], p["truth_iou"][truth]) if truth.any() else None,
         "cover_a_mae": (mean_absolute_error(p["cover_a_mean"][truth], p["truth_cover_a"][truth])
@@ -308,6 +311,8 @@ def metrics(evaluation):
         "interval_coverage": _mean(p["coverage"][truth]),
         "interval_coverage_varies": _mean(p["coverage"][varies]),
         "pit_coverage": _mean(p["pit_coverage"][truth]),
+        "interval_coverage_monte_carlo": _mean(p["coverage"][mc]),
+        "pit_coverage_monte_carlo": _mean(p["pit_coverage"][mc]),
         "crps": _mean(p["crps"][truth]),
         "crps_monte_carlo": _mean(p["crps"][mc]),
         "crps_oracle": _mean(evaluation.mc_crps_oracle),
@@ -330,6 +335,12 @@ def metrics(evaluation):
                               "predicted_row": int(rows[match["_predicted_best"][i]])} for i in wrong[:10]]
     else:
         out["mismatches"] = []
+    # The model card's matching target is for σ = 0: the same measure on the σ = 0 features alone (σ is per
+    # input feature, so each feature's candidates are all σ = 0 or all σ > 0).
+    match0 = best_match_agreement(p["index_a"][zero], p["exact_iou"][zero], p["iou_mean"][zero]) if zero.any() \
+        else None
+    out["best_match_sigma0_used"] = 0 if match0 is None else int(match0["used"])
+    out["best_match_agreement_sigma0"] = None if match0 is None else _finite_or_none(match0["agreement"])
     return out
 
 
@@ -364,8 +375,128 @@ def vertex_groups(evaluation):
 
 
 # ==========================================================================
+# Targets: which of the model card's targets this run measures, and the verdict.
+# ==========================================================================
+#: The model card's targets that a run on two layers measures: TARGETS key -> (metrics key of the value it is
+#: judged on, the truth it needs: "exact" (σ = 0 pairs) or "monte_carlo" (σ > 0 pairs with Monte-Carlo truth)).
+LAYER_TARGETS = {
+    "iou_mae_sigma0": ("iou_mae_sigma0", "exact"),
+    "matching_agreement": ("best_match_agreement_sigma0", "exact"),
+    "interval_coverage": ("interval_coverage_monte_carlo", "monte_carlo"),
+    "pit_coverage": ("pit_coverage_monte_carlo", "monte_carlo"),
+    "centroid_median_pct": ("centroid_median_pct", "exact"),
+}
+#: Why a target is not measured although its kind of truth exists.
+_EMPTY_REASON = {
+    "matching_agreement": "no σ = 0 input feature whose best exact IoU is above 0 and untied",
+    "centroid_median_pct": "no σ = 0 pair whose intersection has area",
+}
+_SHARE_AS_PERCENT = {"matching_agreement"}
+_UNIT = {"centroid_median_pct": " %"}
+_DIGITS = {"interval_coverage": 3, "pit_coverage": 3, "centroid_median_pct": 3}
+STATUSES = ("met", "missed", "not measured")
+SIGMA0_EXPLANATION = (
+    "σ = 0 for every pair: the model reads the exact overlap here, because its descriptors contain the overlap of "
+    "the two undisplaced geometries. So the σ = 0 metrics check that reading, not the model's uncertainty. The "
+    "σ > 0 targets (interval and PIT coverage) are not measured, and the plots that would collapse to a spike at "
+    "σ = 0 (calibration curve, PIT histogram, interval coverage by σ) are left out. Set a positional uncertainty "
+    "σ > 0 to measure the uncertainty against Monte-Carlo truth.")
+
+
+def missing_truth_reason(needs, m, settings):
+    """Why there is no truth of kind ``needs`` ("exact", "monte_carlo" or "any"), or None when there is."""
+    if not m["n_pairs"]:
+        return "no candidate pairs"
+    if needs == "exact":
+        return None if m["n_exact"] else "no σ = 0 pairs: σ > 0 for every input feature"
+    if needs == "any" and m["n_truth"]:
+        return None
+    if needs == "monte_carlo" and m["n_monte_carlo"]:
+        return None
+    if not m["n_positive"]:
+        return "σ = 0 for every pair: no displacement, so no Monte-Carlo truth"
+    if settings.get("mc_pairs", 0) <= 0:
+        return "Monte-Carlo pairs set to 0: no truth at σ > 0"
+    return "no Monte-Carlo truth"
+
+
+def target_text(key):
+    """The bound of a :data:`TARGETS` entry as the report shows it (``≤ 0.02``, ``0.85–0.95``, ``≥ 99 %``)."""
+    _, kind, bound = TARGETS[key]
+
+    def show(value):
+        return f"{100 * value:g} %" if key in _SHARE_AS_PERCENT else f"{value:g}{_UNIT.get(key, '')}"
+
+    if kind == "max":
+        return f"≤ {show(bound)}"
+    if kind == "min":
+        return f"≥ {show(bound)}"
+    return f"{show(bound[0])}–{show(bound[1])}"
+
+
+def target_value_text(key, value):
+    if value is None:
+        return "—"
+    if key in _SHARE_AS_PERCENT:
+        return f"{100 * value:.2f} %"
+    return f"{value:.{_DIGITS.get(key, 4)}f}{_UNIT.get(key, '')}"
+
+
+def target_verdicts(m, settings=None):
+    """One dict per :data:`LAYER_TARGETS` entry: key, metric (the card's description), value, value_text, target
+    (text), status ('met' / 'missed' / 'not measured', :func:`.metrics.target_status`) and reason (why not
+    measured, else None)."""
+    settings = settings or {}
+    out = []
+    for key, (name, needs) in LAYER_TARGETS.items():
+        value = m.get(name)
+        status = target_status(key, value)
+        reason = None
+        if status == "not measured":
+            reason = missing_truth_reason(needs, m, settings) or _EMPTY_REASON.get(key, "nothing to measure it on")
+        out.append({"key": key, "metric": TARGETS[key][0], "value": value, "value_text": target_value_text(key, value),
+                    "target": target_text(key), "status": status, "reason": reason})
+    return out
+
+
+def verdict_summary(verdicts):
+    """(css class, text) of the verdict: how many targets were met, then what was missed (value and target) and
+    what was not measured (grouped by reason)."""
+    count = {status: sum(v["status"] == status for v in verdicts) for status in STATUSES}
+    measured = count["met"] + count["missed"]
+    if not measured:
+        text = "No target measured"
+    elif count["not measured"]:
+        text = f"{count['met']} of {measured} measured targets met ({count['not measured']} not measured)"
+    else:
+        text = f"{count['met']} of {len(verdicts)} targets met"
+    missed = [f"{v['metric']} {v['value_text']} (target {v['target']})" for v in verdicts if v["status"] == "missed"]
+    if missed:
+        text += "; missed: " + ", ".join(missed)
+    reasons = {}
+    for v in verdicts:
+        if v["status"] == "not measured":
+            reasons.setdefault(v["reason"], []).append(v["metric"])
+    for reason, names in reasons.items():
+        text += f"; not measured ({reason}): " + ", ".join(names)
+    css = "missed" if missed else "met" if count["met"] else "not-measured"
+    return css, text + "."
+
+
+def sigma_zero_only(m):
+    """Every pair has σ = 0 (so no Monte-Carlo truth): the uncertainty is not measured."""
+    return bool(m["n_pairs"]) and not m["n_positive"]
+
+
+# ==========================================================================
 # Figures (matplotlib's Agg canvas: no GUI, no pyplot, safe off the main thread).
 # ==========================================================================
+TITLE_SCATTER = "Predicted vs true IoU"
+TITLE_CALIBRATION = "Calibration"
+TITLE_COVERAGE = "Interval coverage by σ"
+TITLE_COMPLEXITY = "Error by geometry complexity"
+
+
 def _figure(width=6.4, height=4.4):
     import warnings
 
@@ -376,6 +507,19 @@ def _figure(width=6.4, height=4.4):
 
     figure = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
+    return figure
+
+
+def _plain_ticks(figure):
+    """No hidden offset (“+1e3”) or multiplier (“1e−7”) in an axis corner: every number is in its tick label."""
+    from matplotlib.ticker import ScalarFormatter
+
+    for axes in figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                formatter.set_useOffset(False)
+                formatter.set_scientific(False)
     return figure
 
 
@@ -414,41 +558,28 @@ def figure_predicted_vs_truth(evaluation, seed=0):
     axes.set_aspect("equal")
     if len(rows):
         axes.legend(loc="upper left", fontsize=8)
-    return figure
+    return _plain_ticks(figure)
 
 
 def calibration_curve(evaluation, levels=CALIBRATION_LEVELS):
-    """Observed share of the truth inside the model's central interval of each nominal level (pairs weighted
-    equally; Monte-Carlo pairs by the share of their samples), from the randomised PIT."""
-    p = evaluation.pairs
-    exact_rows = np.flatnonzero((p["sigma"] == 0) & p["has_truth"])
-    observed = []
-    parts = [np.abs(evaluation.pit_exact[exact_rows] - 0.5)[:, None]] if len(exact_rows) else []
-    if evaluation.mc_pit.size:
-        parts.append(np.abs(evaluation.mc_pit - 0.5))
-    if not parts:
+    """Observed share of the Monte-Carlo truth (σ > 0) inside the model's central interval of each nominal level
+    (pairs weighted equally, each by the share of its samples), from the randomised PIT. σ = 0 pairs are left
+    out: there the model reads the exact overlap, and their PIT says nothing about the uncertainty."""
+    if not evaluation.mc_pit.size:
         return levels, np.full(len(levels), np.nan)
-    for level in levels:
-        shares = np.concatenate([np.mean(part <= level / 2, axis=1) for part in parts])
-        observed.append(shares.mean())
-    return levels, np.asarray(observed)
+    distance = np.abs(evaluation.mc_pit - 0.5)  # (k, m)
+    observed = np.mean(distance[None, :, :] <= np.asarray(levels)[:, None, None] / 2, axis=2).mean(axis=1)
+    return levels, observed
 
 
 def pit_histogram(evaluation, bins=10):
-    """Density of the randomised PIT values (each pair weighs 1), ``bins`` equal bins on [0, 1]."""
-    p = evaluation.pairs
-    exact_rows = np.flatnonzero((p["sigma"] == 0) & p["has_truth"])
-    values = [evaluation.pit_exact[exact_rows]]
-    weights = [np.ones(len(exact_rows))]
-    if evaluation.mc_pit.size:
-        m = evaluation.mc_pit.shape[1]
-        values.append(evaluation.mc_pit.ravel())
-        weights.append(np.full(evaluation.mc_pit.size, 1.0 / m))
-    values, weights = np.concatenate(values), np.concatenate(weights)
-    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0), weights=weights)
-    total = counts.sum()
-    density = counts / total * bins if total > 0 else counts
-    return density, edges
+    """Density of the randomised PIT values of the Monte-Carlo truth (σ > 0; each pair weighs 1), ``bins``
+    equal bins on [0, 1]."""
+    pit = evaluation.mc_pit
+    if not pit.size:
+        return np.zeros(bins), np.linspace(0.0, 1.0, bins + 1)
+    counts, edges = np.histogram(pit.ravel(), bins=bins, range=(0.0, 1.0))
+    return counts / counts.sum() * bins, edges
 
 
 def figure_calibration(evaluation):
@@ -459,17 +590,18 @@ def figure_calibration(evaluation):
     if np.isfinite(observed).any():
         left.plot(levels, observed, "o-", color="tab:blue")
     else:
-        _no_data(left)
+        _no_data(left, "No Monte-Carlo truth")
     left.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="nominal level of the central interval",
-             ylabel="share of the truth inside it", title="Calibration curve")
+             ylabel="share of the truth inside it", title="Calibration curve (σ > 0)")
     density, edges = pit_histogram(evaluation)
     if density.sum() > 0:
         right.bar(edges[:-1], density, width=np.diff(edges), align="edge", color="tab:blue", edgecolor="white")
     else:
-        _no_data(right)
+        _no_data(right, "No Monte-Carlo truth")
     right.axhline(1.0, color="0.3", lw=1, ls="--")
-    right.set(xlim=(0, 1), xlabel="randomised PIT", ylabel="density", title="PIT histogram (flat when calibrated)")
-    return figure
+    right.set(xlim=(0, 1), xlabel="randomised PIT", ylabel="density",
+              title="PIT histogram, σ > 0 (flat when calibrated)")
+    return _plain_ticks(figure)
 
 
 def _bars(axes, labels, values, counts, ylabel, title, colour="tab:blue"):
@@ -498,7 +630,7 @@ def figure_coverage_by_sigma(evaluation, per_feature):
           "share of the truth inside the interval", "Coverage of the central 90 % interval by σ")
     axes.set_ylim(0, 1.08)
     axes.legend(loc="lower right", fontsize=8)
-    return figure
+    return _plain_ticks(figure)
 
 
 def figure_error_by_complexity(evaluation):
@@ -508,37 +640,60 @@ def figure_error_by_complexity(evaluation):
     axes = figure.add_subplot()
     _bars(axes, [r["group"] for r in table], [r["iou_mae"] for r in table], [r["n"] for r in table],
           "MAE of the mean IoU", "Error by geometry complexity (vertices of A + B)", colour="tab:purple")
-    return figure
+    return _plain_ticks(figure)
+
+
+def omitted_plots(evaluation):
+    """[(title, reason)] of the plots the report leaves out: those of the uncertainty, without Monte-Carlo truth
+    (at σ = 0 they collapse to a spike; with no truth at σ > 0 they are empty)."""
+    m = evaluation.metrics
+    if m["n_monte_carlo"]:
+        return []
+    reason = missing_truth_reason("monte_carlo", m, evaluation.settings)
+    return [(TITLE_CALIBRATION, reason), (TITLE_COVERAGE, reason)]
 
 
 def figures(evaluation, per_feature_sigma=False):
-    """[(title, caption, base64 PNG)] of the report's plots."""
+    """[(title, caption, base64 PNG)] of the report's plots, less :func:`omitted_plots`."""
+    left_out = {title for title, _ in omitted_plots(evaluation)}
+    which = "Pairs with Monte-Carlo truth (σ > 0)"
+    if evaluation.metrics["n_exact"]:
+        which += "; the σ = 0 pairs are left out (there the model reads the exact overlap)"
+    which += ". "
     made = [
-        ("Predicted vs true IoU",
-         "Each point is a candidate pair with truth: the predicted mean IoU against the exact IoU (σ = 0) or "
-         "the Monte-Carlo mean IoU (σ > 0); bars span the model's central 90 % interval (5 %–95 % quantiles).",
-         figure_predicted_vs_truth(evaluation, evaluation.settings.get("seed", 0))),
-        ("Calibration",
-         "Left: for each nominal level, the share of the truth inside the model's central interval of that level "
+        (TITLE_SCATTER,
+         ("Each point is a candidate pair with truth: the predicted mean IoU against the exact IoU (σ = 0) or "
+          "the Monte-Carlo mean IoU (σ > 0); bars span the model's central 90 % interval (5 %–95 % quantiles)."),
+         lambda: figure_predicted_vs_truth(evaluation, evaluation.settings.get("seed", 0))),
+        (TITLE_CALIBRATION,
+         which + "Left: for each nominal level, the share of the truth inside the model's central interval of that level "
          "(on the diagonal when calibrated). Right: histogram of the randomised probability integral transform "
          "of the truth under the predicted distribution (flat when calibrated; a hump means too wide, a U too "
          "narrow).",
-         figure_calibration(evaluation)),
-        ("Interval coverage by σ",
+         lambda: figure_calibration(evaluation)),
+        (TITLE_COVERAGE,
          "Share of the truth inside the central 90 % interval, per positional-uncertainty bucket "
          + ("(per-feature σ field)." if per_feature_sigma else "(one σ for all features)."),
-         figure_coverage_by_sigma(evaluation, per_feature_sigma)),
-        ("Error by geometry complexity",
-         "Mean absolute error of the predicted mean IoU per bucket of vertex count (input plus reference "
-         "feature, full detail).",
-         figure_error_by_complexity(evaluation)),
+         lambda: figure_coverage_by_sigma(evaluation, per_feature_sigma)),
+        (TITLE_COMPLEXITY,
+         ("Mean absolute error of the predicted mean IoU per bucket of vertex count (input plus reference "
+          "feature, full detail)."),
+         lambda: figure_error_by_complexity(evaluation)),
     ]
-    return [(title, caption, _png(figure)) for title, caption, figure in made]
+    return [(title, caption, _png(make())) for title, caption, make in made if title not in left_out]
 
 
 # ==========================================================================
 # HTML.
 # ==========================================================================
+@dataclass(frozen=True)
+class Cell:
+    """A table cell with a CSS class."""
+
+    text: str
+    css: str = ""
+
+
 def _fmt(value, digits=4, percent=False):
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "—"
@@ -549,38 +704,67 @@ def _fmt(value, digits=4, percent=False):
     return f"{value:.{digits}f}"
 
 
-def metric_rows(m):
-    """(metric, value, pairs, model card target) rows of the metrics table."""
-    target_iou = TARGETS["iou_mae_sigma0"][2]
-    target_match = TARGETS["matching_agreement"][2]
-    low, high = TARGETS["interval_coverage"][2]
+def status_cell(status, reason=None):
+    """The status cell: class ``status met`` / ``status missed`` / ``status not-measured`` / ``status no-target``."""
+    return Cell(f"{status}: {reason}" if reason else status, "status " + status.replace(" ", "-"))
+
+
+def metric_rows(m, settings=None):
+    """(metric, value, pairs, model card target, status :class:`Cell`) rows of the metrics table.
+
+    The rows of a :data:`LAYER_TARGETS` target show the value it is judged on and its status; a row whose
+    truth is missing is 'not measured' with the reason; the others have no target.
+    """
+    settings = settings or {}
+    verdicts = {v["key"]: v for v in target_verdicts(m, settings)}
     bm = m["best_match"] or {}
-    return [
-        ("MAE of the mean IoU vs truth (exact at σ = 0, Monte-Carlo mean at σ > 0)", _fmt(m["iou_mae"]),
-         _fmt(m["n_truth"]), f"≤ {target_iou:g} at σ = 0"),
-        ("MAE of the mean coverage of the input feature", _fmt(m["cover_a_mae"]), _fmt(m["n_truth"]), ""),
-        ("MAE of the mean coverage of the reference feature", _fmt(m["cover_b_mae"]), _fmt(m["n_truth"]), ""),
-        ("σ = 0: MAE of the mean IoU vs exact", _fmt(m["iou_mae_sigma0"]), _fmt(m["n_exact"]), f"≤ {target_iou:g}"),
-        ("σ > 0: MAE of the mean IoU vs Monte-Carlo mean", _fmt(m["iou_mae_monte_carlo"]), _fmt(m["n_monte_carlo"]),
-         ""),
-        ("Largest IoU error", _fmt(m["iou_max_error"]), _fmt(m["n_truth"]), ""),
-        ("Best-match agreement (input features whose best truth IoU is above 0 and untied)",
-         _fmt(m["best_match_agreement"], percent=True),
-         f"{bm.get('used', 0):,} features", f"≥ {100 * target_match:g} % (synthetic)"),
-        ("Best match: mean IoU lost by the predicted best", _fmt(bm.get("mean_regret"), 5), "", ""),
-        ("Coverage of the central 90 % interval", _fmt(m["interval_coverage"], 3), _fmt(m["n_truth"]),
-         f"{low:g}–{high:g} (σ > 0)"),
-        ("Coverage of the central 90 % interval, pairs whose truth is not an atom at 0",
-         _fmt(m["interval_coverage_varies"], 3), _fmt(m["n_varies"]), ""),
-        ("PIT coverage of the central 90 %", _fmt(m["pit_coverage"], 3), _fmt(m["n_truth"]), f"{low:g}–{high:g}"),
-        ("CRPS of the IoU distribution", _fmt(m["crps"]), _fmt(m["n_truth"]), "lower is better"),
-        ("σ > 0: CRPS model / oracle / point forecast at the undisplaced IoU",
-         f"{_fmt(m['crps_monte_carlo'])} / {_fmt(m['crps_oracle'])} / {_fmt(m['crps_static'])}",
-         _fmt(m["n_monte_carlo"]), "oracle: Monte-Carlo sample against itself"),
-        ("σ = 0: centroid error, median / p90 (% of pair scale)",
-         f"{_fmt(m['centroid_median_pct'], 3)} / {_fmt(m['centroid_p90_pct'], 3)}", _fmt(m["n_centroid"]),
-         f"median ≤ {TARGETS['centroid_median_pct'][2]:g} %"),
-    ]
+    rows = []
+
+    def add(label, value, pairs, target="", needs="any", present=None):
+        present = value != "—" if present is None else present
+        reason = None if present else missing_truth_reason(needs, m, settings)
+        rows.append((label, value, pairs, target,
+                     status_cell("not measured", reason) if reason else status_cell("no target")))
+
+    def judged(key, label, value, pairs, target_note=""):
+        v = verdicts[key]
+        rows.append((label, value, pairs, v["target"] + target_note, status_cell(v["status"], v["reason"])))
+
+    mixed = m["n_exact"] > 0 and m["n_monte_carlo"] > 0
+    add("MAE of the mean IoU vs truth (exact at σ = 0, Monte-Carlo mean at σ > 0)", _fmt(m["iou_mae"]),
+        _fmt(m["n_truth"]))
+    add("MAE of the mean coverage of the input feature", _fmt(m["cover_a_mae"]), _fmt(m["n_truth"]))
+    add("MAE of the mean coverage of the reference feature", _fmt(m["cover_b_mae"]), _fmt(m["n_truth"]))
+    judged("iou_mae_sigma0", "σ = 0: MAE of the mean IoU vs exact", _fmt(m["iou_mae_sigma0"]), _fmt(m["n_exact"]))
+    add("σ > 0: MAE of the mean IoU vs Monte-Carlo mean", _fmt(m["iou_mae_monte_carlo"]), _fmt(m["n_monte_carlo"]),
+        needs="monte_carlo")
+    add("Largest IoU error", _fmt(m["iou_max_error"]), _fmt(m["n_truth"]))
+    if m["n_monte_carlo"]:
+        add("Best-match agreement, all input features with truth (best truth IoU above 0 and untied)",
+            _fmt(m["best_match_agreement"], percent=True), f"{bm.get('used', 0):,} features")
+    judged("matching_agreement", "σ = 0: best-match agreement (input features whose best exact IoU is above 0 and "
+           "untied)", _fmt(m["best_match_agreement_sigma0"], percent=True),
+           f"{m['best_match_sigma0_used']:,} features", " (synthetic groups)")
+    add("Best match: mean IoU lost by the predicted best", _fmt(bm.get("mean_regret"), 5), "")
+    judged("interval_coverage", "σ > 0: coverage of the central 90 % interval (Monte-Carlo truth)",
+           _fmt(m["interval_coverage_monte_carlo"], 3), _fmt(m["n_monte_carlo"]))
+    judged("pit_coverage", "σ > 0: PIT coverage of the central 90 % (Monte-Carlo truth)",
+           _fmt(m["pit_coverage_monte_carlo"], 3), _fmt(m["n_monte_carlo"]))
+    if mixed:
+        add("Coverage of the central 90 % interval, all pairs with truth", _fmt(m["interval_coverage"], 3),
+            _fmt(m["n_truth"]))
+        add("PIT coverage of the central 90 %, all pairs with truth", _fmt(m["pit_coverage"], 3), _fmt(m["n_truth"]))
+    if m["n_monte_carlo"]:
+        add("Coverage of the central 90 % interval, pairs with truth that is not an atom at 0",
+            _fmt(m["interval_coverage_varies"], 3), _fmt(m["n_varies"]))
+    add("CRPS of the IoU distribution, all pairs with truth", _fmt(m["crps"]), _fmt(m["n_truth"]), "lower is better")
+    add("σ > 0: CRPS model / oracle / point forecast at the undisplaced IoU",
+        f"{_fmt(m['crps_monte_carlo'])} / {_fmt(m['crps_oracle'])} / {_fmt(m['crps_static'])}",
+        _fmt(m["n_monte_carlo"]), "oracle: Monte-Carlo sample against itself", needs="monte_carlo",
+        present=m["crps_monte_carlo"] is not None)
+    judged("centroid_median_pct", "σ = 0: centroid error, median / p90 (% of pair scale)",
+           f"{_fmt(m['centroid_median_pct'], 3)} / {_fmt(m['centroid_p90_pct'], 3)}", _fmt(m["n_centroid"]))
+    return rows
 
 
 _STYLE = """
@@ -588,23 +772,81 @@ body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
+th[scope="row"] { font-weight: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.status.met { color: #1b5e20; background: #e8f5e9; }
+td.status.met::before { content: "\\2714\\00a0"; }
+td.status.missed { color: #b71c1c; background: #fdecea; font-weight: bold; }
+td.status.missed::before { content: "\\2718\\00a0"; }
+td.status.not-measured { color: #666; font-style: italic; }
+td.status.no-target { color: #999; }
+.verdict { border: 2px solid #999; border-radius: 4px; padding: 0.5em 1em; margin: 1em 0 1.5em; background: #f4f4f4; }
+.verdict.met { border-color: #2e7d32; background: #e8f5e9; }
+.verdict.missed { border-color: #c62828; background: #fdecea; }
+.verdict .summary { font-size: 1.1em; font-weight: bold; }
+.verdict .fine { color: #555; font-size: 0.9em; }
+.sigma0 { border-left: 4px solid #1565c0; background: #e8f0fb; padding: 0.5em 1em; }
+.omitted { color: #555; font-style: italic; }
 figure { margin: 1.5em 0; } figcaption { color: #555; max-width: 60em; }
 img { max-width: 100%; border: 1px solid #ddd; }
 code { background: #f4f4f4; padding: 0 0.2em; }
 """
 
 
-def _table(header, rows, numeric=()):
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>"]
+def _cell(tag, cell, css="", extra=""):
+    if isinstance(cell, Cell):
+        css = " ".join(filter(None, (css, cell.css)))
+        cell = cell.text
+    attributes = (f' class="{css}"' if css else "") + extra
+    return f"<{tag}{attributes}>{html.escape(str(cell))}</{tag}>"
+
+
+def _table(header, rows, numeric=(), row_headers=False, css=""):
+    """An HTML table. header: column titles, or None for none (no empty header row); row_headers: the first cell
+    of each row is a ``<th scope="row">``; cells are text or :class:`Cell`."""
+    out = [f'<table class="{css}">' if css else "<table>"]
+    if header:
+        out.append("<tr>" + "".join(_cell("th", h) for h in header) + "</tr>")
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
-            css = ' class="num"' if i in numeric else ""
-            cells.append(f"<td{css}>{html.escape(str(cell))}</td>")
+            if row_headers and i == 0:
+                cells.append(_cell("th", cell, extra=' scope="row"'))
+            else:
+                cells.append(_cell("td", cell, "num" if i in numeric else ""))
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
+
+
+#: Labels of the stages in ``LayerEvaluation.seconds``.
+_STAGES = {"exact_and_model": "exact overlap and model", "monte_carlo": "Monte Carlo"}
+
+
+def _timings(evaluation):
+    """'stage 1.2 s, ...' of the stages that ran (a Monte-Carlo stage without Monte-Carlo pairs did not)."""
+    ran = {"monte_carlo": evaluation.metrics["n_monte_carlo"] > 0}
+    return ", ".join(f"{_STAGES.get(name, name.replace('_', ' '))} {value:.1f} s"
+                     for name, value in evaluation.seconds.items() if ran.get(name, True))
+
+
+def _truth_text(m, s):
+    if m["n_monte_carlo"]:
+        return (f"{m['n_truth']:,}: {m['n_exact']:,} exact (σ = 0), {m['n_monte_carlo']:,} Monte-Carlo (σ > 0, "
+                f"{s['mc_samples']} displacements each, subset of about {s['mc_pairs']} pairs as whole input "
+                f"features, seed {s['seed']})")
+    if not m["n_positive"]:
+        return f"{m['n_truth']:,}, all exact (σ = 0 for every pair: no Monte Carlo run)"
+    why = "Monte-Carlo pairs set to 0" if s.get("mc_pairs", 0) <= 0 else "no pair chosen"
+    return (f"{m['n_truth']:,}, exact (σ = 0); no Monte Carlo run ({why}), so the {m['n_positive']:,} pairs at "
+            "σ > 0 have no truth")
+
+
+def _verdict_html(m, settings):
+    css, text = verdict_summary(target_verdicts(m, settings))
+    return (f'<div class="verdict {css}" id="verdict"><p class="summary">Verdict: {html.escape(text)}</p>'
+            '<p class="fine">The targets are those of the model card (<code>model/MODEL_CARD.md</code>), fixed for '
+            "its held-out synthetic set: on your layers they are for orientation.</p></div>")
 
 
 def render_html(evaluation, info, images=None, keys_a=None, keys_b=None):
@@ -615,6 +857,10 @@ def render_html(evaluation, info, images=None, keys_a=None, keys_b=None):
     images : [(title, caption, base64 PNG)] from :func:`figures` (None: no plots, with a note why
         in ``info['notes']``).
     keys_a, keys_b : feature keys of the two layers (for the mismatch table).
+
+    Structure: the verdict (``div.verdict``, class met / missed / not-measured), at σ = 0 for every pair
+    the explanation (``p.sigma0``), the setup table (no header row), the metrics table (its last column
+    ``td.status`` met / missed / not-measured / no-target), the plots, the grouped tables, the mismatches.
     """
     m = evaluation.metrics
     p = evaluation.pairs
@@ -623,7 +869,10 @@ def render_html(evaluation, info, images=None, keys_a=None, keys_b=None):
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>Relevance model evaluation</title>", f"<style>{_STYLE}</style></head><body>",
            "<h1>Relevance model evaluation</h1>",
-           f"<p>Generated {html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} by overlap_relevance.</p>"]
+           f"<p>Generated {html.escape(time.strftime('%Y-%m-%d %H:%M:%S'))} by overlap_relevance.</p>",
+           _verdict_html(m, s)]
+    if sigma_zero_only(m):
+        out.append(f'<p class="sigma0">{html.escape(SIGMA0_EXPLANATION)}</p>')
     setup = [
         ("Model file", model.get("path", "")),
         ("Weights SHA-256", model.get("sha256", "")),
@@ -633,25 +882,28 @@ def render_html(evaluation, info, images=None, keys_a=None, keys_b=None):
         ("Positional uncertainty σ", info.get("sigma", "")),
         ("Search distance", f"{s['search_distance_m']:g} m (widened to at least 3σ per feature)"),
         ("Candidate pairs", f"{m['n_pairs']:,} of {m['n_input_features']:,} input features"),
-        ("Pairs with truth", f"{m['n_truth']:,}: {m['n_exact']:,} exact (σ = 0), {m['n_monte_carlo']:,} "
-                             f"Monte-Carlo (σ > 0, {s['mc_samples']} displacements each, subset of about "
-                             f"{s['mc_pairs']} pairs as whole input features, seed {s['seed']})"),
+        ("Pairs with truth", _truth_text(m, s)),
         ("Model distribution", f"{s['model_samples']} quasi-random points per pair"),
-        ("Time", ", ".join(f"{name.replace('_', ' ')} {value:.1f} s" for name, value in evaluation.seconds.items())),
+        ("Time", _timings(evaluation)),
     ]
     out.append("<h2>Setup</h2>")
-    out.append(_table(["", ""], setup))
+    out.append(_table(None, setup, row_headers=True, css="setup"))
     for note in info.get("notes", []):
         out.append(f"<p><b>Note:</b> {html.escape(note)}</p>")
     out.append("<h2>Metrics</h2>")
-    out.append("<p>As in the model card (<code>model/MODEL_CARD.md</code>); its targets are for the held-out "
-               "synthetic set and are shown for orientation.</p>")
-    out.append(_table(["Metric", "Value", "Pairs", "Model card target"], metric_rows(m), numeric=(1, 2)))
+    out.append("<p>As in the model card (<code>model/MODEL_CARD.md</code>); the status column says whether a "
+               "value meets the card's target (fixed for the held-out synthetic set).</p>")
+    out.append(_table(["Metric", "Value", "Pairs", "Model card target", "Status"], metric_rows(m, s),
+                      numeric=(1, 2), css="metrics"))
     if images:
         out.append("<h2>Plots</h2>")
         for title, caption, png in images:
             out.append(f'<figure><h3>{html.escape(title)}</h3><img alt="{html.escape(title)}" '
                        f'src="data:image/png;base64,{png}"><figcaption>{html.escape(caption)}</figcaption></figure>')
+        shown = {title for title, _, _ in images}
+        for title, reason in omitted_plots(evaluation):
+            if title not in shown:
+                out.append(f'<p class="omitted">{html.escape(title)}: left out ({html.escape(reason)}).</p>')
     for title, (codes, labels) in (("By σ", sigma_groups(evaluation, info.get("per_feature_sigma", False))),
                                    ("By vertex count (A + B)", vertex_groups(evaluation))):
         rows = [[r["group"], f"{r['n']:,}", _fmt(r["iou_mae"]), _fmt(r["coverage"], 3), _fmt(r["crps"])]
@@ -667,17 +919,21 @@ def render_html(evaluation, info, images=None, keys_a=None, keys_b=None):
         for mismatch in m["mismatches"]:
             t, q = mismatch["truth_row"], mismatch["predicted_row"]
             rows.append([key(keys_a, p["index_a"][t]),
-                         f"{key(keys_b, p['index_b'][t])} (true {p['truth_iou'][t]:.3f}, predicted "
-                         f"{p['iou_mean'][t]:.3f})",
-                         f"{key(keys_b, p['index_b'][q])} (true {p['truth_iou'][q]:.3f}, predicted "
-                         f"{p['iou_mean'][q]:.3f})"])
+                         (f"{key(keys_b, p['index_b'][t])} (true {p['truth_iou'][t]:.3f}, predicted "
+                          f"{p['iou_mean'][t]:.3f})"),
+                         (f"{key(keys_b, p['index_b'][q])} (true {p['truth_iou'][q]:.3f}, predicted "
+                          f"{p['iou_mean'][q]:.3f})")])
         out.append(f"<h3>Best-match mismatches (first {len(rows)})</h3>")
         out.append(_table(["Input feature", "True best (IoU)", "Predicted best (IoU)"], rows))
     out.append("<h2>How the metrics are computed</h2><ul>"
                "<li>Truth: the exact overlap of each candidate pair in its local equal-area frame at σ = 0; at "
                "σ &gt; 0 the mean over Monte-Carlo displacements d ~ N(0, σ²I₂) of the reference feature.</li>"
                "<li>Predictions: the model exactly as scoring runs it (model geometries, same frames); mean IoU "
-               "and coverages from 256 quasi-random points of the predicted mixture.</li>"
+               f"and coverages from {s['model_samples']} quasi-random points of the predicted mixture.</li>"
+               "<li>Status: each model card target is judged on the pairs it is for: the σ = 0 targets on the "
+               "σ = 0 pairs (exact truth), the σ &gt; 0 ones (interval and PIT coverage) on the pairs with "
+               "Monte-Carlo truth; a target without such pairs is not measured. The calibration curve and PIT "
+               "histogram use the Monte-Carlo pairs only.</li>"
                "<li>Interval coverage: share of the truth (the exact value, or each Monte-Carlo sample) inside "
                "the closed [5 %, 95 %] interval of the predicted IoU, averaged over pairs; a pair whose truth and "
                "prediction are both an atom at 0 counts as covered, so the table also gives the coverage over "

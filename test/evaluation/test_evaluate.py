@@ -8,13 +8,12 @@ import sys
 import numpy as np
 import pytest
 import shapely
+from overlap_relevance.model.datasets.synthetic import generate_pairs
 from overlap_relevance.model.encoding import DESCRIPTOR_NAMES
+from overlap_relevance.model.evaluation import cli, heldout, measure, metrics
 from overlap_relevance.model.mixture import raw_size, sigma_to_raw
-
 from overlap_relevance.model.scoring import load_model
 from tools.models import numpy_model_file
-from overlap_relevance.model.evaluation import cli, heldout, measure, metrics
-from overlap_relevance.model.datasets.synthetic import generate_pairs
 
 
 # --------------------------------------------------------------------------

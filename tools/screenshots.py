@@ -1,0 +1,95 @@
+"""`make screenshots`: the real QGIS desktop, under Xvfb, photographs the plugin for the README.
+
+Starts `qgis` (the desktop application, not a test harness) on a virtual X display with a
+throwaway profile in which the plugin (this working tree, through QGIS_PLUGINPATH) is
+enabled, and runs tools/screenshot_session.py inside it. That script opens the dialog,
+runs the algorithms as the toolbox would (results loaded and styled by QGIS's own result
+handling), and saves PNGs of the dialog, the main window with the styled outputs, and the
+evaluation report into docs/. Run with the system Python; needs xvfb (apt-get install xvfb).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DOCS = REPO_ROOT / "docs"
+VENV = REPO_ROOT / ".venv"
+SESSION = REPO_ROOT / "tools" / "screenshot_session.py"
+TIMEOUT_S = int(os.environ.get("SCREENSHOTS_TIMEOUT_S", "600"))
+
+
+def _venv_site():
+    found = sorted((VENV / "lib").glob("python3*/site-packages"))
+    return str(found[0]) if found else ""
+
+
+def main():
+    if shutil.which("xvfb-run") is None:
+        print("make screenshots needs xvfb-run: apt-get install -y xvfb", file=sys.stderr)
+        return 2
+    qgis = shutil.which("qgis")
+    if qgis is None:
+        print("make screenshots needs the QGIS desktop (the qgis package)", file=sys.stderr)
+        return 2
+    DOCS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="overlap_relevance_shots_") as work:
+        work = Path(work)
+        profile = work / "profiles" / "default" / "QGIS"  # --profiles-path work: QGIS adds profiles/<name>
+        profile.mkdir(parents=True)
+        # The plugin enabled; no tips, news, welcome or crash dialogs that would wait for a click.
+        (profile / "QGIS3.ini").write_text(
+            "[PythonPlugins]\noverlap_relevance=true\n\n"
+            "[qgis]\nshowTips=false\ncheckVersion=false\nallowVersionCheck=false\n"
+            "[Projections]\nshowDatumTransformDialog=false\n"
+            "[core]\nNewsFeed\\httpsfeedqgisorg\\disabled=true\n", encoding="utf-8")
+        manifest = work / "manifest.json"
+        # QGIS embeds the system's Python: no other Python's variables or PATH entries (a pyenv shim's) may leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYENV", "VIRTUAL_ENV"))}
+        env["PATH"] = os.pathsep.join(["/usr/bin", "/bin", env.get("PATH", "")])
+        env.update({
+            "QGIS_PLUGINPATH": str(VENV / "plugins"),
+            "PYTHONPATH": _venv_site(),
+            "PROJ_DATA": env.get("PROJ_DATA", "/usr/share/proj"),
+            "OVERLAP_SCREENSHOTS": str(DOCS),
+            "OVERLAP_REPO_ROOT": str(REPO_ROOT),
+            "OVERLAP_SCREENSHOT_MANIFEST": str(manifest),
+            "QT_QPA_PLATFORM": "xcb",
+            "HOME": str(work),
+        })
+        started = time.perf_counter()
+        command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", qgis, "--nologo", "--noversioncheck",
+                   "--profiles-path", str(work), "--code", str(SESSION)]
+        try:
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+                                    check=False)
+        except subprocess.TimeoutExpired as expired:
+            for stream in (expired.stdout, expired.stderr):
+                if stream:
+                    print(stream[-3000:] if isinstance(stream, str) else stream[-3000:].decode(errors="replace"),
+                          file=sys.stderr)
+            log = Path(str(manifest) + ".log")
+            print(log.read_text(encoding="utf-8") if log.exists() else "(the session never started)", file=sys.stderr)
+            print(f"QGIS did not finish within {TIMEOUT_S} s", file=sys.stderr)
+            return 1
+        if not manifest.exists():
+            print(result.stdout[-4000:], result.stderr[-4000:], sep="\n", file=sys.stderr)
+            print("QGIS exited without writing the screenshots", file=sys.stderr)
+            return 1
+        report = json.loads(manifest.read_text(encoding="utf-8"))
+    if report.get("error"):
+        print(report["error"], file=sys.stderr)
+        return 1
+    for name, details in report["files"].items():
+        print(f"{DOCS / name}: {details}")
+    print(f"QGIS {report['qgis']}: {len(report['files'])} screenshots in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
