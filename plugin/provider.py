@@ -31,7 +31,7 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
         from .styles import create_post_processors
 
         add_processing_options(self)
-        create_post_processors()  # here, on the main thread, and kept for as long as QGIS runs
+        create_post_processors()  # on the main thread; each output then gets its own (plugin/styles.py)
         self.refreshAlgorithms()
         return True
 
