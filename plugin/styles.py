@@ -14,16 +14,19 @@ Kinds:
   light and half transparent, drawn underneath.
 * ``location`` (overlaplocation): ellipses graduated by the component weight, translucent fills.
 * ``exact`` (exactoverlap): a table; display precision only.
-* ``matches``: categories of the ``match_class`` field (1:1, 1:n, n:1, m:n, unmatched).
+* ``matches``: categories of the ``m_class`` field (matchfeatures) (1:1, 1:n, n:1, m:n, unmatched).
 
 Every kind gets a display precision on its numeric (Double) fields: 3 decimals for shares,
 scores and probabilities, 1 for areas in m².
 
-The post-processors are stateless (everything is inferred from the layer). QGIS takes ownership of
-each one it is given and deletes it with the processing context, so every output gets a new one,
-made on the main thread; its Python half is kept in :data:`_KEPT` until QGIS has deleted it (a
-Python subclass collected early leaves QGIS holding a bare base object).
+The post-processors hold only their kind (everything else is inferred from the layer). QGIS takes
+ownership of each one it is given and deletes it with the processing context, so every output gets
+a new one, made on the main thread (from a small pool where the request comes from a worker thread);
+its Python half is kept in :data:`_KEPT` until QGIS has deleted it (a Python subclass collected
+early leaves QGIS holding a bare base object).
 """
+
+import threading
 
 from qgis.core import (
     QgsCategorizedSymbolRenderer,
@@ -53,7 +56,7 @@ from .compat import field_type
 KINDS = ("relevance", "pairs", "location", "exact", "matches")
 DEFAULT_PREFIX = "rel_"
 RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
-MATCH_CLASS_FIELD = "match_class"
+MATCH_CLASS_FIELD = "m_class"
 
 #: Expected IoU classes: (lower, upper, words, colour). ColorBrewer RdYlGn, 4 classes: red reads "bad",
 #: green "good"; the two ends also differ in lightness from the middle ones.
@@ -88,7 +91,10 @@ MATCH_CATEGORIES = (
 AREA_DECIMALS = 1
 SHARE_DECIMALS = 3
 
+POOL_SIZE = 8
+_POOL = []  # post-processors made on the main thread, not handed out yet (see post_processor)
 _KEPT = []  # the Python halves of the post-processors QGIS holds (see post_processor)
+_LOCK = threading.Lock()
 
 
 def _quoted(name):
@@ -108,8 +114,10 @@ class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
     def __init__(self, kind):
         super().__init__()
         self.kind = kind
+        self.made_on_main_thread = _on_main_thread()
 
     def postProcessLayer(self, layer, context, feedback):
+        _refill()  # on the main thread, where QGIS runs post-processors: replaces the one just used
         try:
             apply_style(layer, self.kind)
         except Exception as error:  # noqa: BLE001 - a style must never break loading a result
@@ -128,30 +136,49 @@ def _prune():
     _KEPT[:] = [processor for processor in _KEPT if not sip.isdeleted(processor)]
 
 
-def create_post_processors():
-    """Get ready on the main thread (the provider's load); idempotent. Returns the kinds and their class.
-
-    Nothing is shared between runs: :func:`post_processor` makes a new one for every output, because
-    QGIS takes ownership of it (``LayerDetails.setPostProcessor`` transfers it) and deletes it with
-    the processing context, so an instance cannot outlive one run or serve two outputs.
-    """
-    if _on_main_thread():
+def _refill():
+    """Top the pool up to POOL_SIZE; only on the main thread, where every post-processor is made."""
+    if not _on_main_thread():
+        return
+    with _LOCK:
         _prune()
+        while len(_POOL) < POOL_SIZE:
+            _POOL.append(StylePostProcessor(None))
+
+
+def create_post_processors():
+    """Get ready on the main thread (the provider's load): fill the pool; idempotent. Returns the kinds.
+
+    Nothing is shared between runs: :func:`post_processor` hands out a new one for every output,
+    because QGIS takes ownership of it (``LayerDetails.setPostProcessor`` transfers it) and deletes
+    it with the processing context, so an instance cannot outlive one run or serve two outputs.
+    """
+    _refill()
     return {kind: StylePostProcessor for kind in KINDS}
 
 
 def post_processor(kind):
-    """A new post-processor for ``kind``, to hand to ``setPostProcessor``; None for an unknown kind or
-    off the main thread (QGIS attaches and runs them on the main thread, in models too).
+    """A new post-processor for ``kind``, to hand to ``setPostProcessor``; None for an unknown kind.
+
+    Every post-processor is made on the main thread. QGIS attaches them where an algorithm's
+    postProcessAlgorithm runs: on the main thread for a toolbox or batch run, but on the model's
+    worker thread for a model's child on QGIS 3.22. There one is taken from a pool made on the main
+    thread at the provider's load and refilled whenever a post-processor runs (always on the main
+    thread); with the pool empty, None (the layer loads unstyled).
 
     Its Python half is kept in :data:`_KEPT` until QGIS has deleted the C++ half: without that
     reference Python collects the subclass and QGIS is left holding a bare base object.
     """
-    if kind not in KINDS or not _on_main_thread():
+    if kind not in KINDS:
         return None
-    _prune()
-    processor = StylePostProcessor(kind)
-    _KEPT.append(processor)
+    if _on_main_thread():
+        _refill()
+    with _LOCK:
+        if not _POOL:
+            return None
+        processor = _POOL.pop()
+        processor.kind = kind
+        _KEPT.append(processor)
     return processor
 
 
@@ -189,7 +216,7 @@ def _precision_fields(layer, kind):
         if prefix is not None:
             names = {prefix + suffix for suffix in ("score", "p", "cov", "covref", "sd")}
         if kind == "matches":  # a matching output: its own fields beside the input's, known by name
-            names |= {n for n in fields.names() if n.startswith("match_")}
+            names |= {"m_p"}  # matchfeatures: the assignment's probability
         chosen = [i for i, field in enumerate(fields) if field.name() in names]
     else:  # pairs, location, exact: every field is the algorithm's own
         chosen = list(range(fields.count()))

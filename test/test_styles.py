@@ -244,20 +244,20 @@ def test_matches_are_categorized_by_class(provider):
     from tools.geometry import square
 
     layer = memory_layer([square(30 * i, 0) for i in range(len(values))], "EPSG:25833",
-                         {"match_class": values, "match_score": [0.5] * len(values)})
+                         {"m_class": values, "m_p": [0.5] * len(values)})
     assert styles.apply_style(layer, "matches")
     renderer = layer.renderer()
-    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "match_class"
+    assert isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "m_class"
     categories = renderer.categories()  # copies: keep them while their symbols are used
     assert [c.value() for c in categories][:5] == values[:5]
-    caught = {f["match_class"]: legend_labels(layer, f) for f in layer.getFeatures()}
+    caught = {f["m_class"]: legend_labels(layer, f) for f in layer.getFeatures()}
     assert caught["unmatched"] == ["unmatched"] and caught["1:n"] == [categories[1].label()]
     # A value without a category is drawn with the empty-valued one (the legend keys do not say so).
-    drawn = {f["match_class"]: drawn_colors(layer, f) for f in layer.getFeatures()}
+    drawn = {f["m_class"]: drawn_colors(layer, f) for f in layer.getFeatures()}
     colors = [c.symbol().color().name() for c in categories]
     assert drawn["odd"] == [colors[-1]] != drawn["1:1"]
     assert len(set(colors)) == len(categories)
-    assert shown(layer, "match_score", 0.794378) == "0.794"
+    assert shown(layer, "m_p", 0.794378) == "0.794"
 
 
 # ---------------------------------------------------------------------------------------------- when it applies
@@ -282,11 +282,25 @@ def test_every_output_gets_a_new_post_processor_made_on_the_main_thread(provider
     assert first is not second and first.kind == second.kind == "relevance"
     assert styles.post_processor("no such kind") is None
     assert set(styles.create_post_processors()) == set(styles.KINDS) == set(styles.create_post_processors())
-    found = []
-    worker = threading.Thread(target=lambda: found.append(styles.post_processor("relevance")))
-    worker.start()
-    worker.join()
-    assert found == [None]
+    assert first.made_on_main_thread and second.made_on_main_thread
+
+    def from_a_worker():
+        found = []
+        worker = threading.Thread(target=lambda: found.append(styles.post_processor("pairs")))
+        worker.start()
+        worker.join()
+        return found[0]
+
+    # A worker thread (a model's child on QGIS 3.22) gets one made on the main thread, from the pool ...
+    pooled = from_a_worker()
+    assert isinstance(pooled, styles.StylePostProcessor) and pooled.kind == "pairs" and pooled.made_on_main_thread
+    # ... and none when the pool is empty: nothing is ever made off the main thread.
+    saved = list(styles._POOL)
+    styles._POOL.clear()
+    try:
+        assert from_a_worker() is None
+    finally:
+        styles._POOL.extend(saved)
 
 
 def test_qgis_owns_the_post_processor_and_python_keeps_its_half_until_then(provider):
