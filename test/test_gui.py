@@ -32,14 +32,9 @@ def sample_layers():
 
 
 @pytest.fixture
-def gui(qgis_iface, monkeypatch):
-    """pytest-qgis's iface, with the browser model the dialogs' panels ask it for (its stub has none)."""
-    from qgis.gui import QgsBrowserGuiModel
-
-    browser = QgsBrowserGuiModel()
-    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)
-    yield qgis_iface
-    del browser
+def gui(plugin, qgis_iface):
+    """pytest-qgis's iface, with the real browser model and layer tree view conftest gives it."""
+    return qgis_iface
 
 
 def _algorithm_ids():
