@@ -56,7 +56,9 @@ def run(algorithm_id, layers, feedback, output):
     algorithm = QgsApplication.processingRegistry().createAlgorithmById(f"overlaprelevance:{algorithm_id}")
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
-    results, _ = algorithm.run({"INPUT": layers[0], "REFERENCE": layers[1], "OUTPUT": output}, context, feedback)
+    more = {"OUTPUT_REFERENCE": "memory:", "OUTPUT_GROUPS": "memory:"} if algorithm_id == "matchfeatures" else {}
+    results, _ = algorithm.run({"INPUT": layers[0], "REFERENCE": layers[1], "OUTPUT": output, **more}, context,
+                               feedback)
     return results or {}, context
 
 

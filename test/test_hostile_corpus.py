@@ -19,8 +19,8 @@ BY_NAME = {case.name: case for case in CASES}
 
 # Fields that hold a share, a probability or an IoU.
 UNIT_FIELDS = {"rel_score", "rel_p", "rel_cov", "rel_covref", "rel_sd", "ex_iou", "ex_cov", "ex_covref", "cov_in",
-               "cov_ref", "iou", "weight", "level"}
-NON_NEGATIVE_FIELDS = {"area_in", "area_ref", "area_int", "rel_n", "rank", "component"}
+               "cov_ref", "iou", "weight", "level", "m_p"}
+NON_NEGATIVE_FIELDS = {"area_in", "area_ref", "area_int", "rel_n", "rank", "component", "m_group"}
 
 
 class RecordingFeedback(QgsProcessingFeedback):
@@ -59,8 +59,10 @@ def parameters_for(case, role, algorithm, layer, partner):
             parameters[key] = case.key
     if algorithm == "relevancepairs":
         parameters.update(COMPUTE_EXACT=True, GEOMETRY=1)
-    if algorithm in ("scorerelevance", "relevancepairs", "overlaplocation"):
+    if algorithm in ("scorerelevance", "matchfeatures", "relevancepairs", "overlaplocation"):
         parameters["POSITIONAL_UNCERTAINTY"] = 0.5
+    if algorithm == "matchfeatures":
+        parameters.update(OUTPUT_REFERENCE="memory:", OUTPUT_GROUPS="memory:")
     if algorithm == "overlaplocation":
         parameters["MIN_RELEVANCE"] = 0.0
     return parameters
@@ -80,11 +82,11 @@ def check_output(layer, algorithm, input_layer):
             if name in NON_NEGATIVE_FIELDS and isinstance(value, (int, float)):
                 assert value >= 0, (name, value)
         geometry = feature.geometry()
-        if not geometry.isNull() and algorithm != "scorerelevance":
+        if not geometry.isNull() and algorithm not in ("scorerelevance", "matchfeatures"):
             for vertex in geometry.vertices():
                 assert math.isfinite(vertex.x()) and math.isfinite(vertex.y()), geometry.asWkt(3)[:200]
         rows.append(feature)
-    if algorithm == "scorerelevance":
+    if algorithm in ("scorerelevance", "matchfeatures"):
         assert layer.featureCount() == input_layer.featureCount()
         written = [bytes(f.geometry().asWkb()) for f in rows]
         original = [bytes(f.geometry().asWkb()) for f in input_layer.getFeatures()]

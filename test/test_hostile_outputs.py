@@ -30,7 +30,8 @@ def mixed_input():
 
 def parameters(algorithm, layer, output):
     extra = {"scorerelevance": {}, "relevancepairs": {"COMPUTE_EXACT": True, "GEOMETRY": 1},
-             "overlaplocation": {"MIN_RELEVANCE": 0.0}, "exactoverlap": {}}[algorithm]
+             "overlaplocation": {"MIN_RELEVANCE": 0.0}, "exactoverlap": {},
+             "matchfeatures": {"OUTPUT_REFERENCE": "memory:", "OUTPUT_GROUPS": "memory:"}}[algorithm]
     if algorithm != "scorerelevance":
         extra["INPUT_KEY"] = KEY
     if algorithm != "exactoverlap":

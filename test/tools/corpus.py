@@ -26,7 +26,7 @@ from qgis.core import QgsCoordinateReferenceSystem, QgsVectorLayer, QgsWkbTypes
 
 from .layers import memory_layer
 
-ALGORITHMS = ("scorerelevance", "relevancepairs", "overlaplocation", "exactoverlap")
+ALGORITHMS = ("scorerelevance", "matchfeatures", "relevancepairs", "overlaplocation", "exactoverlap")
 ROLES = ("input", "reference")
 BERLIN = (13.40, 52.52)
 

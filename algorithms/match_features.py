@@ -1,0 +1,300 @@
+"""overlaprelevance:matchfeatures — match groups, a one-to-one assignment and change labels, with probabilities."""
+
+import dataclasses
+import time
+
+import numpy as np
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureRequest,
+    QgsField,
+    QgsFields,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterNumber,
+)
+
+from ..plugin.compat import (
+    FAST_INSERT,
+    NO_GEOMETRY_CHECK,
+    NUMBER_DOUBLE,
+    SKIP_GEOMETRY_CHECKS,
+    SOURCE_POLYGON,
+    SOURCE_TABLE,
+    WKB_NO_GEOMETRY,
+    field_type,
+)
+from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
+from .parameters import INPUT, REFERENCE, add_layer_pair_parameters, add_model_parameters, declare, finite_double
+from .relevance_run import Cancelled, prepare_relevance_run
+
+OUTPUT = "OUTPUT"
+OUTPUT_REFERENCE = "OUTPUT_REFERENCE"
+OUTPUT_GROUPS = "OUTPUT_GROUPS"
+N_GROUPS = "N_GROUPS"
+N_MATCHED_INPUT = "N_MATCHED_INPUT"
+N_MATCHED_REFERENCE = "N_MATCHED_REFERENCE"
+_WRITE_BATCH = 1000
+
+#: (name, type, meaning) of the fields both feature outputs gain.
+MATCH_FIELDS = (
+    ("m_group", "Int", "group id, shared by every member of a group on both sides; NULL for an unmatched feature"),
+    ("m_class", "String", "the group's class: 1:1, 1:n (one input, several reference), n:1 (several input, one "
+                          "reference), m:n, or unmatched"),
+    ("m_key", None, "the key of the feature on the other side assigned to it one to one; NULL if none"),
+    ("m_p", "Double", "the probability that this one-to-one assignment is right"),
+    ("m_change", "String", "reading the reference as old and the input as new: unchanged, modified, split, merged, "
+                           "reshaped (m:n), new or removed"),
+)
+GROUP_FIELDS = (
+    ("m_group", "Int", "the group id, as in the feature outputs"),
+    ("m_class", "String", "1:1, 1:n, n:1 or m:n"),
+    ("n_input", "Int", "input features in the group"),
+    ("n_ref", "Int", "reference features in the group"),
+    ("input_keys", "String", "the input keys, comma-separated"),
+    ("ref_keys", "String", "the reference keys, comma-separated"),
+    ("m_p", "Double", "the probability of the group"),
+)
+
+
+#: Labels and ranges of the core's decision thresholds (MatchThresholds; its defaults were chosen on
+#: held-out tuning data, see model/matching_results.md): field -> (label, minimum, maximum, decimals, help).
+THRESHOLD_PARAMETERS = {
+    "iou": ("IoU that counts as the same object", 0.0, 1.0, 2,
+            "Two features are linked as the same object when P(IoU ≥ this) reaches the link probability."),
+    "cover": ("Coverage that counts as a part", 0.0, 1.0, 2,
+              "A feature is linked as a part of another when P(the share of the smaller one covered ≥ this) reaches "
+              "the link probability."),
+    "p_edge": ("Link probability", 0.0, 1.0, 2,
+               "The probability of being the same object, or a part, from which two features are linked."),
+    "shape_offset_m": ("Shape change that counts as modified (metres)", 0.0, 1000.0, 2,
+                       "A one-to-one match is modified when, once moved onto each other, the two boundaries lie "
+                       "further apart than this on average."),
+    "alpha_translation": ("Improbable displacement (probability)", 0.0, 1.0, 4,
+                          "... or when the move between them is less probable than this under σ."),
+    "sigma_floor": ("Smallest σ of the change test (metres)", 0.0, 100.0, 2,
+                    "The change test assumes at least this σ, so that rounding at σ = 0 is no change."),
+}
+
+
+def _threshold_parameters():
+    """(parameter name, field name, default, label, minimum, maximum, decimals, help) of every threshold."""
+    from ..model.matching import MatchThresholds
+
+    rows = []
+    for field in dataclasses.fields(MatchThresholds):
+        label, low, high, decimals, text = THRESHOLD_PARAMETERS[field.name]
+        rows.append((f"T_{field.name.upper()}", field.name, field.default, label, low, high, decimals, text))
+    return rows
+
+
+class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
+    GROUP = GROUP_MATCH
+    SHORT_DESCRIPTION = ("Match two polygon layers: groups (1:1, 1:n, n:1, m:n), one-to-one matches and change "
+                         "labels, each with its probability.")
+    SUMMARY = (
+        "Tells, for every feature of both layers, what happened to it: matched one to one, split, merged, many to "
+        "many, only in the input (new) or only in the reference (removed), and for a one-to-one match whether it "
+        "is unchanged (what positional uncertainty σ alone explains) or modified. Two features are linked where "
+        "the model says they are likely the same object, or one likely a part of the other; the groups are the "
+        "linked sets, and the one-to-one assignment within each group maximises the total expected IoU, so no "
+        "feature is assigned twice. Each assignment carries a probability calibrated on held-out data. Read the "
+        "reference as the old version and the input as the new one.")
+    TAGS = ("match", "matching", "conflation", "assignment", "one to one", "split", "merge", "change detection",
+            "changes", "versions", "compare layers", "join", "uncertainty", "probability", "data quality")
+    NOTES = ("iou", "model", "frame", "geometry")
+
+    def name(self):
+        return "matchfeatures"
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return "Match features"
+
+    def output_help(self):
+        return [
+            ("Matched input (OUTPUT)", "every input feature with its fields and geometry, plus the m_ fields"),
+            ("Matched reference (OUTPUT_REFERENCE)", "every reference feature likewise"),
+            ("Match groups (OUTPUT_GROUPS)", "a table, one row per group: " + ", ".join(n for n, _, _ in GROUP_FIELDS)),
+            *((name, meaning) for name, _, meaning in MATCH_FIELDS),
+        ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
+        add_layer_pair_parameters(self)
+        add_model_parameters(self, with_threshold=False)
+        for name, _, default, label, low, high, decimals, text in _threshold_parameters():
+            declare(self, QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE, default, minValue=low,
+                                                       maxValue=high), advanced=True, decimals=decimals,
+                    help_text=text)
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Matched input", SOURCE_POLYGON))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_REFERENCE, "Matched reference", SOURCE_POLYGON))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_GROUPS, "Match groups", SOURCE_TABLE))
+        self.addOutput(QgsProcessingOutputNumber(N_GROUPS, "Match groups"))
+        self.addOutput(QgsProcessingOutputNumber(N_MATCHED_INPUT, "Input features in a group"))
+        self.addOutput(QgsProcessingOutputNumber(N_MATCHED_REFERENCE, "Reference features in a group"))
+
+    def check_more(self, parameters, context):
+        """The m_ fields must not exist on either layer already."""
+        taken = {name for name, _, _ in MATCH_FIELDS}
+        for name, label in ((INPUT, "input"), (REFERENCE, "reference")):
+            source = self.parameterAsSource(parameters, name, context)
+            if source is None:
+                continue
+            clash = sorted(taken & {n.lower() for n in source.fields().names()})
+            if clash:
+                return False, (f"The {label} layer already has a field named '{clash[0]}'; rename or remove it "
+                               "(the match fields are m_group, m_class, m_key, m_p and m_change).")
+        return True, ""
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        from ..model.matching import MatchThresholds, match_layers
+
+        started = time.perf_counter()
+        thresholds = MatchThresholds(**{field: finite_double(self, parameters, name, context)
+                                        for name, field, *_ in _threshold_parameters()})
+        sources = {name: self.parameterAsSource(parameters, name, context) for name in (INPUT, REFERENCE)}
+        for name, source in sources.items():
+            if source is None:
+                raise QgsProcessingException(self.invalidSourceError(parameters, name))
+        try:
+            run = prepare_relevance_run(self, parameters, context, feedback)
+        except Cancelled:
+            return {}
+        feedback.setProgressText("Scoring candidate pairs and matching")
+        n_input = max(len(run.pair.input.fids), 1)
+
+        def progress(fraction, text=None):
+            if text:
+                feedback.setProgressText(text)
+            feedback.setProgress(20 + 70 * fraction)
+
+        matching_started = time.perf_counter()
+        result = match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
+                              run.model_reference, run.sigma, run.pair.search_distance, *run.pair.same_layer_ids(),
+                              thresholds=thresholds, cancelled=feedback.isCanceled, progress=progress)
+        if result is None or feedback.isCanceled():
+            return {}
+        run.n_pairs = int(result.n_pairs)
+        run.seconds["matching"] = time.perf_counter() - matching_started
+        del n_input
+
+        feedback.setProgressText("Writing the outputs")
+        keys_a, keys_b = run.pair.input.keys, run.pair.reference.keys
+        dest = {}
+        sides = (
+            (OUTPUT, sources[INPUT], run.pair.input.fids, run.pair.reference_key_field("m_key"), keys_b,
+             result.group_a, result.class_a, result.partner_a, result.p_a, result.change_a),
+            (OUTPUT_REFERENCE, sources[REFERENCE], run.pair.reference.fids, run.pair.input_key_field("m_key"), keys_a,
+             result.group_b, result.class_b, result.partner_b, result.p_b, result.change_b),
+        )
+        writing_started = time.perf_counter()
+        for output, source, fids, key_template, other_keys, group, klass, partner, p, change in sides:
+            fields = self._feature_fields(source.fields(), key_template)
+            sink, dest_id = self.parameterAsSink(parameters, output, context, fields, source.wkbType(),
+                                                 source.sourceCrs())
+            if sink is None:
+                raise QgsProcessingException(self.invalidSinkError(parameters, output))
+            dest[output] = dest_id
+            rows = _Rows(fids, group, klass, partner, p, change, other_keys)
+            if not self._write_features(sink, source, fields, rows, feedback, output, parameters):
+                return self._discard_all(context, dest)
+            del sink
+        groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
+        if feedback.isCanceled():
+            return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
+        for dest_id in dest.values():
+            self.style_on_load(dest_id, "matches")
+        self.style_on_load(groups_dest, "exact")
+        run.report_timings(feedback, writing=time.perf_counter() - writing_started)
+
+        counts = {klass: int(np.count_nonzero(result.groups["class"] == klass)) for klass in ("1:1", "1:n", "n:1",
+                                                                                            "m:n")}
+        matched_a = int(np.count_nonzero(result.group_a >= 0))
+        matched_b = int(np.count_nonzero(result.group_b >= 0))
+        feedback.pushInfo(
+            f"{len(result.groups['id'])} groups ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+            f"{matched_a} of {len(result.group_a)} input and {matched_b} of {len(result.group_b)} reference features "
+            f"are in a group; {run.n_pairs} candidate pairs ({time.perf_counter() - started:.1f} s).")
+        feedback.setProgress(100)
+        return {OUTPUT: dest[OUTPUT], OUTPUT_REFERENCE: dest[OUTPUT_REFERENCE], OUTPUT_GROUPS: groups_dest,
+                N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b}
+
+    def _discard_all(self, context, destinations):
+        """A cancel leaves no output behind, not even those already complete."""
+        for dest_id in destinations.values():
+            self.discard_output(context, dest_id)
+        return {}
+
+    @staticmethod
+    def _feature_fields(source_fields, key_template):
+        fields = QgsFields(source_fields)
+        for name, kind, _ in MATCH_FIELDS:
+            field = QgsField(key_template) if kind is None else QgsField(name, field_type(kind))
+            field.setName(name)
+            fields.append(field)
+        return fields
+
+    def _write_features(self, sink, source, fields, rows, feedback, output, parameters):
+        """Every feature of ``source``, re-read as it is, with its match fields; False when cancelled."""
+        request = QgsFeatureRequest()
+        request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
+        batch = []
+        for feature in source.getFeatures(request, SKIP_GEOMETRY_CHECKS):
+            attributes = feature.attributes() + rows(feature.id())
+            feature.setFields(fields, False)
+            feature.setAttributes(attributes)
+            batch.append(feature)
+            if len(batch) == _WRITE_BATCH:
+                if not sink.addFeatures(batch, FAST_INSERT):
+                    raise QgsProcessingException(self.writeFeatureError(sink, parameters, output))
+                batch = []
+                if feedback.isCanceled():
+                    return False
+        if batch and not sink.addFeatures(batch, FAST_INSERT):
+            raise QgsProcessingException(self.writeFeatureError(sink, parameters, output))
+        return not feedback.isCanceled()
+
+    def _write_groups(self, parameters, context, result, keys_a, keys_b):
+        from .parameters import table_destination
+
+        fields = QgsFields()
+        for name, kind, _ in GROUP_FIELDS:
+            fields.append(QgsField(name, field_type(kind)))
+        sink, dest_id = self.parameterAsSink(parameters, OUTPUT_GROUPS, context, fields, WKB_NO_GEOMETRY)
+        if sink is None:
+            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT_GROUPS))
+        groups = result.groups
+        features = []
+        for group_id, klass, members_a, members_b, p in zip(groups["id"].tolist(), groups["class"].tolist(),
+                                                            groups["members_a"], groups["members_b"],
+                                                            groups["p"].tolist()):
+            feature = QgsFeature(fields)
+            feature.setAttributes([group_id, klass, len(members_a), len(members_b),
+                                   ", ".join(str(keys_a[i]) for i in members_a),
+                                   ", ".join(str(keys_b[i]) for i in members_b),
+                                   None if p != p else p])
+            features.append(feature)
+        if features and not sink.addFeatures(features, FAST_INSERT):
+            raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT_GROUPS))
+        del sink
+        return table_destination(context, dest_id)
+
+
+class _Rows:
+    """Feature id -> the match field values of that feature (NULL where the core has none)."""
+
+    def __init__(self, fids, group, klass, partner, p, change, other_keys):
+        self.position = {int(f): i for i, f in enumerate(fids)}
+        self.group, self.klass, self.partner, self.p, self.change = group, klass, partner, p, change
+        self.other_keys = other_keys
+
+    def __call__(self, fid):
+        i = self.position.get(fid)
+        if i is None:
+            return [None] * len(MATCH_FIELDS)
+        group = int(self.group[i])
+        partner = int(self.partner[i])
+        p = float(self.p[i])
+        return [group if group >= 0 else None, self.klass[i],
+                self.other_keys[partner] if partner >= 0 else None,
+                p if np.isfinite(p) else None, self.change[i]]

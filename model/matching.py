@@ -1,0 +1,521 @@
+"""From scores to matches: groups, one-to-one assignments and change labels between two layers.
+
+The input layer is "new", the reference layer "old". For every candidate pair (streamed chunk by
+chunk from :func:`.scoring.score_candidate_pairs`, keeping only five numbers per pair) the model's
+predicted overlap distribution gives
+
+* ``p_same`` = P(IoU >= t): the two features are the same object;
+* ``p_part`` = P(cover of the smaller feature >= c): the smaller one is a part of the other
+  (the share of the smaller feature that the other covers, a marginal of the coverage mixture);
+* ``iou_mean``: the expected IoU.
+
+A pair is an **edge** of the relevance graph when either probability reaches ``p_edge``. Features
+that merely touch, or overlap by a small shift, have both probabilities near 0 and stay apart.
+
+**Groups** are the connected components of the graph over both layers. Their class follows from
+member counts: ``1:1``; ``1:n`` (one input, several reference); ``n:1`` (several input, one
+reference); ``m:n``. A feature without an edge is ``unmatched`` (group -1).
+
+**One-to-one assignment** inside each group maximises the total expected IoU over edges, no feature
+used twice (a component with one edge needs no solver; larger ones go to
+``scipy.optimize.linear_sum_assignment``, or a NumPy Hungarian method where SciPy is missing: the
+plugin's runtime needs only NumPy, shapely and pyproj). ``p`` of an assignment is the calibrated probability
+that the pair is a true correspondence (same object or part of it): the raw score
+max(p_same, p_part) through a monotone table fitted on tuning data (:data:`CALIBRATION`).
+
+**Change labels**: a 1:1 pair is ``unchanged`` when σ alone explains how it differs. The pair is
+split into a translation and a shape change: the reference feature is moved so that its centroid
+falls on the input's (full detail, in the pair's frame); the pair is ``modified`` when the shapes
+then still differ by more than ``shape_offset_m`` (the symmetric difference divided by the mean
+perimeter: how far, on average, one boundary lies from the other, in metres, whatever the size) or
+when the move is implausible under
+d ~ N(0, σ²I₂), P(|d| >= |move|) = exp(-|move|²/2σ²) below ``alpha_translation`` (σ floored at
+``sigma_floor``). (The model's distribution of the IoU of an identical copy displaced by σ, compared
+with the raw exact IoU, was tried first: at σ = 0.5 m a 10 m building moved by σ alone reaches an
+IoU of 0.61, so it passed 15 of 35 reshaped buildings as unchanged on tuning data.)
+Groups: ``n:1`` (one old feature, several new) -> ``split``, ``1:n`` -> ``merged``, ``m:n`` ->
+``reshaped`` (:data:`CHANGE_OF_CLASS`); unmatched input -> ``new``, unmatched reference -> ``removed``.
+Features without a usable geometry get class ``unmatched``, change None, group -1.
+
+**Group probability** ``groups["p"]``: the calibrated probability of the group's weakest necessary
+link, i.e. the smallest edge probability on a maximum spanning tree of the group (the largest θ for
+which the group's edges with p >= θ still connect it). Unmatched features have no group.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .mixture import ndtr
+
+CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
+# Reference = old, input = new: one old feature become several new ones (n:1) is a split.
+CHANGE_OF_CLASS = {"n:1": "split", "1:n": "merged", "m:n": "reshaped"}
+# Monotone calibration of the raw edge score max(p_same, p_part): knots (raw, calibrated),
+# interpolated linearly. Fitted by isotonic regression (block means) on the tuning seed's candidate
+# pairs at σ = 0.5, 1, 2, 3 m (model/evaluation/matching.py; numbers in model/matching_results.md).
+CALIBRATION = {
+    "raw": [
+        0.0, 0.0, 4e-06, 2.9e-05, 9.1e-05, 0.000129, 0.000152, 0.001036, 0.002548, 0.002703, 0.002898, 0.003027,
+        0.003162, 0.003358, 0.003724, 0.009322, 0.020875, 0.022078, 0.022402, 0.022768, 0.025596, 0.028939,
+        0.029777, 0.031874, 0.034264, 0.03726, 0.04259, 0.046611, 0.047309, 0.048819, 0.05083, 0.05946,
+        0.074225, 0.080768, 0.089163, 0.10574, 0.121152, 0.128022, 0.131445, 0.135515, 0.148301, 0.194692,
+        0.295462, 0.385286, 0.410832, 0.465562, 0.534826, 0.564535, 0.623147, 0.678898, 0.693994, 0.763508,
+        0.845035, 0.873392, 0.889852, 0.908183, 0.92168, 0.928647, 0.938582, 0.944456, 0.959218, 0.977038,
+        0.988752, 0.994645, 0.997172, 0.999893, 1.0
+    ],
+    "calibrated": [
+        0.0, 0.0, 0.0009, 0.0016, 0.0043, 0.0048, 0.0099, 0.0122, 0.0146, 0.0191, 0.0233, 0.0403, 0.042, 0.0506,
+        0.0961, 0.1166, 0.1168, 0.125, 0.1286, 0.1304, 0.1493, 0.1515, 0.1591, 0.1736, 0.1923, 0.2194, 0.2222,
+        0.2462, 0.25, 0.2667, 0.3929, 0.4382, 0.4823, 0.5417, 0.6354, 0.681, 0.6923, 0.7, 0.7045, 0.7273,
+        0.7407, 0.7903, 0.8554, 0.8667, 0.881, 0.9041, 0.9405, 0.9412, 0.9471, 0.9533, 0.9615, 0.9664, 0.9724,
+        0.9752, 0.9821, 0.9861, 0.9868, 0.9902, 0.9904, 0.9906, 0.993, 0.9937, 0.9948, 0.9955, 0.997, 1.0, 1.0
+    ],
+}
+_ASSIGN_CHUNK = 20_000
+
+
+@dataclass
+class MatchThresholds:
+    """The decision parameters (defaults chosen on tuning-seed data, see model/matching_results.md).
+
+    iou : t of p_same = P(IoU >= t).
+    cover : c of p_part = P(cover of the smaller feature >= c).
+    p_edge : a pair is an edge when p_same or p_part reaches it.
+    shape_offset_m : a 1:1 pair is modified when, after the centroid move, its boundaries lie further
+        apart than this on average (symmetric difference / mean perimeter, metres).
+    alpha_translation : ... or when the centroid move is this improbable under σ.
+    sigma_floor : metres; the σ of that test is at least this (a σ of 0 still allows rounding).
+    """
+
+    iou: float = 0.5
+    cover: float = 0.5
+    p_edge: float = 0.2
+    shape_offset_m: float = 0.2
+    alpha_translation: float = 0.001
+    sigma_floor: float = 0.05
+
+
+@dataclass
+class MatchResult:
+    """Matches between n_a input and n_b reference features (positions in the two layers).
+
+    group_a, group_b : (n_a,), (n_b,) int64 group id, -1 unmatched.
+    class_a, class_b : object arrays of "1:1" | "1:n" | "n:1" | "m:n" | "unmatched".
+    partner_a : (n_a,) int64 reference position of the one-to-one partner, -1 none; partner_b likewise.
+    p_a, p_b : float64 calibrated probability that the assignment is a true correspondence (NaN
+        without partner).
+    change_a, change_b : object arrays: unchanged | modified | split | merged | reshaped | new |
+        removed, None for features without a usable geometry.
+    groups : "id" (g,), "class" (g,), "members_a", "members_b" (lists of int64 arrays), "p" (g,)
+        the group's weakest necessary link (see the module docstring).
+    n_pairs : candidate pairs scored; n_edges : pairs kept as edges.
+    n_unusable_a, n_unusable_b : features without a usable geometry.
+    exact_iou_a : (n_a,) exact IoU with the partner, 1:1 groups (NaN elsewhere); aligned_iou_a :
+        the same after the centroid move; shape_offset_a : mean boundary offset after it (metres);
+        translation_p_a : P(|d| >= |move|) under σ.
+    """
+
+    group_a: np.ndarray
+    group_b: np.ndarray
+    class_a: np.ndarray
+    class_b: np.ndarray
+    partner_a: np.ndarray
+    partner_b: np.ndarray
+    p_a: np.ndarray
+    p_b: np.ndarray
+    change_a: np.ndarray
+    change_b: np.ndarray
+    groups: dict
+    n_pairs: int
+    n_edges: int = 0
+    n_unusable_a: int = 0
+    n_unusable_b: int = 0
+    exact_iou_a: np.ndarray = field(default=None)
+    aligned_iou_a: np.ndarray = field(default=None)
+    shape_offset_a: np.ndarray = field(default=None)
+    translation_p_a: np.ndarray = field(default=None)
+
+
+@dataclass
+class CandidateEdges:
+    """Per-pair numbers of all candidate pairs, (p,) each."""
+
+    index_a: np.ndarray
+    index_b: np.ndarray
+    p_same: np.ndarray
+    p_part: np.ndarray
+    iou_mean: np.ndarray
+
+    def __len__(self):
+        return len(self.index_a)
+
+    @property
+    def raw_score(self):
+        return np.maximum(self.p_same, self.p_part)
+
+
+def calibrate(raw, table=None):
+    """Calibrated probabilities of raw edge scores through the monotone table (knots interpolated)."""
+    table = CALIBRATION if table is None else table
+    return np.interp(np.asarray(raw, dtype=float), table["raw"], table["calibrated"])
+
+
+def p_cover_at_least(overlap, cover, smaller_is_a):
+    """P(cover of the smaller feature >= cover) of (n,) overlap mixtures, from their marginals.
+
+    smaller_is_a : (n,) bool, A has the smaller area (so its cover, dimension 0, is the one asked).
+    """
+    dim = np.where(smaller_is_a, 0, 1)[:, None]
+    means = np.take_along_axis(overlap.means, dim[:, :, None], axis=2)[..., 0]  # (n, K)
+    sigmas = np.take_along_axis(overlap.sigmas, dim[:, :, None], axis=2)[..., 0]
+    return np.sum(overlap.weights * ndtr((means - cover) / sigmas), axis=1)
+
+
+def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0,
+                    ids_a=None, ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None,
+                    workers=None):
+    """Score every candidate pair chunk by chunk and keep five numbers per pair: CandidateEdges, or None.
+
+    The model layers (``model_a``, ``model_b``) are what is scored, as in scoring; the full-detail
+    layers are used later, for the exact IoU of the assigned pairs.
+    """
+    import shapely
+
+    from .scoring import score_candidate_pairs
+
+    thresholds = thresholds or MatchThresholds()
+    cancelled = cancelled or (lambda: False)
+    n_a = max(len(sigma_a), 1)
+    parts = []
+    for chunk in score_candidate_pairs(model, model_a, model_b, sigma_a, search_distance_m, thresholds.iou,
+                                       ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
+                                       workers=workers):
+        smaller_is_a = shapely.area(chunk.frames.a) <= shapely.area(chunk.frames.b)
+        parts.append((np.asarray(chunk.index_a, dtype=np.int64), np.asarray(chunk.index_b, dtype=np.int64),
+                      np.asarray(chunk.summary.p_iou, dtype=float),
+                      p_cover_at_least(chunk.overlap, thresholds.cover, smaller_is_a),
+                      np.asarray(chunk.summary.iou_mean, dtype=float)))
+        if progress is not None:
+            progress(0.8 * (chunk.complete_before / n_a), "Scoring candidate pairs")
+    if cancelled():
+        return None
+    columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=np.int64 if k < 2 else float)
+               for k in range(5)]
+    return CandidateEdges(*columns)
+
+
+def components(n_a, n_b, index_a, index_b):
+    """Connected components of the bipartite graph: labels (n_a,), (n_b,) with -1 for isolated nodes,
+    renumbered 0..g-1 in order of their smallest member (input first)."""
+    n = n_a + n_b
+    labels = connected_labels(n, index_a, index_b + n_a)
+    linked = np.zeros(n, dtype=bool)
+    linked[index_a] = True
+    linked[index_b + n_a] = True
+    labels = np.where(linked, labels, -1)
+    kept = np.flatnonzero(linked)
+    unique, first = np.unique(labels[kept], return_index=True)
+    order = np.argsort(first, kind="stable")
+    renumber = np.full(n, -1, dtype=np.int64)
+    renumber[unique[order]] = np.arange(len(unique))
+    out = np.where(linked, renumber[np.maximum(labels, 0)], -1)
+    return out[:n_a], out[n_a:]
+
+
+def connected_labels(n, u, v):
+    """(n,) component label of every node of the undirected graph with edges (u, v): SciPy's
+    connected_components where SciPy is installed, else label propagation with pointer jumping
+    (NumPy; the plugin's runtime needs no SciPy)."""
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    try:
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+    except ImportError:
+        labels = np.arange(n, dtype=np.int64)
+        while True:  # each pass halves the distances to the smallest label, at least
+            low = np.minimum(labels[u], labels[v])
+            before = labels.copy()
+            np.minimum.at(labels, u, low)
+            np.minimum.at(labels, v, low)
+            labels = labels[labels]
+            while not np.array_equal(labels, labels[labels]):
+                labels = labels[labels]
+            if np.array_equal(labels, before):
+                return labels
+    graph = coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def hungarian_max(weight):
+    """Rows and columns of a maximum-weight assignment of the (k, l) matrix (every row or every
+    column assigned, whichever is fewer): SciPy's linear_sum_assignment where SciPy is installed,
+    else the O(k²l) Hungarian method with potentials, its inner steps vectorised over columns."""
+    weight = np.asarray(weight, dtype=float)
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        return _hungarian_numpy(weight)
+    return linear_sum_assignment(weight, maximize=True)
+
+
+def _hungarian_numpy(weight):
+    transposed = weight.shape[0] > weight.shape[1]
+    cost = -(weight.T if transposed else weight)
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    row_of = np.zeros(m + 1, dtype=np.int64)  # 1-based row held by column j, 0 none; column 0 is the root
+    way = np.zeros(m + 1, dtype=np.int64)
+    for i in range(1, n + 1):  # one augmenting path per row
+        row_of[0] = i
+        j0 = 0
+        min_slack = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = row_of[j0]
+            slack = cost[i0 - 1] - u[i0] - v[1:]
+            free = ~used[1:]
+            better = free & (slack < min_slack[1:])
+            min_slack[1:][better] = slack[better]
+            way[1:][better] = j0
+            candidates = np.where(free, min_slack[1:], np.inf)
+            j1 = int(np.argmin(candidates)) + 1
+            delta = candidates[j1 - 1]
+            u[row_of[used]] += delta
+            v[used] -= delta
+            min_slack[~used] -= delta
+            j0 = j1
+            if row_of[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            row_of[j0] = row_of[j1]
+            j0 = j1
+    columns = np.flatnonzero(row_of[1:])
+    rows = row_of[1:][columns] - 1
+    if transposed:
+        rows, columns = columns, rows
+    order = np.argsort(rows)
+    return rows[order], columns[order]
+
+
+def assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group=None):
+    """Maximum-weight one-to-one assignment over edges (weights >= 0), optimal per component.
+
+    Returns partner_a (n_a,), partner_b (n_b,) (-1 none) and the chosen edge positions.
+    """
+    index_a = np.asarray(index_a, dtype=np.int64)
+    index_b = np.asarray(index_b, dtype=np.int64)
+    weight = np.maximum(np.asarray(weight, dtype=float), 0.0)
+    if edge_group is None:
+        group_a, _ = components(n_a, n_b, index_a, index_b)
+        edge_group = group_a[index_a]
+    edges_per_group = np.bincount(edge_group, minlength=1)
+    single = edges_per_group[edge_group] == 1
+    chosen = [np.flatnonzero(single)]  # a component with one edge: that edge
+    multi = np.flatnonzero(~single)
+    if len(multi):
+        order = multi[np.argsort(edge_group[multi], kind="stable")]
+        bounds = np.flatnonzero(np.diff(edge_group[order])) + 1
+        for edges in np.split(order, bounds):  # one solver call per multi-edge component
+            rows, local_a = np.unique(index_a[edges], return_inverse=True)
+            cols, local_b = np.unique(index_b[edges], return_inverse=True)
+            matrix = np.zeros((len(rows), len(cols)))
+            edge_at = np.full((len(rows), len(cols)), -1, dtype=np.int64)
+            # A tiny bonus per edge: among assignments of equal weight, prefer edges to non-edges.
+            np.maximum.at(matrix, (local_a, local_b), weight[edges] + 1e-12)
+            edge_at[local_a, local_b] = edges  # a duplicate pair keeps one position (weights checked below)
+            r, c = hungarian_max(matrix)
+            picked = edge_at[r, c]
+            picked = picked[picked >= 0]
+            chosen.append(picked)
+    chosen = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    partner_a = np.full(n_a, -1, dtype=np.int64)
+    partner_b = np.full(n_b, -1, dtype=np.int64)
+    partner_a[index_a[chosen]] = index_b[chosen]
+    partner_b[index_b[chosen]] = index_a[chosen]
+    return partner_a, partner_b, chosen
+
+
+def group_classes(n_members_a, n_members_b):
+    """Class of groups from their member counts (arrays): 1:1, 1:n, n:1, m:n."""
+    n_members_a = np.asarray(n_members_a)
+    n_members_b = np.asarray(n_members_b)
+    out = np.full(n_members_a.shape, "m:n", dtype=object)
+    out[(n_members_a == 1) & (n_members_b == 1)] = "1:1"
+    out[(n_members_a == 1) & (n_members_b > 1)] = "1:n"
+    out[(n_members_a > 1) & (n_members_b == 1)] = "n:1"
+    return out
+
+
+def weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups):
+    """Per group, the smallest edge probability on a maximum spanning tree (NaN for none): the largest θ
+    for which the group's edges with p >= θ still connect it."""
+    out = np.full(n_groups, np.nan)
+    if not len(index_a):
+        return out
+    probability = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
+    edges_per_group = np.bincount(edge_group, minlength=n_groups)
+    single = edges_per_group[edge_group] == 1
+    out[edge_group[single]] = probability[single]
+    multi = np.flatnonzero(~single)
+    order = multi[np.argsort(edge_group[multi], kind="stable")]
+    for edges in np.split(order, np.flatnonzero(np.diff(edge_group[order])) + 1) if len(order) else []:
+        # one group at a time (multi-edge groups only): bisect on its sorted edge probabilities
+        nodes, local = np.unique(np.concatenate([index_a[edges], index_b[edges] + n_a]), return_inverse=True)
+        u, v = local[:len(edges)], local[len(edges):]
+        levels = np.unique(probability[edges])[::-1]
+        low, high = 0, len(levels) - 1  # the answer is levels[k] for the smallest k that connects
+        while low < high:
+            middle = (low + high) // 2
+            keep = probability[edges] >= levels[middle]
+            labels = connected_labels(len(nodes), u[keep], v[keep])
+            if np.all(labels == labels[0]):
+                high = middle
+            else:
+                low = middle + 1
+        out[edge_group[edges[0]]] = levels[low]
+    return out
+
+
+def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
+    """Groups, classes and assignments from CandidateEdges (no geometry work): a MatchResult without
+    the 1:1 change test (1:1 pairs get "unchanged" until :func:`change_test` refines them)."""
+    thresholds = thresholds or MatchThresholds()
+    usable_a = np.ones(n_a, dtype=bool) if usable_a is None else np.asarray(usable_a, dtype=bool)
+    usable_b = np.ones(n_b, dtype=bool) if usable_b is None else np.asarray(usable_b, dtype=bool)
+    keep = ((edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge))
+    keep &= usable_a[edges.index_a] & usable_b[edges.index_b]
+    index_a, index_b = edges.index_a[keep], edges.index_b[keep]
+    probability = calibrate(edges.raw_score[keep])
+    group_a, group_b = components(n_a, n_b, index_a, index_b)
+    n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
+    edge_group = group_a[index_a]
+    partner_a, partner_b, chosen = assign_one_to_one(n_a, n_b, index_a, index_b, edges.iou_mean[keep], edge_group)
+    p_a = np.full(n_a, np.nan)
+    p_b = np.full(n_b, np.nan)
+    p_a[index_a[chosen]] = probability[chosen]
+    p_b[index_b[chosen]] = probability[chosen]
+
+    count_a = np.bincount(group_a[group_a >= 0], minlength=n_groups)
+    count_b = np.bincount(group_b[group_b >= 0], minlength=n_groups)
+    group_class = group_classes(count_a, count_b)
+    class_a = np.full(n_a, "unmatched", dtype=object)
+    class_b = np.full(n_b, "unmatched", dtype=object)
+    class_a[group_a >= 0] = group_class[group_a[group_a >= 0]]
+    class_b[group_b >= 0] = group_class[group_b[group_b >= 0]]
+
+    change_a = np.full(n_a, "new", dtype=object)
+    change_b = np.full(n_b, "removed", dtype=object)
+    for name, change in (("1:1", "unchanged"), *CHANGE_OF_CLASS.items()):
+        change_a[class_a == name] = change
+        change_b[class_b == name] = change
+    change_a[~usable_a] = None
+    change_b[~usable_b] = None
+
+    members_a = _members(group_a, n_groups)
+    members_b = _members(group_b, n_groups)
+    groups = {
+        "id": np.arange(n_groups, dtype=np.int64),
+        "class": group_class,
+        "members_a": members_a,
+        "members_b": members_b,
+        "p": weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups),
+    }
+    return MatchResult(group_a, group_b, class_a, class_b, partner_a, partner_b, p_a, p_b, change_a, change_b,
+                       groups, int(len(edges)), int(keep.sum()), int((~usable_a).sum()), int((~usable_b).sum()),
+                       *(np.full(n_a, np.nan) for _ in range(4)))
+
+
+def _members(group, n_groups):
+    positions = np.flatnonzero(group >= 0)
+    order = positions[np.argsort(group[positions], kind="stable")]
+    counts = np.bincount(group[positions], minlength=n_groups)
+    return np.split(order.astype(np.int64), np.cumsum(counts)[:-1]) if n_groups else []
+
+
+def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05):
+    """Exact IoU of pairs (full detail); after moving B's centroid onto A's, their IoU and mean boundary
+    offset (symmetric difference / mean perimeter, metres); and P(|d| >= |move|) for d ~ N(0, σ²I₂)
+    (σ floored at ``sigma_floor``). Returns four (k,) arrays."""
+    import shapely
+
+    from .frame import project_pairs
+    from .overlap import exact_overlap
+
+    sigma_a = np.asarray(sigma_a, dtype=float)
+    exact_iou, aligned_iou, offset, p_move = (np.zeros(len(index_a)) for _ in range(4))
+    for start in range(0, len(index_a), _ASSIGN_CHUNK):
+        rows = slice(start, start + _ASSIGN_CHUNK)
+        ia, ib = index_a[rows], index_b[rows]
+        frames = project_pairs(lonlat_a, lonlat_b, ia, ib)
+        exact_iou[rows] = exact_overlap(frames.a, frames.b, assume_valid=True).iou
+        move = shapely.get_coordinates(shapely.centroid(frames.a)) - shapely.get_coordinates(shapely.centroid(frames.b))
+        coords, owner = shapely.get_coordinates(frames.b, return_index=True)
+        moved_b = shapely.set_coordinates(np.array(frames.b, dtype=object, copy=True), coords + move[owner])
+        aligned = exact_overlap(frames.a, moved_b)
+        aligned_iou[rows] = aligned.iou
+        perimeter = 0.5 * (shapely.length(frames.a) + shapely.length(moved_b))
+        difference = aligned.area_a + aligned.area_b - 2.0 * aligned.area_inter
+        offset[rows] = np.where(perimeter > 0, np.maximum(difference, 0.0) / np.maximum(perimeter, 1e-12), 0.0)
+        sigma = np.maximum(sigma_a[ia], sigma_floor)
+        p_move[rows] = np.exp(-np.sum(move**2, axis=1) / (2.0 * sigma**2))
+    return exact_iou, aligned_iou, offset, p_move
+
+
+def apply_change_test(result, one, tested, thresholds):
+    """Store the change test of the 1:1 input positions ``one`` in the result and mark the modified pairs."""
+    exact_iou, aligned_iou, offset, p_move = tested
+    result.exact_iou_a[one] = exact_iou
+    result.aligned_iou_a[one] = aligned_iou
+    result.shape_offset_a[one] = offset
+    result.translation_p_a[one] = p_move
+    modified = one[(offset > thresholds.shape_offset_m) | (p_move < thresholds.alpha_translation)]
+    result.change_a[modified] = "modified"
+    result.change_b[result.partner_a[modified]] = "modified"
+
+
+def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0, ids_a=None,
+                 ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None, workers=None):
+    """Match two layers: a :class:`MatchResult`, or None when cancelled.
+
+    Parameters
+    ----------
+    model : :class:`.scoring.OverlapModel`.
+    lonlat_a, lonlat_b : the input (new) and reference (old) layers in lon/lat, full detail
+        (:class:`.frame.LonLatLayer`).
+    model_a, model_b : the same layers as model layers (:func:`.encoding.model_layer`).
+    sigma_a : (n_a,) positional uncertainty per input feature, metres.
+    search_distance_m : float, widened per feature to at least 3σ as in scoring.
+    ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
+    thresholds : :class:`MatchThresholds` (defaults chosen on tuning data).
+    cancelled : optional callable -> bool; progress : optional callable(fraction, text).
+    max_vertices, workers : chunking and threads of the scoring (as in score_candidate_pairs).
+    """
+    thresholds = thresholds or MatchThresholds()
+    cancelled = cancelled or (lambda: False)
+    sigma_a = np.asarray(sigma_a, dtype=float)
+    n_a, n_b = len(lonlat_a), len(lonlat_b)
+    edges = candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m, ids_a, ids_b,
+                            thresholds, cancelled, progress, max_vertices, workers)
+    if edges is None or cancelled():
+        return None
+    result = decide(n_a, n_b, edges, thresholds, _usable(lonlat_a, n_a), _usable(lonlat_b, n_b))
+    if progress is not None:
+        progress(0.85, "Testing one-to-one pairs for change")
+    one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
+    if len(one):
+        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
+        if cancelled():
+            return None
+        apply_change_test(result, one, tested, thresholds)
+    if progress is not None:
+        progress(1.0, "Matched")
+    return result
+
+
+def _usable(layer, n):
+    usable = getattr(layer, "usable", None)
+    return np.ones(n, dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
