@@ -50,7 +50,7 @@ def test_quick_bench_writes_every_contestant(tmp_path):
     data = json.loads(out.with_name("RESULTS-quick.json").read_text())
     (result,) = data["results"]
     assert result["candidate_pairs"] > 1000
-    for key in ("plugin", "plugin_sigma", "native", "exact", "monte_carlo"):
+    for key in ("plugin", "plugin_sigma", "match", "native", "exact", "monte_carlo"):
         assert result[key]["median_s"] > 0 and result[key]["peak_rss_mb"] > 50, key
     assert result["plugin"]["pairs"] == result["candidate_pairs"]
     assert set(result["plugin"]["stages_s"]) >= {"reading", "scoring", "writing while scoring", "writing after scoring",
@@ -58,8 +58,10 @@ def test_quick_bench_writes_every_contestant(tmp_path):
     assert 0.95 <= result["plugin"]["agreement"]["agreement"] <= 1.0
     assert result["monte_carlo"]["samples"] == 256 and result["monte_carlo"]["seconds_per_pair"] > 0
     assert result["derived"]["mc_ratio_end_to_end"] > 0
+    assert result["match"]["groups"] > 500 and result["derived"]["match_vs_score"] > 0
     text = out.read_text()
     assert "## Targets (issue 7)" in text and "| scorerelevance σ=0 |" in text and "native overlap analysis" in text
+    assert "matchfeatures time / scorerelevance time" in text
     assert "QGIS 3." in text
 
 
