@@ -66,8 +66,20 @@ def _output_names(model):
 
 def _outputs(model):
     names = _output_names(model)
-    assert sorted(names) == ["Likely matches", "Scored layer"]
+    assert sorted(names) == ["Likely matches", "Match groups", "Matched input", "Scored layer"]
     return names["Scored layer"], names["Likely matches"]
+
+
+def _match_outputs(model, folder):
+    """{destination name: path} for the matching step's two model outputs."""
+    names = _output_names(model)
+    return {names["Matched input"]: str(folder / "matched.gpkg"), names["Match groups"]: str(folder / "groups.gpkg")}
+
+
+def _check_match_outputs(paths):
+    matched, groups = (layer_rows(QgsVectorLayer(str(path), "m", "ogr")) for path in paths)
+    assert len(matched) == SAMPLE_FEATURES and {row["m_class"] for row in matched} >= {"1:1", "unmatched"}
+    assert len(groups) > 200 and all(row["m_class"] in ("1:1", "1:n", "n:1", "m:n") for row in groups)
 
 
 def test_example_model_validates(provider):
@@ -176,7 +188,7 @@ def test_example_model_layout(provider):
     children = list(model.childAlgorithms().values())
     outputs = [output for child in children for output in child.modelOutputs().values()]
     comments = [child.comment() for child in children]
-    assert (len(inputs), len(children), len(outputs)) == (4, 2, 2)
+    assert (len(inputs), len(children), len(outputs)) == (4, 3, 4)
     assert all(child.description() for child in children)
     assert all(comment.description() for comment in comments)
     components = inputs + children + outputs + comments
@@ -224,23 +236,27 @@ def test_example_model_through_processing_run(provider, tmp_path, values):
 
     model = _model()
     scored_name, matches_name = _outputs(model)
+    match_outputs = _match_outputs(model, tmp_path)
     result = processing.run(model, {
         **{name: str(path) for name, path in SAMPLE_INPUTS.items()}, **values,
-        scored_name: str(tmp_path / "scored.gpkg"), matches_name: str(tmp_path / "matches.gpkg")})
+        scored_name: str(tmp_path / "scored.gpkg"), matches_name: str(tmp_path / "matches.gpkg"), **match_outputs})
     _check_sample_outputs(result[scored_name], result[matches_name], values.get("positional_uncertainty", 0.5),
                           values.get("minimum_probability", 0.5))
+    _check_match_outputs([result[name] for name in match_outputs])
 
 
 def test_example_model_through_qgis_process(qgis_process_cli, tmp_path, provider):
     scored_name, matches_name = _outputs(_model())
+    match_outputs = _match_outputs(_model(), tmp_path)
     scored, matches = tmp_path / "scored.gpkg", tmp_path / "matches.gpkg"
     result = qgis_process_cli.run_json(str(MODEL3), {  # the numbers left out: σ 0.5 m, minimum probability 0.5
-        **SAMPLE_INPUTS, scored_name: scored, matches_name: matches})
-    assert {scored_name, matches_name} <= set(result["results"])
+        **SAMPLE_INPUTS, scored_name: scored, matches_name: matches, **match_outputs})
+    assert {scored_name, matches_name, *match_outputs} <= set(result["results"])
     _check_sample_outputs(scored, matches, 0.5, 0.5)
+    _check_match_outputs(list(match_outputs.values()))
     result = qgis_process_cli.run_json(str(MODEL3), {
         **SAMPLE_INPUTS, "positional_uncertainty": 0, "minimum_probability": 0.9, scored_name: scored,
-        matches_name: matches})
+        matches_name: matches, **match_outputs})
     _check_sample_outputs(scored, matches, 0.0, 0.9)
 
 

@@ -3,8 +3,9 @@
     .venv/bin/python test/tools/make_example_model.py
 
 "Match and extract" scores every input polygon against a reference layer
-(``overlaprelevance:scorerelevance``) and keeps the features whose best match is
-probably the same object (``native:extractbyexpression`` on ``rel_p``). It starts
+(``overlaprelevance:scorerelevance``), keeps the features whose best match is
+probably the same object (``native:extractbyexpression`` on ``rel_p``), and matches
+both layers feature by feature (``overlaprelevance:matchfeatures``). It starts
 QGIS headless, loads the plugin's provider, checks the model with
 ``QgsProcessingModelAlgorithm.validate()`` and writes it only when nothing is wrong.
 ``build()`` is what the tests check the shipped file against.
@@ -37,6 +38,7 @@ NAME = "Match and extract"
 GROUP = "Overlap relevance examples"
 SCORE_ID = "score_relevance"
 EXTRACT_ID = "extract_matches"
+MATCH_ID = "match_features"
 SIGMA = "positional_uncertainty"
 MIN_PROBABILITY = "minimum_probability"
 DEFAULT_SIGMA = 0.5
@@ -46,6 +48,8 @@ FIELD_PREFIX = "rel_"
 # (``scored_layer``), or ``child_id:name`` where QGIS reads every model the 3.22 way.
 SCORED = ("scored", "Scored layer")
 MATCHES = ("matches", "Likely matches")
+MATCHED = ("matched", "Matched input")
+GROUPS = ("groups", "Match groups")
 
 # QGIS hands a model's steps the model inputs as given, without their defaults: a number left out of
 # processing.run or qgis_process reaches a step as NULL. Both numbers therefore go in as expressions
@@ -56,7 +60,7 @@ FILTER_EXPRESSION = f"""'"{FIELD_PREFIX}p" >= ' || coalesce(@{MIN_PROBABILITY}, 
 # Centres of the components (QGIS draws each one 200 x 30 around its position, a comment 100 x 60):
 # model inputs on the left, the two steps in the middle, the model outputs on the right.
 X_INPUT, X_CHILD, X_OUTPUT = 150.0, 500.0, 850.0
-Y_ROWS = (80.0, 180.0, 280.0, 380.0)
+Y_ROWS = (80.0, 180.0, 280.0, 380.0, 580.0, 680.0)
 COMMENT_OFFSET = 95.0  # a child's comment above (scoring) or below (extraction) it
 
 #: Help of the model inputs, top to bottom as they are laid out and shown.
@@ -72,6 +76,9 @@ INPUT_HELP = {
 OUTPUT_HELP = {
     SCORED: "Every input feature, with its fields and geometry, plus the relevance fields rel_*.",
     MATCHES: "The scored features whose rel_p is at least the minimum probability.",
+    MATCHED: ("Every input feature with its match group, class (1:1, 1:n, n:1, m:n, unmatched), one-to-one "
+              "partner, the probability of that match and its change label (m_* fields)."),
+    GROUPS: "One row per match group: its class, the keys on both sides and its probability.",
 }
 
 SHORT_DESCRIPTION = ("Scores every input polygon against a reference layer and extracts those that probably match "
@@ -84,8 +91,11 @@ DESCRIPTION = (
     "reference match, its feature id), rel_score (expected IoU), rel_p (probability that the IoU is at least "
     "0.5), rel_cov, rel_covref, rel_sd and rel_n. The <i>Likely matches</i> are the scored features whose "
     "rel_p is at least the minimum probability.<br>"
-    "Open it in the Model Designer to change the fixed settings of the scoring step (search distance 0, IoU "
-    "threshold 0.5, the bundled model, field prefix rel_) or to add a reference key field.")
+    "<b>Match features</b> (overlaprelevance:matchfeatures) then matches both layers with the same σ: the "
+    "<i>Matched input</i> holds every input feature with its group, class, one-to-one partner, probability and "
+    "change label (m_* fields), and <i>Match groups</i> lists the groups.<br>"
+    "Open it in the Model Designer to change the fixed settings of the steps (search distance 0, IoU "
+    "threshold 0.5, the bundled model, field prefix rel_, the matching thresholds) or to add key fields.")
 
 
 def _comment(text, position):
@@ -109,11 +119,11 @@ def _input_parameters():
     ]
 
 
-def _model_output(child_id, output, y):
+def _model_output(child_id, output, y, child_output="OUTPUT"):
     name, description = output
     model_output = QgsProcessingModelOutput(name, description)
     model_output.setChildId(child_id)
-    model_output.setChildOutputName("OUTPUT")
+    model_output.setChildOutputName(child_output)
     model_output.setPosition(QPointF(X_OUTPUT, y))
     return {name: model_output}
 
@@ -160,6 +170,38 @@ def _extract_child():
     return child
 
 
+def _match_child():
+    y = Y_ROWS[4]
+    child = QgsProcessingModelChildAlgorithm("overlaprelevance:matchfeatures")
+    child.setChildId(MATCH_ID)
+    child.setDescription("Match features")
+    child.setPosition(QPointF(X_CHILD, y))
+    child.setComment(_comment("Groups, one-to-one matches and change labels of both layers, with their "
+                              "probabilities; the default thresholds.", QPointF(X_CHILD, y + COMMENT_OFFSET)))
+    model_input = QgsProcessingModelChildParameterSource.fromModelParameter
+    sources = {
+        "INPUT": [model_input("input")],
+        "INPUT_KEY": _static(None),
+        "REFERENCE": [model_input("reference")],
+        "REFERENCE_KEY": _static(None),
+        "SEARCH_DISTANCE": _static(0.0),
+        "POSITIONAL_UNCERTAINTY": [QgsProcessingModelChildParameterSource.fromExpression(SIGMA_EXPRESSION)],
+        "POSITIONAL_UNCERTAINTY_FIELD": _static(None),
+        "MODEL": _static(None),
+    }
+    from overlap_relevance.model.matching import MatchThresholds
+    from dataclasses import fields
+
+    for field in fields(MatchThresholds):  # every threshold set to its default, so the step is complete
+        sources[f"T_{field.name.upper()}"] = _static(field.default)
+    for name, source in sources.items():
+        child.addParameterSources(name, source)
+    outputs = _model_output(MATCH_ID, MATCHED, y)
+    outputs.update(_model_output(MATCH_ID, GROUPS, Y_ROWS[5], "OUTPUT_GROUPS"))
+    child.setModelOutputs(outputs)
+    return child
+
+
 def build():
     """The model, laid out, with its help; not yet validated (that needs the providers)."""
     model = QgsProcessingModelAlgorithm(NAME, GROUP)
@@ -177,7 +219,8 @@ def build():
         help_content[name] = help_text
     model.addChildAlgorithm(_score_child())
     model.addChildAlgorithm(_extract_child())
-    for child_id, output in ((SCORE_ID, SCORED), (EXTRACT_ID, MATCHES)):
+    model.addChildAlgorithm(_match_child())
+    for child_id, output in ((SCORE_ID, SCORED), (EXTRACT_ID, MATCHES), (MATCH_ID, MATCHED), (MATCH_ID, GROUPS)):
         # keyed by the destination parameter's name, which depends on the QGIS version (see SCORED)
         name, description = output
         help_content[description.lower().replace(" ", "_")] = OUTPUT_HELP[output]
