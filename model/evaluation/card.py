@@ -216,6 +216,7 @@ def render_card(results):
 
     out.append(_render_tables(results["tables"]))
     out.append(_render_matching(match, settings))
+    out.append(render_match_features_reliability())
     out.append(_render_real(results.get("real_layers", {})))
     out.append(_render_seeds(seeds))
 
@@ -268,6 +269,26 @@ def _render_tables(tables):
         out.append(f"### {title}\n")
         out.append(_markdown_table(["group"] + [label for _, label, _ in _TABLE_COLUMNS], rows) + "\n")
     return "\n".join(out)
+
+
+MATCHING_RESULTS = MODEL_DIR / "matching_results.md"
+
+
+def render_match_features_reliability(path=MATCHING_RESULTS):
+    """The card's section on matchfeatures' probabilities: the held-out reliability table of
+    model/matching_results.md (written by ``python -m overlap_relevance.model.evaluation.matching``)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start = text.find("## Reliability on the test seed")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    body = text[start:end if end >= 0 else None].split("\n", 1)[1].strip()
+    return ("## Match decisions (`matchfeatures`): reliability of `m_p`\n\n"
+            "From `model/matching_results.md` (known-truth edits, calibration fitted on tuning seed 101, measured "
+            "on test seed 202; group and class accuracy, change labels and the thresholds' choice are there too).\n\n"
+            + body + "\n")
 
 
 def _render_matching(match, settings):
