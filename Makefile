@@ -18,6 +18,11 @@ SHAPELY_SOURCE := 2.1.2
 TRAIN_VENV := .venv-train
 TRAIN_PYTHON := $(TRAIN_VENV)/bin/python
 TRAIN_STAMP := $(TRAIN_VENV)/.setup-done
+# .venv-dask: Dask, geopandas and the overlap-relevance command line; self-contained and pinned. geopandas
+# brings PyPI's pyproj, which must never enter QGIS's Python, so this environment never serves QGIS.
+DASK_VENV := .venv-dask
+DASK_PYTHON := $(DASK_VENV)/bin/python
+DASK_STAMP := $(DASK_VENV)/.setup-done
 BUILD := build
 ZIP := $(BUILD)/overlap_relevance.zip
 # Files and folders that make up the installable plugin (tests, tooling and caches stay out).
@@ -28,8 +33,9 @@ export QT_QPA_PLATFORM := offscreen
 junit = $(if $(TEST_REPORTS),--junitxml=$(TEST_REPORTS)/$(1).xml)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
 TRAIN_PYTEST := $(TRAIN_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
+DASK_PYTEST := $(DASK_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
 
-.PHONY: setup setup-train link-package system-packages test test-slow test-compat bench demo help screenshots zip train evaluate clean
+.PHONY: setup setup-train setup-dask link-package system-packages test test-slow test-compat test-dask bench bench-dask demo help screenshots zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages, newest the release offers) and the QGIS-side venv
 setup: system-packages $(STAMP)
@@ -67,6 +73,19 @@ $(TRAIN_STAMP): requirements-train.txt constraints-train.txt
 	@$(MAKE) --no-print-directory link-package VENV_DIR=$(TRAIN_VENV)
 	touch $@
 
+## setup-dask: internal; the Dask environment for the overlap-relevance command line and `make test-dask`
+setup-dask: $(DASK_STAMP)
+
+$(DASK_STAMP): requirements-dask.txt constraints-dask.txt
+	@test -x $(DASK_PYTHON) || $(SYSTEM_PYTHON) -m venv $(DASK_VENV)
+	$(DASK_PYTHON) -m pip install -q -r requirements-dask.txt -c constraints-dask.txt
+	@$(MAKE) --no-print-directory link-package VENV_DIR=$(DASK_VENV)
+	@# The command line: a launcher for the linked package (the venv does not pip-install the project).
+	@# The guard matters: Dask's worker processes are spawned, and re-run the main script without it.
+	printf '#!%s\nimport sys\nfrom overlap_relevance.scaleout.cli import main\nif __name__ == "__main__":\n    sys.exit(main())\n' \
+	  "$(CURDIR)/$(DASK_PYTHON)" > $(DASK_VENV)/bin/overlap-relevance && chmod +x $(DASK_VENV)/bin/overlap-relevance
+	touch $@
+
 # The package is importable as `overlap_relevance` through a symlink, which also serves as the
 # QGIS_PLUGINPATH folder for qgis_process. PTH_EXTRA is a line run at start-up: in .venv, Debian's
 # pyproj looks for PROJ data under sys.prefix, which is the venv (.venv-train's pyproj has its own).
@@ -76,16 +95,22 @@ link-package:
 	  printf '%s\n' "$(CURDIR)/$(VENV_DIR)/plugins" $(if $(PTH_EXTRA),'$(PTH_EXTRA)') > "$$site/overlap_relevance_dev.pth"
 
 ## test: the whole fast suite, headless
-test: setup setup-train
+test: setup setup-train setup-dask
 	$(PYTEST) -m "not slow" $(call junit,qgis) test
 	@# TensorFlow cannot share a process with QGIS: the training tests run on their own.
 	$(TRAIN_PYTEST) -m "not slow" $(call junit,training) test/training
+	@# Dask and geopandas (PyPI's pyproj) never enter QGIS's Python: the Dask tests run in .venv-dask.
+	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/distributed
 
 ## test-slow: the checks too slow for CI
 test-slow: setup setup-train
 	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
 	$(PYTEST) -m slow test || [ $$? -eq 5 ]
 	$(TRAIN_PYTEST) -m slow test/training || [ $$? -eq 5 ]
+
+## test-dask: the Dask engine and the command line against the single process (QGIS not importable there)
+test-dask: setup-dask
+	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/distributed
 
 ## test-compat: the fast suite on QGIS 3.22, 3.40 and 3.44, each in a cached Debian root under
 ## build/compat/ (debootstrap; needs root); writes tools/compat/RESULTS.md
@@ -96,6 +121,11 @@ test-compat:
 ## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md
 bench: setup
 	$(PYTHON) test/benchmarks/bench.py
+
+## bench-dask: the Dask engine on a generated 1M x 1M building set, 1 and 2 workers, against one process;
+## writes test/benchmarks/RESULTS_DASK.md
+bench-dask: setup-dask
+	nice -n 10 $(DASK_PYTHON) test/benchmarks/bench_dask.py
 
 ## demo: the main job through qgis_process on the bundled sample data
 demo: setup

@@ -73,6 +73,7 @@ CALIBRATION = {
     ],
 }
 _ASSIGN_CHUNK = 20_000
+_CHANGE_CHUNK = 5_000  # pairs per change-test chunk: small enough that the threads share the work evenly
 
 
 @dataclass
@@ -436,33 +437,39 @@ def _members(group, n_groups):
     return np.split(order.astype(np.int64), np.cumsum(counts)[:-1]) if n_groups else []
 
 
-def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05):
+def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05, workers=None):
     """Exact IoU of pairs (full detail); after moving B's centroid onto A's, their IoU and mean boundary
     offset (symmetric difference / mean perimeter, metres); and P(|d| >= |move|) for d ~ N(0, σ²I₂)
-    (σ floored at ``sigma_floor``). Returns four (k,) arrays."""
+    (σ floored at ``sigma_floor``). Returns four (k,) arrays. Chunks run on ``workers`` threads
+    (shapely releases the GIL), as scoring's do."""
     import shapely
 
     from .frame import project_pairs
     from .overlap import exact_overlap
+    from .parallel import ordered_map
 
     sigma_a = np.asarray(sigma_a, dtype=float)
-    exact_iou, aligned_iou, offset, p_move = (np.zeros(len(index_a)) for _ in range(4))
-    for start in range(0, len(index_a), _ASSIGN_CHUNK):
-        rows = slice(start, start + _ASSIGN_CHUNK)
+
+    def test(rows):
         ia, ib = index_a[rows], index_b[rows]
         frames = project_pairs(lonlat_a, lonlat_b, ia, ib)
-        exact_iou[rows] = exact_overlap(frames.a, frames.b, assume_valid=True).iou
+        exact_iou = exact_overlap(frames.a, frames.b, assume_valid=True).iou
         move = shapely.get_coordinates(shapely.centroid(frames.a)) - shapely.get_coordinates(shapely.centroid(frames.b))
         coords, owner = shapely.get_coordinates(frames.b, return_index=True)
         moved_b = shapely.set_coordinates(np.array(frames.b, dtype=object, copy=True), coords + move[owner])
         aligned = exact_overlap(frames.a, moved_b)
-        aligned_iou[rows] = aligned.iou
         perimeter = 0.5 * (shapely.length(frames.a) + shapely.length(moved_b))
         difference = aligned.area_a + aligned.area_b - 2.0 * aligned.area_inter
-        offset[rows] = np.where(perimeter > 0, np.maximum(difference, 0.0) / np.maximum(perimeter, 1e-12), 0.0)
+        offset = np.where(perimeter > 0, np.maximum(difference, 0.0) / np.maximum(perimeter, 1e-12), 0.0)
         sigma = np.maximum(sigma_a[ia], sigma_floor)
-        p_move[rows] = np.exp(-np.sum(move**2, axis=1) / (2.0 * sigma**2))
-    return exact_iou, aligned_iou, offset, p_move
+        p_move = np.exp(-np.sum(move**2, axis=1) / (2.0 * sigma**2))
+        return exact_iou, aligned.iou, offset, p_move
+
+    chunks = [slice(start, start + _CHANGE_CHUNK) for start in range(0, len(index_a), _CHANGE_CHUNK)]
+    parts = list(ordered_map(test, chunks, workers=workers))
+    if not parts:
+        return tuple(np.zeros(0) for _ in range(4))
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
 
 
 def apply_change_test(result, one, tested, thresholds):
@@ -507,7 +514,7 @@ def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_di
         progress(0.85, "Testing one-to-one pairs for change")
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     if len(one):
-        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
+        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor, workers)
         if cancelled():
             return None
         apply_change_test(result, one, tested, thresholds)

@@ -6,6 +6,9 @@
 * ``model/`` never imports qgis; only ``model/training/`` imports TensorFlow or Keras.
 * No import cycle among the package's modules, counting imports inside functions too.
 * Research is outside the package: ``research/`` is not in the plugin zip's file list.
+* ``scaleout/`` runs anywhere with Dask (its single-process engine wherever ``model/`` runs): it may
+  import ``model/`` but never ``plugin/``, ``algorithms/``, qgis or TensorFlow; nothing QGIS imports
+  reaches it, and it stays out of the plugin zip.
 """
 
 import ast
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("plugin", "algorithms", "model")
+PACKAGE_DIRS = ("plugin", "algorithms", "model", "scaleout")
 TENSORFLOW = {"tensorflow", "keras", "tf_keras"}
 
 
@@ -108,6 +111,21 @@ def test_each_room_imports_only_what_may_run_there(rel, path):
         assert "qgis" not in outside
         if rel.parts[1] != "training":
             assert not outside & TENSORFLOW
+    if rel.parts[0] == "scaleout":
+        assert not outside & ({"qgis"} | TENSORFLOW)
+        inside = {p.relative_to(ROOT).parts[0] for p in imports_of(path)[0]}
+        assert inside <= {"model", "scaleout"}
+
+
+def test_nothing_qgis_imports_reaches_the_scaleout_room():
+    modules = package_modules()
+    starts = [p for rel, p in modules.items() if rel.parts[0] in ("plugin", "algorithms") or rel.name == "__init__.py"
+              and len(rel.parts) == 1]
+    reached = sorted(str(p.relative_to(ROOT)) for p in reached_from(starts) if (ROOT / "scaleout") in p.parents)
+    assert reached == []
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    plugin_files = next(line for line in makefile.splitlines() if line.startswith("PLUGIN_FILES :="))
+    assert "scaleout" not in plugin_files.split()  # QGIS never runs it: it stays out of the plugin zip
 
 
 def find_cycle(files):

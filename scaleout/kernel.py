@@ -1,0 +1,159 @@
+"""The per-partition work, in NumPy and shapely only: what one Dask task (or the single process) runs.
+
+It chains the same ``model/`` functions as the plugin's ``scorerelevance`` (``algorithms/relevance_run.py``):
+:func:`..model.frame.layer_to_lonlat` → :func:`..model.encoding.model_layer` (repaired and simplified once
+per feature) → :func:`..model.scoring.score_candidate_pairs` (search distance widened to 3σ per feature)
+→ :class:`..model.scoring.BestMatches`. Every step works feature by feature or pair by pair, so a
+partition scored against the reference features near it gives the numbers the whole layer gives.
+"""
+
+import numpy as np
+import shapely
+
+from ..model.candidates import lonlat_boxes, widen_lonlat_boxes
+from ..model.encoding import model_layer
+from ..model.frame import LonLatLayer, geometry_unit_centres, layer_to_lonlat
+from ..model.scoring import BestMatches, score_candidate_pairs, search_distances
+
+# (suffix, kind) of the fields scorerelevance writes, in its order (algorithms/score_relevance.py).
+RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
+FIELD_PREFIX = "rel_"
+# BestMatches.COLUMNS in the order of the fields score, p, cov, covref, sd.
+_VALUE_COLUMNS = ("iou_mean", "p_iou", "cover_a_mean", "cover_b_mean", "iou_sd")
+HILBERT_ORDER = 16  # cells per side: 2**16 on the world's lon/lat grid (about 600 m at the equator)
+
+
+def relevance_field_names(prefix=FIELD_PREFIX):
+    return [prefix + suffix for suffix in RELEVANCE_SUFFIXES]
+
+
+def prepare_lonlat(geoms, crs):
+    """(model lon/lat geometries (n,), usable (n,) bool) of one layer or one partition of it.
+
+    The geometries are the ones the network sees (:func:`..model.encoding.model_layer`), None where
+    the feature has no usable geometry (missing, non-finite, beyond a hemisphere).
+    """
+    lonlat = layer_to_lonlat(np.asarray(geoms, dtype=object), crs)
+    usable = lonlat.usable
+    prepared, _ = model_layer(lonlat, workers=1)
+    geoms = np.asarray(prepared.geoms, dtype=object).copy()
+    geoms[~usable] = None
+    return geoms, usable
+
+
+def as_lonlat_layer(model_geoms):
+    """A :class:`..model.frame.LonLatLayer` of model lon/lat geometries (None = unusable) for scoring."""
+    geoms = np.asarray(model_geoms, dtype=object)
+    missing = shapely.is_missing(geoms)
+    return LonLatLayer(geoms, missing, np.zeros(len(geoms), dtype=bool), None)
+
+
+def best_matches(model, input_geoms, reference_geoms, sigma, search_distance_m=0.0, threshold=0.5,
+                 ids_a=None, ids_b=None, workers=1):
+    """:class:`..model.scoring.BestMatches` of model lon/lat input geometries against reference ones.
+
+    input_geoms (n_a,), reference_geoms (n_b,): from :func:`prepare_lonlat` (None where unusable).
+    sigma (n_a,) metres; ids_a, ids_b: when both are one layer, pairs with equal ids are skipped.
+    Returns (best, n_pairs).
+    """
+    lonlat_a, lonlat_b = as_lonlat_layer(input_geoms), as_lonlat_layer(reference_geoms)
+    best = BestMatches(len(lonlat_a))
+    n_pairs = 0
+    if len(lonlat_a) and len(lonlat_b):
+        for chunk in score_candidate_pairs(model, lonlat_a, lonlat_b, np.asarray(sigma, dtype=float),
+                                           search_distance_m, threshold, ids_a, ids_b, workers=workers):
+            best.add(chunk)
+            n_pairs += len(chunk.index_a)
+    return best, n_pairs
+
+
+def relevance_columns(best, usable, reference_keys):
+    """The relevance fields as arrays: {suffix: (n,) array}, with masks for NULL.
+
+    Returns (values, null): values[suffix] an (n,) array (keys for "match", float64 for the scores,
+    int64 for "n"), null[suffix] a (n,) bool mask. As scorerelevance: without a candidate the match
+    is NULL, the values 0 and n 0; an unusable geometry gives NULL everywhere.
+    """
+    usable = np.asarray(usable, dtype=bool)
+    index_b = best.index_b
+    has = index_b >= 0
+    keys = np.asarray(reference_keys)
+    match = np.empty(len(index_b), dtype=keys.dtype if keys.dtype.kind in "iuf" else object)
+    if match.dtype == object:
+        match[:] = None
+    else:
+        match[:] = 0
+    match[has] = keys[index_b[has]]
+    values = {"match": match}
+    null = {"match": ~has | ~usable}
+    for suffix, column in zip(RELEVANCE_SUFFIXES[1:6], _VALUE_COLUMNS):
+        values[suffix] = best.values[:, BestMatches.COLUMNS.index(column)].copy()
+        null[suffix] = ~usable
+    values["n"] = best.count.astype(np.int64)
+    null["n"] = ~usable
+    return values, null
+
+
+def feature_search_distances(search_distance_m, sigma):
+    """(n,) metres: the search distance widened to 3σ per feature, as the plugin does."""
+    return search_distances(search_distance_m, sigma)
+
+
+def unit_centre_lonlat(model_geoms):
+    """(n, 2) lon/lat degrees of each feature's centre on the sphere (NaN where None); antimeridian-safe."""
+    unit = geometry_unit_centres(np.asarray(model_geoms, dtype=object))
+    lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
+    lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
+    return np.column_stack([lon, lat])
+
+
+def hilbert_keys(lonlat, order=HILBERT_ORDER):
+    """(n,) int64 positions on a Hilbert curve over the whole lon/lat world, one grid for every layer.
+
+    lonlat (n, 2) degrees; rows with NaN get the largest key (they have nothing to match).
+    """
+    lonlat = np.asarray(lonlat, dtype=float)
+    side = 1 << order
+    bad = ~np.isfinite(lonlat).all(axis=1)
+    x = np.clip(((np.nan_to_num(lonlat[:, 0]) + 180.0) / 360.0 * side).astype(np.int64), 0, side - 1)
+    y = np.clip(((np.nan_to_num(lonlat[:, 1]) + 90.0) / 180.0 * side).astype(np.int64), 0, side - 1)
+    key = np.zeros(len(x), dtype=np.int64)
+    s = side >> 1
+    while s > 0:  # the classic xy -> d loop, vectorised over all points
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        key += s * s * ((3 * rx) ^ ry)
+        flip = ~ry
+        swap_x = np.where(flip & rx, side - 1 - x, x)
+        swap_y = np.where(flip & rx, side - 1 - y, y)
+        x, y = np.where(flip, swap_y, swap_x), np.where(flip, swap_x, swap_y)
+        s >>= 1
+    key[bad] = np.iinfo(np.int64).max
+    return key
+
+
+def outline(model_geoms, search_distance_m=0.0):
+    """(4,) lon/lat box holding every feature's box (antimeridian crossers split, as the candidate search
+    splits them), widened by ``search_distance_m`` metres conservatively; NaN when there is no geometry.
+
+    search_distance_m : float or (n,) metres.
+    """
+    geoms = np.asarray(model_geoms, dtype=object)
+    boxes, owner = lonlat_boxes(geoms)
+    if not len(boxes):
+        return np.full(4, np.nan)
+    distance = np.asarray(search_distance_m, dtype=float)
+    boxes = widen_lonlat_boxes(boxes, distance[owner] if distance.ndim else distance)
+    return np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
+
+
+def outlines_meet(left, right):
+    """(n_left, n_right) bool: do the lon/lat outlines meet, also across the antimeridian (±360°)?"""
+    left = np.asarray(left, dtype=float).reshape(-1, 4)[:, None, :]
+    right = np.asarray(right, dtype=float).reshape(-1, 4)[None, :, :]
+    with np.errstate(invalid="ignore"):
+        lat = (left[..., 1] <= right[..., 3]) & (right[..., 1] <= left[..., 3])
+        lon = np.zeros(lat.shape, dtype=bool)
+        for shift in (-360.0, 0.0, 360.0):
+            lon |= (left[..., 0] + shift <= right[..., 2]) & (right[..., 0] <= left[..., 2] + shift)
+    return lat & lon
