@@ -123,6 +123,15 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         self._styled_outputs = []
         return {}
 
+    def finished(self, feedback, context, *dest_ids):
+        """Progress 100 %, then the last cancel check: a cancel that comes with it leaves no output behind."""
+        feedback.setProgress(100)
+        if feedback.isCanceled():
+            for dest_id in dest_ids:
+                self.discard_output(context, dest_id)
+            return False
+        return True
+
     @staticmethod
     def discard_output(context, dest_id):
         """Forget a partly written sink after a cancel, so it is never loaded as a result."""

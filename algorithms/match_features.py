@@ -215,7 +215,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             f"{len(result.groups['id'])} groups ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
             f"{matched_a} of {len(result.group_a)} input and {matched_b} of {len(result.group_b)} reference features "
             f"are in a group; {run.n_pairs} candidate pairs ({time.perf_counter() - started:.1f} s).")
-        feedback.setProgress(100)
+        if not self.finished(feedback, context, *dest.values(), groups_dest):
+            return {}
         return {OUTPUT: dest[OUTPUT], OUTPUT_REFERENCE: dest[OUTPUT_REFERENCE], OUTPUT_GROUPS: groups_dest,
                 N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b}
 

@@ -113,9 +113,8 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             if lines is not None:
                 feature.setGeometry(lines[i])
             sink.addFeature(feature, FAST_INSERT)
-        if feedback.isCanceled():
-            return self.discard_output(context, dest_id)
-        feedback.setProgress(100)
+        if not self.finished(feedback, context, dest_id):
+            return {}
         dest_id = table_destination(context, dest_id)
         self.style_on_load(dest_id, "pairs")
         return {OUTPUT: dest_id}

@@ -117,7 +117,8 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         matched = int(np.count_nonzero(best.index_b >= 0))
         feedback.pushInfo(f"Scored {run.n_pairs} candidate pairs; {matched} of {n_input} input features "
                           "have a candidate.")
-        feedback.setProgress(100)
+        if not self.finished(feedback, context, dest_id):
+            return {}
         self.style_on_load(dest_id, "relevance")
         return {OUTPUT: dest_id}
 

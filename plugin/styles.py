@@ -81,8 +81,8 @@ WEIGHT_CLASSES = (
 #: Matching classes: (value, label, colour); the last entry, with an empty value, takes all other values.
 MATCH_CATEGORIES = (
     ("1:1", "1:1 (one to one)", "#1a9641"),
-    ("1:n", "1:n (split: one input, several references)", "#2b83ba"),
-    ("n:1", "n:1 (merged: several inputs, one reference)", "#fdae61"),
+    ("1:n", "1:n (one input, several references)", "#2b83ba"),
+    ("n:1", "n:1 (several inputs, one reference)", "#fdae61"),
     ("m:n", "m:n (several to several)", "#7b3294"),
     ("unmatched", "unmatched", None),
     ("", "other or not classified", "#ffffff"),

@@ -173,6 +173,16 @@ def run():
     _save(iface.mainWindow(), "map_overlaplocation.png", files)
     files["map_overlaplocation.png"] += f", renderer {ellipses.renderer().type()}"
 
+    _log("matchfeatures")
+    before = set(project.mapLayers())
+    processing.runAndLoadResults("overlaprelevance:matchfeatures", dict(
+        common, OUTPUT="TEMPORARY_OUTPUT", OUTPUT_REFERENCE="TEMPORARY_OUTPUT", OUTPUT_GROUPS="TEMPORARY_OUTPUT"))
+    added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+    matched = [layer for layer in added if layer.name() == "Matched input"][0]
+    _show_only([matched, cadastre], scored)
+    _save(iface.mainWindow(), "map_matchfeatures.png", files)
+    files["map_matchfeatures.png"] += f", renderer {matched.renderer().type()}"
+
     report = REPO_ROOT / "build" / "screenshots" / "report_sigma0.5.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     _log("evaluatemodel")
