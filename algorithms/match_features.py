@@ -282,20 +282,23 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
 
 
 class _Rows:
-    """Feature id -> the match field values of that feature (NULL where the core has none)."""
+    """Feature id -> the match field values of that feature (NULL where the core has none).
+
+    The values are turned into Python objects once, column by column, not feature by feature.
+    """
 
     def __init__(self, fids, group, klass, partner, p, change, other_keys):
-        self.position = {int(f): i for i, f in enumerate(fids)}
-        self.group, self.klass, self.partner, self.p, self.change = group, klass, partner, p, change
-        self.other_keys = other_keys
+        self.position = dict(zip(np.asarray(fids).tolist(), range(len(fids))))
+        partner = np.asarray(partner)
+        keys = np.full(len(partner), None, dtype=object)
+        has = partner >= 0
+        keys[has] = other_keys[partner[has]]
+        p = np.asarray(p, dtype=float)
+        self.rows = list(zip(
+            np.where(group >= 0, group, None).tolist(), list(klass), keys.tolist(),
+            np.where(np.isfinite(p), p, None).tolist(), list(change)))
+        self.none = (None,) * len(MATCH_FIELDS)
 
     def __call__(self, fid):
         i = self.position.get(fid)
-        if i is None:
-            return [None] * len(MATCH_FIELDS)
-        group = int(self.group[i])
-        partner = int(self.partner[i])
-        p = float(self.p[i])
-        return [group if group >= 0 else None, self.klass[i],
-                self.other_keys[partner] if partner >= 0 else None,
-                p if np.isfinite(p) else None, self.change[i]]
+        return list(self.rows[i] if i is not None else self.none)

@@ -112,7 +112,8 @@ class MatchResult:
         the group's weakest necessary link (see the module docstring).
     n_pairs : candidate pairs scored; n_edges : pairs kept as edges.
     n_unusable_a, n_unusable_b : features without a usable geometry.
-    exact_iou_a : (n_a,) exact IoU with the partner, 1:1 groups (NaN elsewhere); aligned_iou_a :
+    exact_iou_a : (n_a,) exact IoU with the partner, 1:1 groups, when asked for (``exact_iou=True``;
+        NaN elsewhere: no decision needs it, and it costs a GEOS intersection per pair); aligned_iou_a :
         the same after the centroid move; shape_offset_a : mean boundary offset after it (metres);
         translation_p_a : P(|d| >= |move|) under σ.
     """
@@ -437,7 +438,7 @@ def _members(group, n_groups):
     return np.split(order.astype(np.int64), np.cumsum(counts)[:-1]) if n_groups else []
 
 
-def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05, workers=None):
+def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05, workers=None, exact_iou=True):
     """Exact IoU of pairs (full detail); after moving B's centroid onto A's, their IoU and mean boundary
     offset (symmetric difference / mean perimeter, metres); and P(|d| >= |move|) for d ~ N(0, σ²I₂)
     (σ floored at ``sigma_floor``). Returns four (k,) arrays. Chunks run on ``workers`` threads
@@ -453,7 +454,8 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
     def test(rows):
         ia, ib = index_a[rows], index_b[rows]
         frames = project_pairs(lonlat_a, lonlat_b, ia, ib)
-        exact_iou = exact_overlap(frames.a, frames.b, assume_valid=True).iou
+        raw_iou = (exact_overlap(frames.a, frames.b, assume_valid=True).iou if exact_iou
+                   else np.full(len(ia), np.nan))
         move = shapely.get_coordinates(shapely.centroid(frames.a)) - shapely.get_coordinates(shapely.centroid(frames.b))
         coords, owner = shapely.get_coordinates(frames.b, return_index=True)
         moved_b = shapely.set_coordinates(np.array(frames.b, dtype=object, copy=True), coords + move[owner])
@@ -463,7 +465,7 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
         offset = np.where(perimeter > 0, np.maximum(difference, 0.0) / np.maximum(perimeter, 1e-12), 0.0)
         sigma = np.maximum(sigma_a[ia], sigma_floor)
         p_move = np.exp(-np.sum(move**2, axis=1) / (2.0 * sigma**2))
-        return exact_iou, aligned.iou, offset, p_move
+        return raw_iou, aligned.iou, offset, p_move
 
     chunks = [slice(start, start + _CHANGE_CHUNK) for start in range(0, len(index_a), _CHANGE_CHUNK)]
     parts = list(ordered_map(test, chunks, workers=workers))
@@ -485,7 +487,8 @@ def apply_change_test(result, one, tested, thresholds):
 
 
 def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0, ids_a=None,
-                 ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None, workers=None):
+                 ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None, workers=None,
+                 exact_iou=False):
     """Match two layers: a :class:`MatchResult`, or None when cancelled.
 
     Parameters
@@ -500,6 +503,7 @@ def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_di
     thresholds : :class:`MatchThresholds` (defaults chosen on tuning data).
     cancelled : optional callable -> bool; progress : optional callable(fraction, text).
     max_vertices, workers : chunking and threads of the scoring (as in score_candidate_pairs).
+    exact_iou : also compute the exact IoU of every 1:1 pair (``exact_iou_a``; no decision needs it).
     """
     thresholds = thresholds or MatchThresholds()
     cancelled = cancelled or (lambda: False)
@@ -514,7 +518,8 @@ def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_di
         progress(0.85, "Testing one-to-one pairs for change")
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     if len(one):
-        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor, workers)
+        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor, workers,
+                             exact_iou)
         if cancelled():
             return None
         apply_change_test(result, one, tested, thresholds)
