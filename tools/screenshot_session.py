@@ -82,7 +82,28 @@ def _dialog(files, mapped, cadastre):
     dialog.close()
 
 
-def _report_image(path, files, name):
+def _toolbox(files, query="IoU"):
+    """The Processing Toolbox searched for ``query``: what a user finds."""
+    from qgis.PyQt.QtWidgets import QDockWidget, QLineEdit
+
+    dock = iface.mainWindow().findChild(QDockWidget, "ProcessingToolbox")
+    if dock is None:
+        return
+    dock.show()
+    dock.raise_()
+    iface.mainWindow().resizeDocks([dock], [420], Qt.Orientation.Horizontal)
+    search = dock.findChild(QLineEdit)
+    if search is not None:
+        search.setText(query)
+    _settle(1.0)
+    _save(dock, "toolbox_search.png", files)
+    files["toolbox_search.png"] += f", searched for {query!r}"
+    if search is not None:
+        search.clear()
+    dock.hide()
+
+
+def _report_image(path, files, name, height=2600):
     """The report as a reader sees it in a browser: QtWebKit where QGIS has it, else Qt's rich text."""
     html = Path(path).read_text(encoding="utf-8")
     try:
@@ -100,7 +121,7 @@ def _report_image(path, files, name):
             time.sleep(0.02)
         frame = view.page().mainFrame()
         size = frame.contentsSize()
-        size = QSize(1100, min(size.height(), 2600))
+        size = QSize(1100, min(size.height(), height))
         view.page().setViewportSize(size)
         image = QImage(size, QImage.Format.Format_ARGB32)
         image.fill(0xFFFFFFFF)
@@ -145,6 +166,11 @@ def run():
 
     _log("dialog")
     _dialog(files, mapped, cadastre)
+    _log("toolbox")
+    _toolbox(files)
+    _log("help page")
+    page = REPO_ROOT / "resources" / "help" / "scorerelevance.html"
+    _report_image(page, files, "help_scorerelevance.png", height=1300)
 
     common = {"INPUT": mapped, "REFERENCE": cadastre, "REFERENCE_KEY": "building_id",
               "POSITIONAL_UNCERTAINTY": SIGMA}
