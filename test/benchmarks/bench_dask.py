@@ -312,20 +312,14 @@ def main(argv=None):
     print("Single process ...", flush=True)
     single = run_single_process(mapping, cadastre, folder / "single.parquet")
     print(f"  {single}", flush=True)
-    runs = []
-    for workers in args.workers:
-        print(f"Dask, {workers} worker(s), {args.partitions} partitions ...", flush=True)
-        run = run_dask(mapping, cadastre, folder / f"dask_{workers}.parquet", workers, args.partitions)
-        print(f"  wall {run['wall']:.1f} s, {run['pairs']:,} pairs, peak worker {run['peak_worker_mb']:.0f} MB",
-              flush=True)
-        runs.append(run)
+    runs = dask_runs(args, folder, mapping, cadastre)
     (folder / "results.json").write_text(json.dumps({"single": single, "runs": runs, "tiles": info_tiles}, indent=1))
     report(machine(), single, runs, n_mapping, n_cadastre)
     print(f"Wrote {RESULTS}")
 
 
-def dask_only(args, folder, mapping, cadastre, n_mapping, n_cadastre):
-    """The Dask runs alone, on a set one process would not hold; a results file of their own."""
+def dask_runs(args, folder, mapping, cadastre):
+    """One Dask run per --workers value, on --partitions partitions."""
     runs = []
     for workers in args.workers:
         print(f"Dask, {workers} worker(s), {args.partitions} partitions ...", flush=True)
@@ -333,6 +327,12 @@ def dask_only(args, folder, mapping, cadastre, n_mapping, n_cadastre):
         print(f"  wall {run['wall']:.1f} s, {run['pairs']:,} pairs, peak worker {run['peak_worker_mb']:.0f} MB",
               flush=True)
         runs.append(run)
+    return runs
+
+
+def dask_only(args, folder, mapping, cadastre, n_mapping, n_cadastre):
+    """The Dask runs alone, on a set one process would not hold; a results file of their own."""
+    runs = dask_runs(args, folder, mapping, cadastre)
     (folder / "results.json").write_text(json.dumps({"runs": runs, "tiles": info_tiles}, indent=1))
     out = HERE / f"RESULTS_DASK_{args.n // 1_000_000}M.md"
     lines = [f"# Benchmarks: the Dask engine on {n_mapping:,} × {n_cadastre:,} buildings", "",
