@@ -382,14 +382,20 @@ def weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups)
     return out
 
 
+def kept_edges(edges, thresholds, usable_a, usable_b):
+    """(p,) bool: the candidate pairs that are edges of the match graph (either probability at least
+    ``p_edge``, both features usable)."""
+    keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
+    return keep & usable_a[edges.index_a] & usable_b[edges.index_b]
+
+
 def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
     """Groups, classes and assignments from CandidateEdges (no geometry work): a MatchResult without
     the 1:1 change test (1:1 pairs get "unchanged" until :func:`change_test` refines them)."""
     thresholds = thresholds or MatchThresholds()
     usable_a = np.ones(n_a, dtype=bool) if usable_a is None else np.asarray(usable_a, dtype=bool)
     usable_b = np.ones(n_b, dtype=bool) if usable_b is None else np.asarray(usable_b, dtype=bool)
-    keep = ((edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge))
-    keep &= usable_a[edges.index_a] & usable_b[edges.index_b]
+    keep = kept_edges(edges, thresholds, usable_a, usable_b)
     index_a, index_b = edges.index_a[keep], edges.index_b[keep]
     probability = calibrate(edges.raw_score[keep])
     group_a, group_b = components(n_a, n_b, index_a, index_b)
@@ -513,13 +519,23 @@ def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_di
                             thresholds, cancelled, progress, max_vertices, workers)
     if edges is None or cancelled():
         return None
+    return decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds, cancelled, progress, workers,
+                           exact_iou)
+
+
+def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=None, cancelled=None, progress=None,
+                    workers=None, exact_iou=False):
+    """:func:`decide`, then the change test of the 1:1 pairs (full-detail lon/lat layers): a
+    :class:`MatchResult`, or None when cancelled."""
+    thresholds = thresholds or MatchThresholds()
+    cancelled = cancelled or (lambda: False)
     result = decide(n_a, n_b, edges, thresholds, _usable(lonlat_a, n_a), _usable(lonlat_b, n_b))
     if progress is not None:
         progress(0.85, "Testing one-to-one pairs for change")
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     if len(one):
-        tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor, workers,
-                             exact_iou)
+        tested = change_test(lonlat_a, lonlat_b, np.asarray(sigma_a, dtype=float), one, result.partner_a[one],
+                             thresholds.sigma_floor, workers, exact_iou)
         if cancelled():
             return None
         apply_change_test(result, one, tested, thresholds)

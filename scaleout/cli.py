@@ -8,12 +8,14 @@ GeoParquet (a file or a folder of parts). OUT ending in .parquet is GeoParquet (
 folder of parts), anything else goes through GDAL by its extension (.gpkg, .shp, ...). The fields are
 those of ``overlaprelevance:scorerelevance``. ``--engine local`` needs neither Dask nor geopandas.
 
-``overlap-relevance match`` runs ``model/matching.py`` (groups, one-to-one matches, change labels) on both
-layers whole, in one process, and writes the ``m_`` fields of the ``matchfeatures`` algorithm.
+``overlap-relevance match`` runs ``model/matching.py`` (groups, one-to-one matches, change labels) and writes
+the ``m_`` fields of the ``matchfeatures`` algorithm: on Dask bucket by bucket (:mod:`.dask_match`), or on
+both layers whole in one process.
 """
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,14 +34,13 @@ def build_parser():
                                            "field, so it is not needed")
     score.add_argument("--threshold", type=float, default=0.5, help="IoU threshold of rel_p (default 0.5)")
     _engine_arguments(score)
-    match = commands.add_parser("match", help="groups, one-to-one matches and change labels (model/matching.py); "
-                                              "one process only")
+    match = commands.add_parser("match", help="groups, one-to-one matches and change labels (model/matching.py)")
     _layer_arguments(match)
     match.add_argument("--input-key", help="input field written as the reference side's m_key (default: the "
                                            "feature id)")
     match.add_argument("--reference-output", help="also write the reference layer with its m_ fields here")
     match.add_argument("--threshold", type=float, default=0.5, help="IoU t of p_same = P(IoU >= t) (default 0.5)")
-    _engine_arguments(match, default="local")
+    _engine_arguments(match)
     return parser
 
 
@@ -67,6 +68,8 @@ def _engine_arguments(parser, default="dask"):
     where.add_argument("--scheduler", metavar="ADDRESS", help="connect to a running Dask scheduler, "
                                                               "e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--partitions", type=int, help="partitions (Dask; default: 4 per worker)")
+    parser.add_argument("--workdir", metavar="DIR", help="where the Dask engine stages both layers (a folder every "
+                                                         "worker sees; default: beside the output); removed after")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -97,9 +100,7 @@ def _match(args):
               "(model/matching.py). Use `overlap-relevance score`.", file=sys.stderr)
         return 2
     if args.engine != "local":
-        print("overlap-relevance match runs in one process only (--engine local): its groups are connected "
-              "components over both whole layers, which are not split into partitions yet.", file=sys.stderr)
-        return 2
+        return _match_dask(args)
     from ..model.encoding import model_layer
     from ..model.frame import layer_to_lonlat
     from ..model.scoring import load_model
@@ -145,6 +146,41 @@ def _match(args):
     print(f"Matched {len(layer_a)} input and {len(layer_b)} reference features: {n_groups} groups, "
           f"{int(np.count_nonzero(result.partner_a >= 0))} one-to-one pairs, {result.n_pairs} candidate pairs, "
           f"in {time.perf_counter() - started:.1f} s; wrote {', '.join(o for o, *_ in sides)}")
+    return 0
+
+
+def _match_dask(args):
+    from ..model.matching import MatchThresholds
+    from .dask_match import match
+
+    started = time.perf_counter()
+    client, cluster = _client(args)
+    workdir = None
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or args.workers)
+        partitions = args.partitions or 4 * n_workers
+        same = _same_source(args)
+        input_ddf = read_dask_layer(args.input, args.input_layer, partitions, with_fid=same or not args.input_key)
+        reference_ddf = read_dask_layer(args.reference, args.reference_layer, partitions,
+                                        with_fid=same or not args.reference_key)
+        workdir = _workdir(args)
+        result_a, result_b = match(input_ddf, reference_ddf, input_key=args.input_key,
+                                   reference_key=args.reference_key, search_distance=args.search_distance,
+                                   sigma=args.sigma, sigma_field=args.sigma_field,
+                                   thresholds=MatchThresholds(iou=args.threshold), model=args.model,
+                                   partitions=partitions, same_layer=same, workdir=workdir, progress=not args.quiet)
+        written = [(args.output, _write_dask(client, result_a, args.output, args.quiet, n_workers, "m_group"))]
+        if args.reference_output:
+            written.append((args.reference_output,
+                            _write_dask(client, result_b, args.reference_output, args.quiet, n_workers, "m_group")))
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(f"Matched {written[0][1]['n_input']} input features ({written[0][1]['n_matched']} in a group) in {time.perf_counter() - started:.1f} s with the "
+          f"dask engine; wrote {', '.join(path for path, _ in written)}")
     return 0
 
 
@@ -252,10 +288,21 @@ def _client(args):
     return Client(cluster), cluster
 
 
+def _workdir(args):
+    """A fresh staging folder: --workdir's, or a hidden one beside the output (workers see it when they can
+    write the output)."""
+    import tempfile
+
+    parent = Path(args.workdir) if args.workdir else Path(args.output).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".overlap-relevance-", dir=parent))
+
+
 def _score_dask(args):
     from .dask_engine import score_relevance
 
     client, cluster = _client(args)
+    workdir = None
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or args.workers)
         partitions = args.partitions or 4 * n_workers
@@ -263,27 +310,39 @@ def _score_dask(args):
         input_ddf = read_dask_layer(args.input, args.input_layer, partitions, with_fid=same)
         reference_ddf = read_dask_layer(args.reference, args.reference_layer, partitions,
                                         with_fid=same or not args.reference_key)
+        workdir = _workdir(args)
         result = score_relevance(input_ddf, reference_ddf, reference_key=args.reference_key,
                                  search_distance=args.search_distance, sigma=args.sigma,
                                  sigma_field=args.sigma_field, threshold=args.threshold, model=args.model,
-                                 partitions=partitions, same_layer=same, progress=not args.quiet)
-        summary = _write_dask(client, result, args.output, args.quiet)
+                                 partitions=partitions, same_layer=same, workdir=workdir, progress=not args.quiet)
+        summary = _write_dask(client, result, args.output, args.quiet, n_workers)
     finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
         client.close()
         if cluster is not None:
             cluster.close()
     return summary
 
 
-def _write_dask(client, result, output, quiet):
-    """Write the result: a GeoParquet folder of parts, or one OGR file written part after part."""
+def _write_dask(client, result, output, quiet, n_workers=2, matched_if=FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]):
+    """Write the result: a GeoParquet folder of parts (written by the workers), or one OGR file written here
+    part after part, with at most two parts per worker computed ahead (so finished parts never pile up).
+
+    Returns {n_input, n_matched}: rows, and rows whose ``matched_if`` column is above 0 (rel_n) or not NULL.
+    """
     from .layers import driver_for, is_parquet
 
     n_input = n_matched = 0
-    name_n = FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]
-    if is_parquet(output):
-        import shutil
+    name_n = matched_if
 
+    def matched(values):
+        values = np.asarray(values, dtype=object)
+        present = np.array([v is not None and v == v for v in values], dtype=bool)
+        if name_n != FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]:
+            return int(present.sum())
+        return int(np.count_nonzero(np.where(present, values, 0).astype(float) > 0))
+    if is_parquet(output):
         from distributed import progress
 
         if Path(output).exists():
@@ -295,21 +354,26 @@ def _write_dask(client, result, output, quiet):
         written.result()
         import pyarrow.parquet as pq
 
-        counts = pq.read_table(output, columns=[name_n]).column(name_n).to_numpy(zero_copy_only=False)
-        n_input, n_matched = len(counts), int(np.count_nonzero(np.nan_to_num(counts.astype(float)) > 0))
+        counts = pq.read_table(output, columns=[name_n]).column(name_n).to_pylist()
+        n_input, n_matched = len(counts), matched(counts)
         return {"n_input": n_input, "n_matched": n_matched}
     import pyogrio
     from tqdm import tqdm
 
     if Path(output).exists():
         Path(output).unlink()
-    futures = client.compute(result.to_delayed())
-    for i, future in enumerate(tqdm(futures, desc="writing", unit="part", disable=quiet)):
+    parts = result.to_delayed()
+    ahead = max(2, 2 * n_workers)
+    futures = {i: client.compute(parts[i]) for i in range(min(ahead, len(parts)))}
+    for i in tqdm(range(len(parts)), desc="writing", unit="part", disable=quiet):
+        future = futures.pop(i)
         frame = future.result()
         future.release()
+        if i + ahead < len(parts):
+            futures[i + ahead] = client.compute(parts[i + ahead])
         n_input += len(frame)
-        n_matched += int((frame[name_n].fillna(0) > 0).sum())
-        if len(frame) or i == len(futures) - 1 and n_input == 0:
+        n_matched += matched(frame[name_n].astype(object).where(frame[name_n].notna(), None).to_numpy())
+        if len(frame) or i == len(parts) - 1 and n_input == 0:
             pyogrio.write_dataframe(frame, output, driver=driver_for(output), append=n_input > len(frame),
                                     promote_to_multi=True)
     return {"n_input": n_input, "n_matched": n_matched}

@@ -27,8 +27,9 @@ def relevance_field_names(prefix=FIELD_PREFIX):
     return [prefix + suffix for suffix in RELEVANCE_SUFFIXES]
 
 
-def prepare_lonlat(geoms, crs):
-    """(model lon/lat geometries (n,), usable (n,) bool) of one layer or one partition of it.
+def prepare_lonlat(geoms, crs, with_lonlat=False):
+    """(model lon/lat geometries (n,), usable (n,) bool) of one layer or one partition of it; with
+    ``with_lonlat`` also the full-detail lon/lat geometries (n,), which the change test of matching reads.
 
     The geometries are the ones the network sees (:func:`..model.encoding.model_layer`), None where
     the feature has no usable geometry (missing, non-finite, beyond a hemisphere).
@@ -38,6 +39,8 @@ def prepare_lonlat(geoms, crs):
     prepared, _ = model_layer(lonlat, workers=1)
     geoms = np.asarray(prepared.geoms, dtype=object).copy()
     geoms[~usable] = None
+    if with_lonlat:
+        return geoms, usable, np.asarray(lonlat.geoms, dtype=object)
     return geoms, usable
 
 

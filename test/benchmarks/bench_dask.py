@@ -160,20 +160,25 @@ def run_dask(mapping, cadastre, output, workers, partitions):
         started = time.perf_counter()
         input_ddf = dask_geopandas.read_parquet(mapping, gather_spatial_partitions=False)
         reference_ddf = dask_geopandas.read_parquet(cadastre, gather_spatial_partitions=False)
+        stage = output.with_name(output.name + ".stage")
+        shutil.rmtree(stage, ignore_errors=True)
         result = score_relevance(input_ddf, reference_ddf, reference_key="building_id", sigma=SIGMA,
-                                 partitions=partitions)
+                                 partitions=partitions, workdir=stage)
         prepared = time.perf_counter()
         client.compute(result.to_parquet(output, compute=False)).result()
         finished = time.perf_counter()
+        staged_mb = sum(f.stat().st_size for f in stage.rglob("*.parquet")) / 2**20
+        shutil.rmtree(stage, ignore_errors=True)
     score_seconds = _compute_seconds(stream.data, "_score_bucket")
-    prepare_seconds = _compute_seconds(stream.data, "_prepare")
+    prepare_seconds = _compute_seconds(stream.data, "stage_")
     counts = pq.read_table(output, columns=["rel_n"]).column("rel_n").to_numpy(zero_copy_only=False)
     pairs = int(np.nansum(counts.astype(float)))
     return {"workers": workers, "partitions": partitions, "wall": finished - started,
             "prepare_and_sort": prepared - started, "score_and_write": finished - prepared, "pairs": pairs,
             "peak_worker_mb": max(memory.peak.values()) / 2**20 if memory.peak else float("nan"),
             "score_task_seconds": score_seconds, "prepare_task_seconds": prepare_seconds,
-            "n_features": int(len(counts))}
+            "n_features": int(len(counts)), "staged_mb": staged_mb,
+            "features_per_partition": int(len(counts)) / partitions}
 
 
 def _compute_seconds(records, prefix):
