@@ -53,6 +53,9 @@ _EPS = 1e-4
 
 POINT_FEATURE_NAMES = ("geometry_a", "geometry_b", "exterior", "hole")
 
+#: A pair whose gap exceeds this many σ cannot overlap: P(|d| >= 6σ) = exp(-18) for d ~ N(0, σ²I₂).
+CERTAIN_GAP_SIGMAS = 6.0
+
 DESCRIPTOR_NAMES = (
     "cover_a0", "cover_b0", "iou0",  # overlap of the model geometries at zero displacement
     "log_area_a", "log_area_b",  # log(|A| / L² + eps), log(|B| / L² + eps)
@@ -288,7 +291,8 @@ def pair_descriptors(a, b, sigma):
     context : dict of (n,) float64 arrays the network's outputs are expressed in:
         ``scale`` (L, metres), ``reference`` ((n, 2) frame metres, the centroid
         head's origin), ``overlap0`` (the :class:`.overlap.ExactOverlap` of the
-        model geometries).
+        model geometries), ``cannot_overlap`` ((n,) bool: no translation within
+        :data:`CERTAIN_GAP_SIGMAS` σ makes them overlap, or a geometry is missing).
     """
     from .overlap import exact_overlap
 
@@ -355,4 +359,8 @@ def pair_descriptors(a, b, sigma):
             np.linalg.norm(reference - centroids[1], axis=1) / scale,
         ]
     descriptors = np.nan_to_num(np.column_stack(columns), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
-    return descriptors, {"scale": scale, "reference": reference, "overlap0": overlap}
+    # Where B's translation would have to exceed 6σ to reach A (probability exp(-18) ≈ 1.5e-8), or σ = 0
+    # and they do not overlap, the overlap is 0 for certain: the network is not asked (see OverlapModel).
+    cannot_overlap = ~present | (apart & ((sigma == 0) | (gap > CERTAIN_GAP_SIGMAS * sigma)))
+    return descriptors, {"scale": scale, "reference": reference, "overlap0": overlap,
+                         "cannot_overlap": cannot_overlap}

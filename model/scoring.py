@@ -27,6 +27,8 @@ from .mixture import GaussianMixture, mixture_from_raw
 from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, load_model_file
 
 QMC_POINTS = 256
+#: Scale of the point mass of pairs that cannot overlap (:func:`zero_where`), in cover units.
+ZERO_MASS_SD = 1e-4
 QMC_SEED = 20261122
 # Rows per QMC batch: QMC_POINTS × rows values per array, small enough to stay in cache
 # (4096 rows ran at half the speed on a 2-core EPYC).
@@ -154,7 +156,8 @@ class OverlapModel:
             raise ModelFileError(
                 f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
                 f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
-        overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
+        overlap = zero_where(mixture_from_raw(raw.overlap, self.network.overlap_components, 2),
+                             context["cannot_overlap"])
         centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -208,6 +211,22 @@ class OverlapModel:
             frames=frames,
             crs=crs,
         )
+
+
+def zero_where(overlap: GaussianMixture, rows) -> GaussianMixture:
+    """The mixture with ``rows`` (bool (n,)) replaced by a point mass just below (0, 0): every quasi-random
+    point of it clips to covers of exactly 0, so such a pair's mean IoU, SD and P(IoU >= t) are exactly 0."""
+    rows = np.asarray(rows, dtype=bool)
+    if not rows.any():
+        return overlap
+    log_weights, means = overlap.log_weights.copy(), overlap.means.copy()
+    sigmas, rho = overlap.sigmas.copy(), overlap.rho.copy()
+    log_weights[rows] = -np.inf
+    log_weights[rows, 0] = 0.0
+    means[rows] = -ZERO_MASS_SD * 6.0
+    sigmas[rows] = ZERO_MASS_SD
+    rho[rows] = 0.0
+    return GaussianMixture.from_components(log_weights, means, sigmas, rho)
 
 
 def _usable_network(config, weights, path):
