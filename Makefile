@@ -103,10 +103,12 @@ test: setup setup-train setup-dask
 	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/distributed
 
 ## test-slow: the checks too slow for CI
-test-slow: setup setup-train
+test-slow: setup setup-train setup-dask
 	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
 	$(PYTEST) -m slow test || [ $$? -eq 5 ]
 	$(TRAIN_PYTEST) -m slow test/training || [ $$? -eq 5 ]
+	@# 1M x 1M scored and matched by the Dask engine and by one process, feature by feature.
+	$(DASK_PYTEST) -m slow test/distributed || [ $$? -eq 5 ]
 
 ## test-dask: the Dask engine and the command line against the single process (QGIS not importable there)
 test-dask: setup-dask
@@ -118,9 +120,12 @@ test-compat:
 	$(SYSTEM_PYTHON) tools/compat/run.py
 
 ## bench: the plugin against native overlap analysis, an exact shapely script and Monte Carlo, on the
-## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md
+## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md;
+## then the model against the strongest sampler (randomised QMC of exact overlays): RESULTS_YARDSTICK.md
 bench: setup
 	$(PYTHON) test/benchmarks/bench.py
+	@# The model against exact QMC and Monte-Carlo sampling at equal cost: RESULTS_YARDSTICK.md, yardstick.png
+	$(PYTHON) test/benchmarks/bench_yardstick.py
 
 ## bench-dask: the Dask engine on a generated 1M x 1M building set, 1 and 2 workers, against one process;
 ## writes test/benchmarks/RESULTS_DASK.md

@@ -7,6 +7,8 @@ Plain NumPy, shapely, pyproj (and GDAL for reading real layers): importable insi
 * :mod:`.heldout`: held-out pairs, the matching set, real layers and Monte-Carlo truth;
 * :mod:`.measure`: the evaluation steps and :func:`.measure.evaluate`, which runs them all;
 * :mod:`.card`: the model card and evaluation.json;
+* :mod:`.samplers`, :mod:`.yardstick`: the model against exact QMC and Monte-Carlo sampling at equal
+  cost (``python -m overlap_relevance.model.evaluation.yardstick``, also run by ``make evaluate``);
 * :mod:`.report`: the same measures on the user's layers, as an HTML report (``evaluatemodel``);
 * :mod:`.cli`: ``python -m overlap_relevance.model.evaluation`` (``make evaluate``).
 """

@@ -71,8 +71,12 @@ def _architecture_choice():
     return "Not measured yet (`model/architecture_results.md` does not exist)."
 
 
-def render_card(results):
-    """The model card (Markdown) for a results dict of :func:`evaluate`."""
+def render_card(results, yardstick_json=None):
+    """The model card (Markdown) for a results dict of :func:`evaluate`.
+
+    The yardstick section comes from ``results["yardstick"]``, else from ``yardstick_json``
+    (default ``model/yardstick.json``) when that file exists.
+    """
     from ..datasets.synthetic import RECIPE
 
     m = results["model"]
@@ -214,6 +218,7 @@ def render_card(results):
                f"{timing['predict_and_summarise_pairs_per_s']:,.0f} pairs/s. Machine: {timing['machine']} "
                f"(single process; the machine may have been shared with other jobs).\n")
 
+    out.append(_render_yardstick(results.get("yardstick"), yardstick_json))
     out.append(_render_tables(results["tables"]))
     out.append(_render_matching(match, settings))
     out.append(render_match_features_reliability())
@@ -269,6 +274,16 @@ def _render_tables(tables):
         out.append(f"### {title}\n")
         out.append(_markdown_table(["group"] + [label for _, label, _ in _TABLE_COLUMNS], rows) + "\n")
     return "\n".join(out)
+
+
+def _render_yardstick(results, path=None):
+    from .yardstick import JSON_PATH, load_results, render_section
+
+    results = results or load_results(path or JSON_PATH)
+    if not results:
+        return ("## Yardstick: the model against exact sampling at equal cost\n\n"
+                "Not measured yet (`python -m overlap_relevance.model.evaluation.yardstick`).\n")
+    return render_section(results, "##", "../docs/yardstick.png")
 
 
 MATCHING_RESULTS = MODEL_DIR / "matching_results.md"
@@ -374,11 +389,11 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
-def write_outputs(results, card_path, json_path):
+def write_outputs(results, card_path, json_path, yardstick_json=None):
     """Write the model card and the JSON results."""
     card_path, json_path = Path(card_path), Path(json_path)
     card_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=_json_default, allow_nan=True) + "\n",
                          encoding="utf-8")
-    card_path.write_text(render_card(results), encoding="utf-8")
+    card_path.write_text(render_card(results, yardstick_json), encoding="utf-8")

@@ -7,6 +7,8 @@ from pathlib import Path
 from .card import format_value, render_card, write_outputs
 from .heldout import CACHE, MODEL_DIR
 from .measure import DEFAULTS, evaluate
+from .yardstick import PLOT_PATH
+from .yardstick import write_outputs as write_yardstick
 
 
 def main(argv=None):
@@ -25,15 +27,19 @@ def main(argv=None):
     parser.add_argument("--seed-epochs", type=int, default=DEFAULTS["seed_epochs"])
     parser.add_argument("--no-real-layers", action="store_true", help="skip world_map.gpkg and the building sample")
     parser.add_argument("--workers", type=int, default=DEFAULTS["workers"], help="processes generating pairs")
+    parser.add_argument("--yardstick-pairs", type=int, default=DEFAULTS["yardstick_pairs"],
+                        help="synthetic pairs of the yardstick against exact sampling (0: skip); writes "
+                             "yardstick.json and .md next to --json, its plot to docs/ (or next to a custom --json)")
     parser.add_argument("--card", type=Path, default=MODEL_DIR / "MODEL_CARD.md")
     parser.add_argument("--json", type=Path, default=MODEL_DIR / "evaluation.json")
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite the card from an existing --json (e.g. after architecture_results.md changed)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write build/evaluation-data/")
     args = parser.parse_args(argv)
+    yardstick_json = args.json.parent / "yardstick.json"
     if args.card_only:
         results = json.loads(args.json.read_text(encoding="utf-8"))
-        args.card.write_text(render_card(results), encoding="utf-8")
+        args.card.write_text(render_card(results, yardstick_json), encoding="utf-8")
         print(f"Model card rewritten: {args.card}")
         return results
     results = evaluate(args.model, pairs=args.pairs, mc_pairs=args.mc_pairs, mc_samples=args.mc_samples,
@@ -41,10 +47,15 @@ def main(argv=None):
                        seed_pairs=args.seed_pairs, seed_validation_pairs=args.seed_validation_pairs,
                        seed_epochs=args.seed_epochs,
                        real_layers=not args.no_real_layers, workers=args.workers,
-                       cache=None if args.no_cache else CACHE)
-    write_outputs(results, args.card, args.json)
+                       yardstick_pairs=args.yardstick_pairs, cache=None if args.no_cache else CACHE)
+    if results["yardstick"]:
+        plot = PLOT_PATH if args.json.resolve().parent == MODEL_DIR.resolve() else args.json.parent / "yardstick.png"
+        write_yardstick(results["yardstick"], yardstick_json, args.json.parent / "yardstick.md", plot)
+    write_outputs(results, args.card, args.json, yardstick_json)
     print(f"Model card: {args.card}; results: {args.json} ({results['runtime_seconds']:.0f} s)")
     for row in results["targets"]:
         print(f"  {row['metric']}: {format_value(row['key'], row['value'])} (target {row['target']}) {row['status']}")
+    for row in (results["yardstick"] or {}).get("targets", []):
+        print(f"  {row['metric']}: {row['text']} (target {row['target']}) {row['status']}")
     return results
 

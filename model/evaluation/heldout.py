@@ -24,7 +24,10 @@ SAMPLE_DIR = PACKAGE_ROOT / "resources" / "sample"
 #: Seed of the held-out synthetic set (training uses 1, validation 2).
 HELD_OUT_SEED = 3
 #: Spawn keys of the independent random streams drawn from HELD_OUT_SEED.
-STREAMS = {"mc_subset": 1, "mc_displacements": 2, "matching": 3, "pit": 4}
+STREAMS = {"mc_subset": 1, "mc_displacements": 2, "matching": 3, "pit": 4, "yardstick": 5, "yardstick_samplers": 6}
+#: Search distances (metres) for the real-layer candidates.
+ADMIN_SEARCH_M = 0.0
+BUILDING_SEARCH_M = 5.0
 
 
 # ==========================================================================

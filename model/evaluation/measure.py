@@ -29,6 +29,8 @@ What is measured (every random choice is seeded; nothing here is tuned on it):
 * **Convergence** over 5 training seeds (short runs with :func:`..training.train.fit`).
 * Throughput of ``predict_frames`` and error tables by pair kind, σ bucket and
   vertex count.
+* **Yardstick** (:mod:`.yardstick`): the model against exact randomised-QMC and Monte-Carlo
+  sampling at equal cost (``--yardstick-pairs``, 0 to skip).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from ..overlap import exact_overlap
 from ..scoring import load_model, summarise_overlap
 from .card import display_path, target_text
 from .heldout import (
+    ADMIN_SEARCH_M,
+    BUILDING_SEARCH_M,
     CACHE,
     CANDIDATE_ROLES,
     HELD_OUT_SEED,
@@ -84,16 +88,15 @@ from .metrics import (
     sigma_bucket_labels,
     target_status,
 )
+from .yardstick import DEFAULTS as YARDSTICK_DEFAULTS
+from .yardstick import run_yardstick
 
 #: Seeds of the convergence runs.
 CONVERGENCE_SEEDS = (11, 12, 13, 14, 15)
 
 DEFAULTS = {"pairs": 20_000, "mc_pairs": 2_000, "mc_samples": 512, "model_samples": 1024, "groups": 3_000,
             "seeds": 5, "seed_pairs": 30_000, "seed_validation_pairs": 4_000, "seed_epochs": 6,
-            "workers": min(2, os.cpu_count() or 1)}
-#: Search distances (metres) for the real-layer candidates.
-ADMIN_SEARCH_M = 0.0
-BUILDING_SEARCH_M = 5.0
+            "workers": min(2, os.cpu_count() or 1), "yardstick_pairs": YARDSTICK_DEFAULTS["pairs"]}
 
 
 # ==========================================================================
@@ -298,8 +301,13 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
              mc_samples=DEFAULTS["mc_samples"], model_samples=DEFAULTS["model_samples"], groups=DEFAULTS["groups"],
              seeds=DEFAULTS["seeds"], seed_pairs=DEFAULTS["seed_pairs"],
              seed_validation_pairs=DEFAULTS["seed_validation_pairs"], seed_epochs=DEFAULTS["seed_epochs"],
-             real_layers=True, workers=DEFAULTS["workers"], progress=True, cache=CACHE):
-    """Run every step; returns the results dict that :func:`render_card` turns into the model card."""
+             real_layers=True, workers=DEFAULTS["workers"], yardstick_pairs=DEFAULTS["yardstick_pairs"], progress=True,
+             cache=CACHE):
+    """Run every step; returns the results dict that :func:`render_card` turns into the model card.
+
+    yardstick_pairs : synthetic pairs of :func:`.yardstick.run_yardstick` (with its default real-layer pairs
+    unless ``real_layers`` is False); 0 skips it.
+    """
     from ..datasets.synthetic import KIND_NAMES, RECIPE, generator_fingerprint, recipe_hash
 
     started = time.perf_counter()
@@ -309,7 +317,7 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
         "held_out_seed": HELD_OUT_SEED, "pairs": pairs, "mc_pairs": mc_pairs, "mc_samples": mc_samples,
         "model_samples": model_samples, "groups": groups, "seeds": seeds, "seed_pairs": seed_pairs,
         "seed_validation_pairs": seed_validation_pairs, "seed_epochs": seed_epochs, "interval_level": INTERVAL_LEVEL,
-        "tie_tolerance": TIE_TOLERANCE}}
+        "tie_tolerance": TIE_TOLERANCE, "yardstick_pairs": yardstick_pairs}}
     step = time.perf_counter()
     data = held_out_pairs(pairs, HELD_OUT_SEED, workers=workers, progress=progress, cache=cache)
     results["data"] = {"recipe_hash": recipe_hash(), "recipe_version": RECIPE["version"],
@@ -377,6 +385,11 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
         results["seeds"] = convergence_across_seeds(config, seeds, seed_pairs, seed_validation_pairs, seed_epochs,
                                                     progress)
         results["seeds"]["seconds"] = round(time.perf_counter() - step, 1)
+
+    results["yardstick"] = None
+    if yardstick_pairs:
+        sizes = {} if real_layers else {"sample_pairs": 0, "world_pairs": 0}
+        results["yardstick"] = run_yardstick(model_path, pairs=yardstick_pairs, progress=progress, cache=cache, **sizes)
 
     results["targets"] = _target_rows(results)
     results["runtime_seconds"] = round(time.perf_counter() - started, 1)

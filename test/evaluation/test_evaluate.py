@@ -217,7 +217,8 @@ def test_end_to_end_with_a_tiny_model(tmp_path):
     card, out = tmp_path / "MODEL_CARD.md", tmp_path / "evaluation.json"
     results = cli.main(["--model", str(model_path), "--pairs", "300", "--mc-pairs", "30", "--mc-samples", "64",
                       "--model-samples", "128", "--groups", "30", "--seeds", "0", "--no-real-layers",
-                      "--workers", "1", "--no-cache", "--card", str(card), "--json", str(out)])
+                      "--workers", "1", "--yardstick-pairs", "0", "--no-cache", "--card", str(card),
+                      "--json", str(out)])
     saved = json.loads(out.read_text(encoding="utf-8"))
     assert saved["data"]["pairs"] == 300 and saved["data"]["seed"] == heldout.HELD_OUT_SEED == 3
     assert saved["uncertainty"]["n"] == 30 and saved["uncertainty"]["mc_samples"] == 64
@@ -229,7 +230,7 @@ def test_end_to_end_with_a_tiny_model(tmp_path):
     for heading in ("# Model card", "## Model summary", "## Intended use and limitations", "## Training data",
                     "## Architecture", "## Architecture choice", "## Training", "## Metrics against targets",
                     "### By pair kind", "### By σ bucket", "### By vertex count", "## Real layers",
-                    "## Convergence across training seeds", "## Reproduction"):
+                    "## Convergence across training seeds", "## Reproduction", "## Yardstick"):
         assert heading in text
     assert "not measured" in text  # seeds and real layers were skipped
     # The card can be rebuilt from the JSON alone.
