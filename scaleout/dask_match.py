@@ -208,6 +208,9 @@ def _finish_input(i, files, lo, hi, folder, offset, joined, joined_offset, key_d
     if left is None:
         return meta
     results = pd.read_parquet(Path(folder, "match", f"input-{i:05d}.parquet"))
+    position = pd.Index(results[ORDER].to_numpy()).get_indexer(left[ORDER].to_numpy())
+    assert (position >= 0).all(), "a staged input row without its round-1 result"
+    results = results.iloc[position]
     out = left.drop(columns=[c for c in INTERNAL if c in left.columns])
     return _final_fields(out, results, offset, joined, joined_offset, key_dtype)
 

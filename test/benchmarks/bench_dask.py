@@ -181,6 +181,66 @@ def run_dask(mapping, cadastre, output, workers, partitions):
             "features_per_partition": int(len(counts)) / partitions}
 
 
+def run_match_single(mapping, cadastre, output):
+    """`overlap-relevance match --engine local` in its own process: (wall s, peak RSS MB)."""
+    result = output.with_suffix(".rss")
+    command = [sys.executable, str(HERE / "peak_rss.py"), str(result), sys.executable, "-m",
+               "overlap_relevance.scaleout.cli", "match", str(mapping), str(cadastre), "--input-key", "map_id",
+               "--reference-key", "building_id", "--sigma", str(SIGMA), "--engine", "local", "--output", str(output)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=WORK)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    wall, rss_kib = result.read_text().split()
+    return {"wall": float(wall), "peak_rss_mb": int(rss_kib) / 1024}
+
+
+def run_match_dask(mapping, cadastre, output, workers, partitions):
+    """scaleout.match on a LocalCluster, the input side written as GeoParquet parts."""
+    import logging
+    import shutil
+
+    import dask_geopandas
+    from distributed import Client, LocalCluster
+
+    from overlap_relevance.scaleout import match
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    shutil.rmtree(output, ignore_errors=True)
+    stage = output.with_name(output.name + ".stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as client, WorkerMemory(client) as memory:
+        started = time.perf_counter()
+        result, _ = match(dask_geopandas.read_parquet(mapping, gather_spatial_partitions=False),
+                          dask_geopandas.read_parquet(cadastre, gather_spatial_partitions=False), input_key="map_id",
+                          reference_key="building_id", sigma=SIGMA, partitions=partitions, workdir=stage)
+        decided = time.perf_counter()
+        client.compute(result.to_parquet(output, compute=False)).result()
+        finished = time.perf_counter()
+    shutil.rmtree(stage, ignore_errors=True)
+    return {"workers": workers, "partitions": partitions, "wall": finished - started,
+            "stage_score_decide": decided - started, "write": finished - decided,
+            "peak_worker_mb": max(memory.peak.values()) / 2**20 if memory.peak else float("nan")}
+
+
+def match_agreement(single_output, dask_output):
+    """Share of input features with the same class, partner and change label in both runs."""
+    import geopandas
+    import pandas as pd
+
+    single = geopandas.read_parquet(single_output).set_index("map_id")
+    dask = pd.concat([geopandas.read_parquet(p) for p in sorted(dask_output.glob("*.parquet"))]).set_index("map_id")
+    dask = dask.loc[single.index]
+    same = np.ones(len(single), dtype=bool)
+    def text(column):
+        return np.array(["" if pd.isna(v) else str(v) for v in column], dtype=object)
+
+    for name in ("m_class", "m_key", "m_change"):
+        same &= text(single[name]) == text(dask[name])
+    return {"features": len(single), "same": int(same.sum()),
+            "groups": int((single["m_class"] != "unmatched").sum())}
+
+
 def _compute_seconds(records, prefix):
     """Compute seconds of each task whose key names ``prefix`` (distributed's task stream)."""
     return [sum(s["stop"] - s["start"] for s in record.get("startstops", ()) if s.get("action") == "compute")
@@ -202,7 +262,7 @@ def machine():
             f"{'.'.join(map(str, shapely.geos_version))}), pyproj {pyproj.__version__}, Dask {dask.__version__}")
 
 
-def report(info, single, runs, n_mapping, n_cadastre):
+def report(info, single, runs, n_mapping, n_cadastre, matching=None):
     best = max(runs, key=lambda r: r["workers"])
     lines = [
         "# Benchmarks: the Dask engine (`scaleout/`) at scale",
@@ -278,6 +338,19 @@ def report(info, single, runs, n_mapping, n_cadastre):
               "partitions as workers (smaller partitions than here where the column says fewer). Memory per worker "
               "stays that of one partition and its neighbours if partitions keep this size "
               f"({best['peak_worker_mb']:,.0f} MB measured)."]
+    if matching:
+        one, dask, agree = matching["single"], matching["dask"], matching["agreement"]
+        lines += ["", "## Matching", "",
+                  "`overlap-relevance match` (groups, one-to-one matches, change labels) on the same layers: the "
+                  "single process on both layers whole, and `scaleout.match` on the Dask cluster (buckets decided "
+                  "where they are, groups that reach across buckets joined on the client and decided again).", "",
+                  "| run | workers | partitions | wall (s) | stage, score and decide (s) | write (s) | peak memory (MB) |",
+                  "|---|---|---|---|---|---|---|",
+                  f"| single process | 1 process | – | {one['wall']:.1f} | – | – | {one['peak_rss_mb']:,.0f} |",
+                  f"| Dask | {dask['workers']} | {dask['partitions']} | {dask['wall']:.1f} | "
+                  f"{dask['stage_score_decide']:.1f} | {dask['write']:.1f} | {dask['peak_worker_mb']:,.0f} per worker |",
+                  "", f"Same class, one-to-one partner and change label as the single process: {agree['same']:,} of "
+                  f"{agree['features']:,} input features ({agree['groups']:,} in a group)."]
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -292,6 +365,7 @@ def main(argv=None):
     parser.add_argument("--tile", type=int, default=100_000, help="buildings per generated tile (one part)")
     parser.add_argument("--partitions", type=int, default=8, help="Dask partitions (more than workers)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-match", action="store_true", help="skip the matching runs (single process and Dask)")
     parser.add_argument("--report-only", action="store_true", help="rewrite RESULTS_DASK.md from the last results.json")
     parser.add_argument("--dask-only", action="store_true",
                         help="no single-process run (it holds both layers whole): for sets beyond one machine's "
@@ -306,7 +380,8 @@ def main(argv=None):
         saved = json.loads((folder / "results.json").read_text())
         info_tiles = saved.get("tiles", f"{int(np.ceil(args.n / args.tile))} tiles of {args.tile:,}")
         mapping, cadastre = folder / "mapping.parquet", folder / "cadastre.parquet"
-        report(machine(), saved["single"], saved["runs"], count_rows(mapping), count_rows(cadastre))
+        report(machine(), saved["single"], saved["runs"], count_rows(mapping), count_rows(cadastre),
+               saved.get("matching"))
         print(f"Wrote {RESULTS}")
         return
     print(f"Generating {args.n:,} x {args.n:,} buildings in tiles of {args.tile:,} under {folder}", flush=True)
@@ -320,8 +395,19 @@ def main(argv=None):
     single = run_single_process(mapping, cadastre, folder / "single.parquet")
     print(f"  {single}", flush=True)
     runs = dask_runs(args, folder, mapping, cadastre)
-    (folder / "results.json").write_text(json.dumps({"single": single, "runs": runs, "tiles": info_tiles}, indent=1))
-    report(machine(), single, runs, n_mapping, n_cadastre)
+    matching = None
+    if not args.no_match:
+        print("Match, single process ...", flush=True)
+        match_single = run_match_single(mapping, cadastre, folder / "match_single.parquet")
+        workers = max(args.workers)
+        print(f"Match, Dask, {workers} workers ...", flush=True)
+        match_dask = run_match_dask(mapping, cadastre, folder / "match_dask.parquet", workers, args.partitions)
+        matching = {"single": match_single, "dask": match_dask,
+                    "agreement": match_agreement(folder / "match_single.parquet", folder / "match_dask.parquet")}
+        print(f"  {matching}", flush=True)
+    (folder / "results.json").write_text(json.dumps({"single": single, "runs": runs, "tiles": info_tiles,
+                                                     "matching": matching}, indent=1))
+    report(machine(), single, runs, n_mapping, n_cadastre, matching)
     print(f"Wrote {RESULTS}")
 
 
