@@ -51,7 +51,6 @@ class Stage:
     inputs: list = field(default_factory=list)  # dicts: path, n, lo, hi (key range)
     references: list = field(default_factory=list)  # dicts: path, n, outline (4,)
     boundaries: np.ndarray = None  # (n_buckets - 1,) int64: bucket i holds keys in [b[i-1], b[i])
-    owned: bool = False  # the folder was made here and is removed with remove()
 
     @property
     def n_buckets(self):
@@ -68,19 +67,17 @@ class Stage:
         return [p["path"] for p in self.inputs
                 if p["n"] and (lo is None or p["hi"] >= lo) and (hi is None or p["lo"] < hi)]
 
-    def remove(self):
-        shutil.rmtree(self.folder, ignore_errors=True)
-
 
 def work_folder(workdir=None):
-    """(folder, owned): a fresh folder for one run inside ``workdir``, or a temporary one removed at exit."""
+    """A fresh folder for one run inside ``workdir`` (the caller removes it), or a temporary one removed when
+    Python exits."""
     if workdir is None:
         folder = tempfile.mkdtemp(prefix="overlap-relevance-")
         atexit.register(shutil.rmtree, folder, True)
-        return folder, True
+        return folder
     folder = Path(workdir) / f"run-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True)
-    return str(folder), True
+    return str(folder)
 
 
 def _to_wkb(geoms):
@@ -163,7 +160,7 @@ def _box_outline(boxes):
 def stage_layers(dask, input_ddf, reference_ddf, n_buckets, sigma, sigma_field, search_distance, reference_key,
                  workdir=None, progress=False, full_detail=False):
     """Run the staging tasks of both sides (on the cluster when a client runs); returns a :class:`Stage`."""
-    folder, owned = work_folder(workdir)
+    folder = work_folder(workdir)
     Path(folder, "input").mkdir()
     Path(folder, "reference").mkdir()
     stage_in = dask.delayed(stage_input, pure=False)
@@ -176,7 +173,7 @@ def stage_layers(dask, input_ddf, reference_ddf, n_buckets, sigma, sigma_field, 
                        full_detail)
              for i, part in enumerate(reference_ddf.to_delayed())]
     done = compute_with_progress(dask, left + right, progress)
-    stage = Stage(folder, done[:len(left)], done[len(left):], owned=owned)
+    stage = Stage(folder, done[:len(left)], done[len(left):])
     samples = [p.pop("sample") for p in stage.inputs]
     keys = np.sort(np.concatenate(samples)) if samples else np.empty(0, dtype=np.int64)
     if len(keys) and n_buckets > 1:

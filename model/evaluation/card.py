@@ -71,6 +71,14 @@ def _architecture_choice():
     return "Not measured yet (`model/architecture_results.md` does not exist)."
 
 
+def _labels_text(training):
+    labels = int(training.get("labels_per_pair", 1))
+    if labels == 1:
+        return "labels after one displacement d ~ N(0, σ²I₂) of B"
+    return (f"{labels} labels per pair, after {labels} independent displacements d ~ N(0, σ²I₂) of B (the "
+            "generator's and more from their own random stream), so the loss sees each pair's distribution")
+
+
 def render_card(results, yardstick_json=None):
     """The model card (Markdown) for a results dict of :func:`evaluate`.
 
@@ -127,8 +135,7 @@ def render_card(results, yardstick_json=None):
         f"Synthetic pairs from `model/training/synthetic.py`, recipe version {RECIPE['version']}, recipe hash "
         f"`{training.get('recipe_hash', '?')}`. Pair kinds: {kinds}. σ = 0 for "
         f"{100 * sigma['zero_share']:.0f} % of pairs, otherwise log-uniform in "
-        f"[{sigma['log_uniform_m'][0]:g}, {sigma['log_uniform_m'][1]:g}] m; labels after one displacement "
-        f"d ~ N(0, σ²I₂) of B. Sizes (longer side): {sizes}. Each side is delivered in its own CRS and brought "
+        f"[{sigma['log_uniform_m'][0]:g}, {sigma['log_uniform_m'][1]:g}] m; {_labels_text(training)}. Sizes (longer side): {sizes}. Each side is delivered in its own CRS and brought "
         f"back through the plugin's frame code.\n\n"
         f"Training set: {training.get('train_pairs', '?'):,} pairs (seed {training.get('train_seed', '?')}); "
         f"validation: {training.get('validation_pairs', '?'):,} pairs (seed {training.get('validation_seed', '?')}); "
@@ -156,6 +163,7 @@ def render_card(results, yardstick_json=None):
     final = m["final_history"]
     out.append(_markdown_table(["Item", "Value"], [
         ["Epochs × batch size", f"{training.get('epochs', '?')} × {training.get('batch_size', '?')}"],
+        ["Displacement labels per pair (loss: their mean NLL)", training.get("labels_per_pair", 1)],
         ["Learning rate (cosine decay)", training.get("learning_rate", "?")],
         ["Data generation", f"{training.get('data_seconds', '?')} s"],
         ["Training (fit)", f"{training.get('fit_seconds', '?')} s"],

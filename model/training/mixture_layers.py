@@ -177,7 +177,8 @@ class MixtureHead(keras.layers.Dense):
 class MixtureNLL(keras.losses.Loss):
     """Keras loss: per-sample mixture NLL (nats) of ``y_true`` under raw head outputs ``y_pred``.
 
-    ``y_true``: ``(batch, D)`` (or ``(batch,)`` for ``D == 1``); ``y_pred``:
+    ``y_true``: ``(batch, D)`` (or ``(batch,)`` for ``D == 1``), or ``(batch, m, D)``: m labels per
+    sample, scored by their mean NLL; ``y_pred``:
     ``(batch, P)``. Works with ``sample_weight`` (per-sample masks); see the
     module docstring for the reductions. Computes in the loss's ``dtype``
     (Keras' floatx unless given, e.g. ``dtype="float64"``).
@@ -191,6 +192,9 @@ class MixtureNLL(keras.losses.Loss):
         self.n_dims = int(n_dims)
 
     def call(self, y_true, y_pred):
+        if len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == self.n_dims:
+            # Several labels per sample, (batch, m, D): the mean NLL of the sample's labels.
+            return tf.reduce_mean(mixture_nll(y_true, y_pred[:, None, :], self.n_components, self.n_dims), axis=-1)
         return mixture_nll(y_true, y_pred, self.n_components, self.n_dims)
 
     def get_config(self):

@@ -19,9 +19,7 @@ from . import train as T
 def _training_rows(n, seed, full_n):
     """The first ``n`` rows of the cached training arrays of ``full_n`` pairs (seed ``seed``) or, without that
     cache, ``train.dataset(n, seed)`` (generated and cached)."""
-    from ..datasets.synthetic import recipe_hash
-
-    cached = T.CACHE / f"pairs_{full_n}_{seed}_{recipe_hash()[:12]}_{T._encoding_hash()}.npz"
+    cached = T.cache_path(full_n, seed)
     if full_n and full_n >= n and cached.is_file():
         arrays = T.dataset(full_n, seed)
         return {key: value[:n] for key, value in arrays.items()}, f"first {n:,} of the cached {full_n:,} (seed {seed})"

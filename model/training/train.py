@@ -21,29 +21,49 @@ from ..datasets.layer_data import training_arrays
 from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=40, batch_size=512, learning_rate=2e-3,
-                seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3)
+                seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16)
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
+LABEL_STREAM = 4242  # the random stream of the extra displacement labels, apart from the generator's
 
 
-def dataset(n, seed, chunk=8192, workers=None, progress=True):
-    """Training arrays for ``n`` synthetic pairs with ``seed``, cached under build/."""
-    from ..datasets.synthetic import iter_synthetic_chunks, recipe_hash
+def dataset(n, seed, chunk=8192, workers=None, progress=True, labels=DEFAULTS["labels"]):
+    """Training arrays for ``n`` synthetic pairs with ``seed``, cached under build/.
 
-    path = CACHE / f"pairs_{n}_{seed}_{recipe_hash()[:12]}_{_encoding_hash()}.npz"
+    labels : displacement labels per pair besides the generator's own: ``overlap`` is then (n, 1 + labels, 2),
+        the (cover_a, cover_b) of B displaced by 1 + labels independent d ~ N(0, σ²I₂), so the loss sees
+        each pair's distribution rather than one draw of it (0: (n, 2), one label, as before).
+    """
+    from ..datasets.synthetic import iter_synthetic_chunks, monte_carlo_overlap
+
+    path = cache_path(n, seed, labels)
     if path.is_file():
         with np.load(path, allow_pickle=False) as cached:
             return {key: cached[key] for key in cached.files}
     parts = []
     bar = _progress(total=n, desc=f"pairs (seed {seed})", disable=not progress)
     workers = workers or min(2, os.cpu_count() or 1)
-    for batch in iter_synthetic_chunks(n, seed, chunk_pairs=chunk, workers=workers):
-        parts.append(training_arrays(batch))
+    for i, batch in enumerate(iter_synthetic_chunks(n, seed, chunk_pairs=chunk, workers=workers)):
+        arrays = training_arrays(batch)
+        if labels:
+            label_seed = int(np.random.SeedSequence([seed, i, LABEL_STREAM]).generate_state(1)[0])
+            extra = monte_carlo_overlap(batch.a, batch.b, batch.sigma, labels, seed=label_seed, threads=workers)
+            draws = np.stack([extra.cover_a, extra.cover_b], axis=-1).astype(np.float32)  # (n, labels, 2)
+            arrays["overlap"] = np.concatenate([arrays["overlap"][:, None, :], draws], axis=1)
+        parts.append(arrays)
         bar.update(len(batch))
     bar.close()
     arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return arrays
+
+
+def cache_path(n, seed, labels=DEFAULTS["labels"]):
+    """Where :func:`dataset` caches ``n`` pairs of ``seed`` with ``labels`` extra labels."""
+    from ..datasets.synthetic import recipe_hash
+
+    suffix = f"_x{labels}" if labels else ""
+    return CACHE / f"pairs_{n}_{seed}_{recipe_hash()[:12]}_{_encoding_hash()}{suffix}.npz"
 
 
 def _encoding_hash():
@@ -123,6 +143,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--validation-seed", type=int, default=DEFAULTS["validation_seed"])
     parser.add_argument("--components", type=int, default=DEFAULTS["components"])
+    parser.add_argument("--labels", type=int, default=DEFAULTS["labels"],
+                        help="extra displacement labels per pair (0: the generator's one label only)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "overlap_mdn.npz")
     parser.add_argument("--keras-out", type=Path, default=None,
                         help="where to save the .keras model (default: next to --out)")
@@ -130,8 +152,8 @@ def main(argv=None):
     from ..datasets.synthetic import generator_fingerprint, recipe_hash
 
     started = time.perf_counter()
-    train = dataset(args.pairs, args.seed)
-    validation = dataset(args.validation_pairs, args.validation_seed)
+    train = dataset(args.pairs, args.seed, labels=args.labels)
+    validation = dataset(args.validation_pairs, args.validation_seed, labels=args.labels)
     data_seconds = time.perf_counter() - started
     fit_started = time.perf_counter()
     model, history, mean, std = fit(
@@ -148,6 +170,7 @@ def main(argv=None):
         "train_pairs": args.pairs, "train_seed": args.seed,
         "validation_pairs": args.validation_pairs, "validation_seed": args.validation_seed,
         "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "labels_per_pair": 1 + args.labels,
         "data_seconds": round(data_seconds, 1), "fit_seconds": round(fit_seconds, 1),
         "final_loss": history["loss"][-1], "final_val_loss": history["val_loss"][-1],
         "history": history,

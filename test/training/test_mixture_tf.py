@@ -191,3 +191,17 @@ def test_head_exports_to_numpy_inference():
     assert MixtureHead.from_config(head.get_config()).units == raw_size(3, 1)
     with pytest.raises(ValueError):
         MixtureHead(3, 1, activation="relu")
+
+
+@pytest.mark.parametrize("k, d", [(3, 2), (2, 1)])
+def test_several_labels_per_sample_score_their_mean_nll(k, d):
+    """(batch, m, D) targets: the loss of a sample is the mean NLL of its m labels under its one mixture."""
+    rng = np.random.default_rng(7 + k + d)
+    raw, _ = random_raw_and_targets(rng, k, d, n=16)
+    labels = rng.normal(0.0, 1.0, size=(16, 5, d))
+    mixture = mixture_from_raw(raw, k, d)
+    expected = np.mean([-mixture.log_prob(labels[:, j]) for j in range(5)], axis=0)
+    loss = MixtureNLL(k, d, dtype="float64", reduction="none")
+    np.testing.assert_allclose(loss(tf.constant(labels), tf.constant(raw)).numpy(), expected, rtol=1e-10)
+    single = MixtureNLL(k, d, dtype="float64", reduction="none")(tf.constant(labels[:, 0]), tf.constant(raw)).numpy()
+    np.testing.assert_allclose(single, -mixture.log_prob(labels[:, 0]), rtol=1e-10)
