@@ -329,19 +329,24 @@ def _write_dask(client, result, output, quiet, n_workers=2, matched_if=FIELD_PRE
     """Write the result: a GeoParquet folder of parts (written by the workers), or one OGR file written here
     part after part, with at most two parts per worker computed ahead (so finished parts never pile up).
 
-    Returns {n_input, n_matched}: rows, and rows whose ``matched_if`` column is above 0 (rel_n) or not NULL.
+    Returns {n_input, n_matched}: rows, and rows whose ``matched_if`` column is above 0 (rel_n) or, for any
+    other column (m_group), not NULL.
     """
     from .layers import driver_for, is_parquet
 
     n_input = n_matched = 0
     name_n = matched_if
+    counts_candidates = name_n == FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]
 
     def matched(values):
+        import pandas as pd
+
         values = np.asarray(values, dtype=object)
-        present = np.array([v is not None and v == v for v in values], dtype=bool)
-        if name_n != FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]:
+        present = ~np.asarray(pd.isna(values), dtype=bool)  # not None, NaN or NA
+        if not counts_candidates:
             return int(present.sum())
         return int(np.count_nonzero(np.where(present, values, 0).astype(float) > 0))
+
     if is_parquet(output):
         from distributed import progress
 
@@ -372,7 +377,7 @@ def _write_dask(client, result, output, quiet, n_workers=2, matched_if=FIELD_PRE
         if i + ahead < len(parts):
             futures[i + ahead] = client.compute(parts[i + ahead])
         n_input += len(frame)
-        n_matched += matched(frame[name_n].astype(object).where(frame[name_n].notna(), None).to_numpy())
+        n_matched += matched(frame[name_n].to_numpy(dtype=object))
         if len(frame) or i == len(parts) - 1 and n_input == 0:
             pyogrio.write_dataframe(frame, output, driver=driver_for(output), append=n_input > len(frame),
                                     promote_to_multi=True)
