@@ -55,6 +55,8 @@ POINT_FEATURE_NAMES = ("geometry_a", "geometry_b", "exterior", "hole")
 
 #: A pair whose gap exceeds this many σ cannot overlap: P(|d| >= 6σ) = exp(-18) for d ~ N(0, σ²I₂).
 CERTAIN_GAP_SIGMAS = 6.0
+#: At σ = 0, an intersection smaller than this share of the smaller feature is taken as touching (rounding).
+TOUCH_TOLERANCE = 1e-9
 
 DESCRIPTOR_NAMES = (
     "cover_a0", "cover_b0", "iou0",  # overlap of the model geometries at zero displacement
@@ -292,7 +294,8 @@ def pair_descriptors(a, b, sigma):
         ``scale`` (L, metres), ``reference`` ((n, 2) frame metres, the centroid
         head's origin), ``overlap0`` (the :class:`.overlap.ExactOverlap` of the
         model geometries), ``cannot_overlap`` ((n,) bool: no translation within
-        :data:`CERTAIN_GAP_SIGMAS` σ makes them overlap, or a geometry is missing).
+        :data:`CERTAIN_GAP_SIGMAS` σ makes them overlap, at σ = 0 they only touch (within
+        :data:`TOUCH_TOLERANCE`), or a geometry is missing).
     """
     from .overlap import exact_overlap
 
@@ -361,6 +364,9 @@ def pair_descriptors(a, b, sigma):
     descriptors = np.nan_to_num(np.column_stack(columns), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     # Where B's translation would have to exceed 6σ to reach A (probability exp(-18) ≈ 1.5e-8), or σ = 0
     # and they do not overlap, the overlap is 0 for certain: the network is not asked (see OverlapModel).
-    cannot_overlap = ~present | (apart & ((sigma == 0) | (gap > CERTAIN_GAP_SIGMAS * sigma)))
+    # At σ = 0 an intersection below TOUCH_TOLERANCE of the smaller area is a shared border seen through
+    # rounding (two layers that share borders exactly): 0 too, the same in every chunking of the layers.
+    touching = overlap.area_inter <= TOUCH_TOLERANCE * np.minimum(area_a, area_b)
+    cannot_overlap = ~present | (apart & (gap > CERTAIN_GAP_SIGMAS * sigma)) | ((sigma == 0) & touching)
     return descriptors, {"scale": scale, "reference": reference, "overlap0": overlap,
                          "cannot_overlap": cannot_overlap}

@@ -356,7 +356,7 @@ class BestMatches:
 
     For each of n_a input positions: the number of candidate pairs seen, and the summary
     values and reference position of the pair with the highest expected IoU so far (a tie
-    keeps the earlier pair). Holds (n_a,) arrays, not the pairs, so a layer's results can be
+    goes to the reference feature that comes first in its layer). Holds (n_a,) arrays, not the pairs, so a layer's results can be
     gathered, and written, while later chunks are still being scored.
 
     Attributes: count (n_a,) int64; index_b (n_a,) int64 reference position, -1 without a
@@ -377,33 +377,41 @@ class BestMatches:
             return
         iou = np.asarray(chunk.summary.iou_mean, dtype=float)
         low = int(index_a.min())  # the chunk's best pairs, over the span of positions it covers
-        best, count = best_matches(index_a - low, iou, int(index_a.max()) - low + 1)
+        index_b = np.asarray(chunk.index_b, dtype=np.int64)
+        best, count = best_matches(index_a - low, iou, int(index_a.max()) - low + 1, index_b)
         has = best >= 0
         features, pick = np.flatnonzero(has) + low, best[has]
         self.count[features] += count[has]
-        current = self.values[features, 0]
-        new = iou[pick]
-        # As best_matches over all pairs at once: higher wins, a tie or a NaN keeps the earlier pair,
-        # and a number beats a NaN.
-        better = (self.index_b[features] < 0) | (new > current) | (np.isnan(current) & ~np.isnan(new))
+        current, current_b = self.values[features, 0], self.index_b[features]
+        new, new_b = iou[pick], index_b[pick]
+        # As best_matches over all pairs at once: higher wins, a tie goes to the reference feature that comes
+        # first in its layer, a NaN loses to a number (and, among NaNs, the first reference feature wins).
+        both_nan = np.isnan(current) & np.isnan(new)
+        better = ((current_b < 0) | (new > current) | (np.isnan(current) & ~np.isnan(new))
+                  | (((new == current) | both_nan) & (new_b < current_b)))
         features, pick = features[better], pick[better]
-        self.index_b[features] = np.asarray(chunk.index_b, dtype=np.int64)[pick]
+        self.index_b[features] = index_b[pick]
         self.values[features] = np.column_stack([np.asarray(getattr(chunk.summary, name), dtype=float)[pick]
                                                  for name in self.COLUMNS])
 
 
-def best_matches(index_a, score, n_a):
+def best_matches(index_a, score, n_a, index_b=None):
     """The best-scoring pair of each input feature, and its number of candidates.
 
-    index_a : (p,) input position of each pair; score : (p,) score (higher is better).
-    Returns best (n_a,) pair positions (-1 where a feature has no candidate) and
-    count (n_a,). Ties go to the earlier pair, so results are deterministic.
+    index_a : (p,) input position of each pair; score : (p,) score (higher is better); index_b : (p,)
+    reference positions, which break ties (the first reference feature wins, so the choice does not depend
+    on the order pairs are found in, nor on how the layers were split); without them the earlier pair wins.
+    NaN scores lose to numbers. Returns best (n_a,) pair positions (-1 where a feature has no candidate)
+    and count (n_a,).
     """
     index_a = np.asarray(index_a, dtype=np.int64)
     best = np.full(n_a, -1, dtype=np.int64)
     count = np.bincount(index_a, minlength=n_a)
     if len(index_a):
-        order = np.lexsort((np.arange(len(index_a)), -np.asarray(score, dtype=float), index_a))
+        tie = np.arange(len(index_a)) if index_b is None else np.asarray(index_b, dtype=np.int64)
+        score = np.asarray(score, dtype=float)
+        key = np.where(np.isnan(score), np.inf, -score)  # NaN last
+        order = np.lexsort((np.arange(len(index_a)), tie, key, index_a))
         first = np.r_[True, index_a[order][1:] != index_a[order][:-1]]
         best[index_a[order][first]] = order[first]
     return best, count

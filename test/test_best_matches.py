@@ -34,12 +34,32 @@ def test_chunk_by_chunk_equals_all_pairs_at_once(seed):
         chunks.append(chunk)
         gathered.add(chunk)
     every = {name: np.concatenate([getattr(c.summary, name) for c in chunks]) for name in COLUMNS}
-    best, count = best_matches(index_a, every["iou_mean"], n_a)
+    best, count = best_matches(index_a, every["iou_mean"], n_a, index_b)
     assert gathered.count.tolist() == count.tolist()
     has = best >= 0
     assert gathered.index_b.tolist() == np.where(has, index_b[np.maximum(best, 0)], -1).tolist()
     expected = np.column_stack([np.where(has, every[name][np.maximum(best, 0)], 0.0) for name in COLUMNS])
     np.testing.assert_array_equal(gathered.values, expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ties_go_to_the_first_reference_feature_whatever_the_order_of_the_pairs(seed):
+    """So that the Dask engine, which finds the pairs of a bucket in another order, picks the same match."""
+    rng = np.random.default_rng(seed)
+    n_a = 30
+    index_a = rng.integers(0, n_a, 300)
+    index_b = rng.integers(0, 50, 300)
+    iou = rng.choice([0.0, 0.5, np.nan], 300)  # exact zeros tie often since pairs apart score exactly 0
+    best, _ = best_matches(index_a, iou, n_a, index_b)
+    shuffled = rng.permutation(300)
+    again, _ = best_matches(index_a[shuffled], iou[shuffled], n_a, index_b[shuffled])
+    has = best >= 0
+    assert np.array_equal(index_b[best[has]], index_b[shuffled][again[has]])
+    for a in np.flatnonzero(has):
+        mine = (index_a == a)
+        score = np.where(np.isnan(iou[mine]), -np.inf, iou[mine])
+        top = score == score.max()
+        assert index_b[best[a]] == index_b[mine][top].min()
 
 
 def test_complete_before_is_never_contradicted_by_a_later_chunk():

@@ -47,3 +47,12 @@ def test_the_rule_follows_the_gap_per_pair():
     _, context = pair_descriptors(a, b, sigma)
     assert list(context["cannot_overlap"]) == [True, False]
     assert CERTAIN_GAP_SIGMAS == 6.0  # exp(-18) ≈ 1.5e-8: the model card quotes this
+
+
+def test_at_sigma_zero_a_rounding_sliver_of_a_shared_border_is_touching():
+    a = np.array([SQUARE, SQUARE], dtype=object)
+    b = np.array([shapely.box(10 - 1e-9, 0, 20, 10), shapely.box(9.9, 0, 20, 10)], dtype=object)  # 1e-8 m², 1 m²
+    _, context = pair_descriptors(a, b, 0.0)
+    assert list(context["cannot_overlap"]) == [True, False]
+    _, context = pair_descriptors(a, b, 0.5)  # under displacement the sliver is a real contact: the network decides
+    assert not context["cannot_overlap"].any()
