@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -154,33 +155,18 @@ def _match_dask(args):
     from .dask_match import match
 
     started = time.perf_counter()
-    client, cluster = _client(args)
-    workdir = None
-    try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or args.workers)
-        partitions = args.partitions or 4 * n_workers
-        same = _same_source(args)
-        input_ddf = read_dask_layer(args.input, args.input_layer, partitions, with_fid=same or not args.input_key)
-        reference_ddf = read_dask_layer(args.reference, args.reference_layer, partitions,
-                                        with_fid=same or not args.reference_key)
-        workdir = _workdir(args)
-        result_a, result_b = match(input_ddf, reference_ddf, input_key=args.input_key,
+    with _dask_session(args, input_fid=not args.input_key) as session:
+        result_a, result_b = match(session.input_ddf, session.reference_ddf, input_key=args.input_key,
                                    reference_key=args.reference_key, search_distance=args.search_distance,
                                    sigma=args.sigma, sigma_field=args.sigma_field,
                                    thresholds=MatchThresholds(iou=args.threshold), model=args.model,
-                                   partitions=partitions, same_layer=same, workdir=workdir, progress=not args.quiet)
-        written = [(args.output, _write_dask(client, result_a, args.output, args.quiet, n_workers, "m_group"))]
+                                   partitions=session.partitions, same_layer=session.same, workdir=session.workdir,
+                                   progress=not args.quiet)
+        written = [(args.output, session.write(result_a, args.output, "m_group"))]
         if args.reference_output:
-            written.append((args.reference_output,
-                            _write_dask(client, result_b, args.reference_output, args.quiet, n_workers, "m_group")))
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    print(f"Matched {written[0][1]['n_input']} input features ({written[0][1]['n_matched']} in a group) in {time.perf_counter() - started:.1f} s with the "
-          f"dask engine; wrote {', '.join(path for path, _ in written)}")
+            written.append((args.reference_output, session.write(result_b, args.reference_output, "m_group")))
+    print(f"Matched {written[0][1]['n_input']} input features ({written[0][1]['n_matched']} in a group) in "
+          f"{time.perf_counter() - started:.1f} s with the dask engine; wrote {', '.join(path for path, _ in written)}")
     return 0
 
 
@@ -298,31 +284,50 @@ def _workdir(args):
     return Path(tempfile.mkdtemp(prefix=".overlap-relevance-", dir=parent))
 
 
-def _score_dask(args):
-    from .dask_engine import score_relevance
+class _DaskSession:
+    """What one Dask command works with: the client, both layers as dask frames, the staging folder."""
 
+    def __init__(self, args, client, input_fid):
+        self.args, self.client = args, client
+        self.n_workers = max(1, len(client.scheduler_info().get("workers", {})) or args.workers)
+        self.partitions = args.partitions or 4 * self.n_workers
+        self.same = _same_source(args)
+        self.input_ddf = read_dask_layer(args.input, args.input_layer, self.partitions,
+                                         with_fid=self.same or input_fid)
+        self.reference_ddf = read_dask_layer(args.reference, args.reference_layer, self.partitions,
+                                             with_fid=self.same or not args.reference_key)
+        self.workdir = _workdir(args)
+
+    def write(self, result, output, matched_if=FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]):
+        return _write_dask(self.client, result, output, self.args.quiet, self.n_workers, matched_if)
+
+
+@contextmanager
+def _dask_session(args, input_fid=False):
+    """A :class:`_DaskSession` on a local cluster or ``--scheduler``; closes both and removes the staging."""
     client, cluster = _client(args)
-    workdir = None
+    session = None
     try:
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or args.workers)
-        partitions = args.partitions or 4 * n_workers
-        same = _same_source(args)
-        input_ddf = read_dask_layer(args.input, args.input_layer, partitions, with_fid=same)
-        reference_ddf = read_dask_layer(args.reference, args.reference_layer, partitions,
-                                        with_fid=same or not args.reference_key)
-        workdir = _workdir(args)
-        result = score_relevance(input_ddf, reference_ddf, reference_key=args.reference_key,
-                                 search_distance=args.search_distance, sigma=args.sigma,
-                                 sigma_field=args.sigma_field, threshold=args.threshold, model=args.model,
-                                 partitions=partitions, same_layer=same, workdir=workdir, progress=not args.quiet)
-        summary = _write_dask(client, result, args.output, args.quiet, n_workers)
+        session = _DaskSession(args, client, input_fid)
+        yield session
     finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if session is not None:
+            shutil.rmtree(session.workdir, ignore_errors=True)
         client.close()
         if cluster is not None:
             cluster.close()
-    return summary
+
+
+def _score_dask(args):
+    from .dask_engine import score_relevance
+
+    with _dask_session(args) as session:
+        result = score_relevance(session.input_ddf, session.reference_ddf, reference_key=args.reference_key,
+                                 search_distance=args.search_distance, sigma=args.sigma,
+                                 sigma_field=args.sigma_field, threshold=args.threshold, model=args.model,
+                                 partitions=session.partitions, same_layer=session.same, workdir=session.workdir,
+                                 progress=not args.quiet)
+        return session.write(result, args.output)
 
 
 def _write_dask(client, result, output, quiet, n_workers=2, matched_if=FIELD_PREFIX + RELEVANCE_SUFFIXES[-1]):

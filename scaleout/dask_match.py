@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dask_engine import _check_layers, _key_dtype, _model, _nullable_column
 from .staging import (
     DISTANCE,
     INTERNAL,
@@ -43,12 +44,6 @@ from .staging import (
 FIELDS = ("m_group", "m_class", "m_key", "m_p", "m_change")
 _EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "piece")
 _REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY]
-
-
-def _model(path):
-    from .dask_engine import _model as cached
-
-    return cached(path)
 
 
 def _keys_of(frame, key):
@@ -183,22 +178,13 @@ def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
         for name in columns:
             columns[name][hit] = joined[name].to_numpy()[position[hit]]
     index = out.index
-    out["m_group"] = pd.Series(pd.array(np.where(group >= 0, group, 0), dtype="Int64"), index=index).mask(
-        pd.Series(group < 0, index=index))
+    out["m_group"] = _nullable_column(pd, group, group < 0, "Int64", index)
     out["m_class"] = pd.Series(columns["class"], index=index, dtype=object)
-    out["m_key"] = _typed(pd, columns["key"], key_dtype, index)
-    out["m_p"] = pd.Series(pd.array(columns["p"], dtype="Float64"), index=index).mask(
-        pd.Series(~np.isfinite(columns["p"]), index=index))
+    out["m_key"] = _nullable_column(pd, columns["key"], np.asarray(pd.isna(columns["key"]), dtype=bool), key_dtype,
+                                    index)
+    out["m_p"] = _nullable_column(pd, columns["p"], ~np.isfinite(columns["p"]), "Float64", index)
     out["m_change"] = pd.Series(columns["change"], index=index, dtype=object)
     return out
-
-
-def _typed(pd, values, kind, index):
-    missing = np.asarray(pd.isna(values), dtype=bool)
-    if kind == "object":
-        return pd.Series(values, index=index, dtype=object)
-    filled = np.where(missing, 0, values).astype(float if kind == "Float64" else np.int64)
-    return pd.Series(pd.array(filled, dtype=kind), index=index).mask(pd.Series(missing, index=index))
 
 
 def _finish_input(i, files, lo, hi, folder, offset, joined, joined_offset, key_dtype, meta):
@@ -270,7 +256,6 @@ def match(input_ddf, reference_ddf, input_key=None, reference_key=None, search_d
     import dask_geopandas  # noqa: F401
 
     from ..model.matching import MatchThresholds
-    from .dask_engine import _check_layers, _key_dtype
 
     thresholds = thresholds or MatchThresholds()
     _check_layers(input_ddf, reference_ddf, FIELDS)

@@ -195,10 +195,7 @@ def read_input_bucket(files, lo, hi):
     if not frames:
         return None
     frame = pd.concat(frames) if len(frames) > 1 else frames[0]
-    frame[MODEL] = shapely.from_wkb(frame[MODEL].to_numpy())
-    if LONLAT in frame.columns:
-        frame[LONLAT] = shapely.from_wkb(frame[LONLAT].to_numpy())
-    return frame
+    return _decoded(frame)
 
 
 def read_reference_near(references, area, columns=None):
@@ -218,9 +215,14 @@ def read_reference_near(references, area, columns=None):
         return None
     frame = pd.concat(frames) if len(frames) > 1 else frames[0]
     frame = frame.iloc[np.argsort(frame[ORDER].to_numpy(), kind="stable")]  # ties go as in one process
-    frame[MODEL] = shapely.from_wkb(frame[MODEL].to_numpy())
-    if LONLAT in frame.columns:
-        frame[LONLAT] = shapely.from_wkb(frame[LONLAT].to_numpy())
+    return _decoded(frame)
+
+
+def _decoded(frame):
+    """The staged WKB columns (model, and full-detail where staged) as shapely geometries."""
+    for name in (MODEL, LONLAT):
+        if name in frame.columns:
+            frame[name] = shapely.from_wkb(frame[name].to_numpy())
     return frame
 
 

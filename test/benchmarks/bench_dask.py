@@ -97,16 +97,22 @@ def count_rows(folder):
     return sum(pq.ParquetFile(p).metadata.num_rows for p in sorted(folder.glob("*.parquet")))
 
 
-def run_single_process(mapping, cadastre, output):
-    """The local engine in its own process: (wall s, peak RSS MB, pairs, preparing s, scoring s)."""
+def _local_cli(command, mapping, cadastre, output, *extra):
+    """`overlap-relevance COMMAND --engine local` under peak_rss.py: (completed process, wall s, peak RSS KiB)."""
     result = output.with_suffix(".rss")
-    command = [sys.executable, str(HERE / "peak_rss.py"), str(result), sys.executable, "-m",
-               "overlap_relevance.scaleout.cli", "score", str(mapping), str(cadastre), "--reference-key",
-               "building_id", "--sigma", str(SIGMA), "--engine", "local", "--output", str(output)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=WORK)
+    argv = [sys.executable, str(HERE / "peak_rss.py"), str(result), sys.executable, "-m",
+            "overlap_relevance.scaleout.cli", command, str(mapping), str(cadastre), *extra, "--reference-key",
+            "building_id", "--sigma", str(SIGMA), "--engine", "local", "--output", str(output)]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=WORK)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     wall, rss_kib = result.read_text().split()
+    return done, wall, rss_kib
+
+
+def run_single_process(mapping, cadastre, output):
+    """The local engine in its own process: (wall s, peak RSS MB, pairs, preparing s, scoring s)."""
+    done, wall, rss_kib = _local_cli("score", mapping, cadastre, output)
     line = next(x for x in done.stdout.splitlines() if "candidate pairs" in x)
     pairs = int(line.split()[0])
     preparing = float(line.split("preparing ")[1].split(" s")[0])
@@ -183,14 +189,7 @@ def run_dask(mapping, cadastre, output, workers, partitions):
 
 def run_match_single(mapping, cadastre, output):
     """`overlap-relevance match --engine local` in its own process: (wall s, peak RSS MB)."""
-    result = output.with_suffix(".rss")
-    command = [sys.executable, str(HERE / "peak_rss.py"), str(result), sys.executable, "-m",
-               "overlap_relevance.scaleout.cli", "match", str(mapping), str(cadastre), "--input-key", "map_id",
-               "--reference-key", "building_id", "--sigma", str(SIGMA), "--engine", "local", "--output", str(output)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=WORK)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    wall, rss_kib = result.read_text().split()
+    _, wall, rss_kib = _local_cli("match", mapping, cadastre, output, "--input-key", "map_id")
     return {"wall": float(wall), "peak_rss_mb": int(rss_kib) / 1024}
 
 
