@@ -32,7 +32,10 @@ The vector (``N_DESCRIPTORS`` float32 values, named in :data:`DESCRIPTOR_NAMES`)
 holds the overlap of the model geometries at zero displacement (coverage fractions
 and IoU), the areas relative to the pair scale, shape compactness, how the
 boundary of the overlap and the gap between the features compare with σ, and the
-bounding-box overlap. From these the network predicts how the overlap is
+bounding-box overlap, and the summary of the **boundary-sweep surrogate**
+(:mod:`.sweep`): how the overlap moves when each boundary element of B moves along
+its normal through A, evaluated at fixed displacements (mean covers and IoU, their
+spread, the chance of no overlap and of IoU ≥ 0.5). From these the network predicts how the overlap is
 distributed once B is displaced by d ~ N(0, σ²I₂), and where the overlap lies,
 relative to a reference point (:func:`pair_descriptors` returns it): the overlap
 centroid of the model geometries, or the middle of the shortest line between them
@@ -72,6 +75,9 @@ DESCRIPTOR_NAMES = (
     "log_gap_l",  # log(gap / L + eps); at σ = 0 the gap between the bounding boxes
     "inter_w", "inter_h",  # size of the overlap's bounding box / L
     "reference_in_a", "reference_in_b",  # the reference point's distance to A's / B's centroid / L
+    # The boundary-sweep surrogate of the overlap under d ~ N(0, σ²I₂) (:mod:`.sweep`), at fixed
+    # displacements: mean cover_a, cover_b and IoU, SD of the covers, P(no overlap), P(IoU ≥ 0.5).
+    "sweep_cover_a", "sweep_cover_b", "sweep_iou", "sweep_sd_a", "sweep_sd_b", "sweep_p_zero", "sweep_p_iou",
 )
 N_DESCRIPTORS = len(DESCRIPTOR_NAMES)
 
@@ -298,6 +304,7 @@ def pair_descriptors(a, b, sigma):
         :data:`TOUCH_TOLERANCE`), or a geometry is missing).
     """
     from .overlap import exact_overlap
+    from .sweep import sweep_summary
 
     a = np.asarray(a, dtype=object)
     b = np.asarray(b, dtype=object)
@@ -361,12 +368,20 @@ def pair_descriptors(a, b, sigma):
             np.linalg.norm(reference - centroids[0], axis=1) / scale,
             np.linalg.norm(reference - centroids[1], axis=1) / scale,
         ]
-    descriptors = np.nan_to_num(np.column_stack(columns), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     # Where B's translation would have to exceed 6σ to reach A (probability exp(-18) ≈ 1.5e-8), or σ = 0
     # and they do not overlap, the overlap is 0 for certain: the network is not asked (see OverlapModel).
     # At σ = 0 an intersection below TOUCH_TOLERANCE of the smaller area is a shared border seen through
     # rounding (two layers that share borders exactly): 0 too, the same in every chunking of the layers.
     touching = overlap.area_inter <= TOUCH_TOLERANCE * np.minimum(area_a, area_b)
     cannot_overlap = ~present | (apart & (gap > CERTAIN_GAP_SIGMAS * sigma)) | ((sigma == 0) & touching)
+
+    # The sweep surrogate where σ > 0 can move the overlap; elsewhere the overlap at d = 0 is the answer.
+    still = np.column_stack([overlap.cover_a, overlap.cover_b, overlap.iou, np.zeros(n), np.zeros(n),
+                             (overlap.area_inter <= 0).astype(float), (overlap.iou >= 0.5).astype(float)])
+    moving = np.flatnonzero((sigma > 0) & ~cannot_overlap)
+    if moving.size:
+        still[moving] = sweep_summary(a[moving], b[moving], sigma[moving], inter0=overlap.area_inter[moving])
+    columns.extend(still.T)
+    descriptors = np.nan_to_num(np.column_stack(columns), nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     return descriptors, {"scale": scale, "reference": reference, "overlap0": overlap,
                          "cannot_overlap": cannot_overlap}

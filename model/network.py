@@ -17,9 +17,10 @@ dtype, shape and bytes), so any change to a weight is detected on load.
 
 Network: standardised descriptors → ``Dense`` layers (``activation``) → two linear
 heads emitting raw mixture parameters (:mod:`.mixture` layout). The overlap head's
-component means are offsets from the zero-displacement coverage fractions
-(``residual_means``: the descriptors ``cover_a0``, ``cover_b0``), so at σ = 0 the
-network starts from the overlap of the model geometries and learns corrections.
+component means are offsets from the descriptors named in ``residual_means``: in
+the bundled model the sweep surrogate's mean covers ``sweep_cover_a``,
+``sweep_cover_b`` (:mod:`.sweep`), which are the exact covers ``cover_a0``,
+``cover_b0`` at σ = 0; so the network starts from the surrogate and learns corrections.
 """
 
 import hashlib

@@ -147,7 +147,8 @@ def render_card(results, yardstick_json=None):
     out.append(
         f"{len(inputs)} pair descriptors (overlap of the model geometries at zero displacement, areas and shape "
         f"measures relative to the pair scale, σ relative to the pair scale and the features, gap and boundary "
-        f"rates; see `model/encoding.py`) → standardisation → MLP with hidden layers "
+        f"rates; where the network reads them, the summary of the boundary-sweep surrogate of the overlap under "
+        f"displacement, `model/sweep.py`; see `model/encoding.py`) → standardisation → MLP with hidden layers "
         f"{' × '.join(str(h) for h in net.get('hidden', []))} ({net.get('activation')}) → two mixture-density "
         f"heads: overlap, a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) "
         f"whose component means are offsets from the descriptors {', '.join(net.get('residual_means', []))}; "

@@ -19,6 +19,7 @@ import shapely
 
 from ..datasets.synthetic import _intersection_area, _ratio, translate
 from ..pairs import chunk_bounds
+from ..quasirandom import SOBOL_BITS, sobol_points  # noqa: F401 (re-exported)
 from ..scoring import summarise_overlap
 from .metrics import model_iou_samples
 
@@ -31,8 +32,6 @@ except ImportError:  # pragma: no cover - QGIS without SciPy
 K_VALUES = tuple(2 ** j for j in range(9))
 #: IoU threshold of P(IoU ≥ threshold).
 THRESHOLD = 0.5
-#: Bits of the scrambled Sobol' coordinates (int64 arithmetic, so NumPy 1.x and 2.x agree).
-SOBOL_BITS = 31
 #: Vertices per GEOS call of :func:`displaced_iou` (bounds the memory of the displaced copies).
 OVERLAY_CHUNK_VERTICES = 2_000_000
 
@@ -68,47 +67,6 @@ class Contestant:
 # ==========================================================================
 # Displacements.
 # ==========================================================================
-def _sobol_columns(m):
-    """(2, m) int64 generator columns of Sobol' dimensions 1 and 2 (column j: digit j of the index)."""
-    shift = SOBOL_BITS - 1 - np.arange(m)
-    direction = [1]
-    for _ in range(1, m):  # m ≤ 8 digits: dimension 2's recurrence m_i = 2 m_(i-1) XOR m_(i-1)
-        direction.append(direction[-1] ^ (direction[-1] << 1))
-    return np.stack([np.ones(m, np.int64) << shift, np.asarray(direction, np.int64) << shift])
-
-
-def _parity(x):
-    for shift in (16, 8, 4, 2, 1):
-        x = x ^ (x >> shift)
-    return x & 1
-
-
-def sobol_points(n, k, rng, scramble=True):
-    """(n, k, 2) points of the 2-D Sobol' sequence in (0, 1)², scrambled independently per row.
-
-    Each row gets its own random lower-triangular binary matrix (unit diagonal) applied to the
-    generator matrices and its own digital shift (Matoušek's linear matrix scrambling, as
-    ``scipy.stats.qmc.Sobol``), so for k = 2^m every row is a (0, m, 2)-net and uniform on the
-    square. ``scramble=False`` gives the plain sequence (every coordinate plus 2^-32, so none is 0).
-    """
-    m = max(1, int(np.ceil(np.log2(max(int(k), 1)))))
-    columns = np.broadcast_to(_sobol_columns(m), (n, 2, m))
-    top = np.int64(1) << SOBOL_BITS
-    if scramble:
-        position = SOBOL_BITS - 1 - np.arange(SOBOL_BITS)  # row r of the matrix acts on bit `position[r]`
-        above = (top - 1) ^ ((np.int64(1) << (position + 1)) - 1)  # the more significant bits
-        rows = (rng.integers(0, top, (n, 2, SOBOL_BITS)) & above) | (np.int64(1) << position)
-        bits = _parity(rows[..., :, None] & columns[..., None, :])  # (n, 2, bits, m)
-        columns = np.sum(bits << position[:, None], axis=2)
-        shift = rng.integers(0, top, (n, 2))
-    else:
-        shift = np.zeros((n, 2), np.int64)
-    index = np.arange(k) ^ (np.arange(k) >> 1)  # Gray-code order, as scipy's (the same set for k = 2^m)
-    digits = (index[:, None] >> np.arange(m)) & 1  # (k, m)
-    x = np.bitwise_xor.reduce(np.where(digits.astype(bool), columns[:, :, None, :], 0), axis=-1)
-    return np.moveaxis((x ^ shift[..., None]) + 0.5, 1, 2) / float(top)
-
-
 def qmc_displacements(sigma, k, rng):
     """(n, k, 2) metres: scrambled Sobol' points through the inverse normal CDF, times σ (n,)."""
     sigma = np.asarray(sigma, float)
@@ -191,7 +149,36 @@ def model_contestant(model, samples=1024, threshold=THRESHOLD):
     return Contestant("model", "model", 0, predict)
 
 
-def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD):
-    """The model, then QMC-k and MC-k for every k in ``ks``."""
+def sweep_contestant(points=256, controls=0, threshold=THRESHOLD):
+    """The boundary-sweep surrogate alone (:mod:`..sweep`) at ``points`` QMC displacements ("sweep"), or with
+    ``controls`` exact overlays at the first of those points as control variates ("sweep+CV-k").
+
+    Without controls it spends no overlay beyond A ∩ B at d = 0 (inside the sweep). With k controls, each
+    estimate is the surrogate's plus the mean residual (exact − surrogate) at the k points, and the predictive
+    samples are the surrogate's shifted by the residual of the mean IoU. Simplification to model geometries
+    is included, as for the model.
+    """
+    from ..encoding import model_geometry
+    from ..sweep import build_sweep
+
+    def predict(a, b, sigma, rng):
+        a, b = model_geometry(a), model_geometry(b)
+        d = qmc_displacements(sigma, points, rng)
+        iou = build_sweep(a, b, sigma).covers(d)[2]
+        mean, p = iou.mean(axis=1), (iou >= threshold).mean(axis=1)
+        if controls:
+            exact = displaced_iou(a, b, d[:, :controls])
+            residual = (exact - iou[:, :controls]).mean(axis=1)
+            mean = np.clip(mean + residual, 0.0, 1.0)
+            p = np.clip(p + ((exact >= threshold).mean(axis=1) - (iou[:, :controls] >= threshold).mean(axis=1)), 0, 1)
+        return Forecast(mean, p, iou)
+
+    name = "sweep" if not controls else f"sweep+CV-{controls}"
+    return Contestant(name, "sweep", int(controls), predict)
+
+
+def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD, sweep_controls=(0, 2, 4)):
+    """The model, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls."""
     return ([model_contestant(model, model_samples, threshold)] + [qmc_contestant(k, threshold) for k in ks]
-            + [mc_contestant(k, threshold) for k in ks])
+            + [mc_contestant(k, threshold) for k in ks]
+            + [sweep_contestant(controls=k, threshold=threshold) for k in sweep_controls])

@@ -10,7 +10,9 @@ card shows it (read from ``model/yardstick.json`` when the evaluation did not ru
   projected as the plugin does (candidates within max(search distance, 3σ)).
 * **Truth**: plain Monte Carlo, ``truth_draws`` displacements per pair, from :data:`TRUTH_SEED`.
 * **Contestants** (:mod:`.samplers`): the model; randomised QMC and plain MC with k = 1 … 256
-  exact overlays per pair. Each runs on all pairs of a data set at once and is timed in this
+  exact overlays per pair; the boundary-sweep surrogate the model reads (:mod:`..sweep`) on its own
+  at 256 QMC points ("sweep"), and with 2 or 4 of those points overlaid exactly as control variates
+  of its mean IoU and P ("sweep+CV-k"). Each runs on all pairs of a data set at once and is timed in this
   process, the median of ``repeats`` runs: seconds per pair, and exact overlays per pair (the
   time of one batched A ∩ B overlay per pair, measured in the same run on the same pairs).
 * **Measures**: MAE of the mean IoU and of P(IoU ≥ 0.5) against the truth's; CRPS against the
@@ -500,6 +502,8 @@ def render_section(results, heading="##", plot="../docs/yardstick.png"):
         f"and digital shift) through the inverse normal CDF; MC-k: k independent draws; both batched over all "
         f"pairs, skipping displacements whose bounding boxes do not meet. The model: `predict_frames` + "
         f"`summarise_overlap` (mean and P), its distribution from {s['model_samples']} QMC points of the mixture. "
+        f"sweep: the boundary-sweep surrogate the model reads (`model/sweep.py`) alone at 256 QMC points; "
+        f"sweep+CV-k: its mean IoU and P corrected by k exact overlays at the first k of those points. "
         f"Cost: median of {s['repeats']} runs in one process ({s['machine']}), per pair, and in exact overlays (one "
         f"batched A ∩ B overlay per pair: {results['overlay_us_per_pair']:.0f} µs on these pairs).\n")
     out.append(_table(["Metric", "Measured", "Target", "Status"],
@@ -601,6 +605,11 @@ def plot_frontier(results, path):
             rows = frontier(results["contestants"], family)
             axes.plot([r["cost_overlays"] for r in rows], [max(r[measure], 1e-6) for r in rows], style,
                       label=f"{family.upper()}-k, k = 1 … {rows[-1]['k']}" if rows else family)
+        sweep = frontier(results["contestants"], "sweep")
+        if sweep:
+            axes.plot([r["cost_overlays"] for r in sweep], [max(r[measure], 1e-6) for r in sweep], "^:",
+                      color="tab:green", label="sweep surrogate + k control overlays, k = "
+                      + ", ".join(str(r["k"]) for r in sweep))
         axes.plot([model["cost_overlays"]], [max(model[measure], 1e-6)], "r*", markersize=14, label="model")
         if measure in floors:
             axes.axhline(floors[measure], color="grey", linestyle=":", label="truth noise" if measure != "crps"

@@ -20,7 +20,7 @@ import numpy as np
 from ..datasets.layer_data import training_arrays
 from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
-DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=40, batch_size=512, learning_rate=2e-3,
+DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16)
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
 LABEL_STREAM = 4242  # the random stream of the extra displacement labels, apart from the generator's
@@ -74,7 +74,7 @@ def _encoding_hash():
 
     digest = hashlib.sha256(generator_fingerprint().encode())
     model_dir = Path(__file__).resolve().parents[1]
-    for source in ("encoding.py", "datasets/layer_data.py"):  # descriptors, and the arrays made of them
+    for source in ("encoding.py", "sweep.py", "quasirandom.py", "datasets/layer_data.py"):  # descriptors, and the arrays made of them
         digest.update((model_dir / source).read_bytes())
     return digest.hexdigest()[:8]
 

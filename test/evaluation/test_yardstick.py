@@ -159,7 +159,8 @@ def test_the_results_are_json_with_every_part(results):
     assert {"settings", "sets", "overlay_us_per_pair", "truth", "contestants", "equivalents", "groups",
             "never_overlap", "constant_iou", "model_parts", "model_api", "targets", "runtime_seconds"} <= set(again)
     assert [c["name"] for c in again["contestants"]] == ["model", "QMC-1", "QMC-2", "QMC-8", "QMC-64", "MC-1", "MC-2",
-                                                        "MC-8", "MC-64"]
+                                                        "MC-8", "MC-64", "sweep", "sweep+CV-2", "sweep+CV-4"]
+    assert [c["k"] for c in again["contestants"] if c["family"] == "sweep"] == [0, 2, 4]
     assert again["sets"]["synthetic"]["pairs"] == 30 and again["sets"]["buildings"]["pairs"] == 6
     for c in again["contestants"]:
         assert c["cost_overlays"] > 0 and 0 <= c["coverage"] <= 1 and set(c["by_set"]) == {"synthetic", "buildings"}
@@ -201,3 +202,16 @@ def test_the_model_contestant_draws_its_samples_after_the_timed_part():
     forecast = samplers.model_contestant(model, samples=128).predict(a, b, sigma, None)
     assert callable(forecast.samples) and forecast.iou_samples().shape == (5, 128)
     assert np.all((forecast.iou_mean >= 0) & (forecast.iou_mean <= 1))
+
+
+def test_control_variates_make_the_sweep_exact_where_it_is_exact_to_first_order():
+    """Axis-aligned squares shifted in both axes: the surrogate misses the corner term xy; with enough
+    control overlays at the same points the residual mean is the exact correction."""
+    a = np.array([shapely.box(0, 0, 10, 10)] * 4, dtype=object)
+    sigma = np.full(4, 1.0)
+    alone = samplers.sweep_contestant(points=64).predict(a, a, sigma, np.random.default_rng(0))
+    every = samplers.sweep_contestant(points=64, controls=64).predict(a, a, sigma, np.random.default_rng(0))
+    exact = samplers.displaced_iou(a, a, samplers.qmc_displacements(sigma, 64, np.random.default_rng(0)))
+    np.testing.assert_allclose(every.iou_mean, exact.mean(axis=1), atol=1e-12)
+    assert np.all(alone.iou_mean < every.iou_mean)  # 1 - |x| - |y| lies below (1 - |x|)(1 - |y|)
+    assert alone.samples.shape == (4, 64) and np.all((every.p_iou >= 0) & (every.p_iou <= 1))
