@@ -35,6 +35,8 @@ from functools import lru_cache
 import numpy as np
 import shapely
 
+from .pairs import chunk_bounds
+
 #: Boundary samples of B per pair, evenly spaced along its boundary.
 SAMPLES_PER_PAIR = 32
 #: Crossings of ∂A further than this many σ along a normal ray are folded into the linear term.
@@ -44,8 +46,8 @@ REACH_SIGMAS = 4.0
 SWEEP_MAX_VERTICES = 48
 #: The Douglas-Peucker tolerances tried, × sqrt(|A|).
 COARSEN_STEPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
-#: Bound on (boundary samples × edges of A) handled at once, so memory stays bounded.
-CHUNK_PRODUCT = 2_000_000
+#: Bound on (boundary samples × edges of A) handled at once: about 50 MB of temporaries.
+CHUNK_PRODUCT = 500_000
 #: Displacements of the summary: fixed, so the descriptors of a pair are the same in every run.
 SUMMARY_POINTS = 64
 _SUMMARY_SEED = 20261202
@@ -175,9 +177,7 @@ def _crossings(sample_pair, point, normal, edge_pair, edge_start, edge_vector, n
     first = np.cumsum(count) - count
     reps = count[sample_pair]
     out = []
-    bounds = np.searchsorted(np.cumsum(reps), np.arange(CHUNK_PRODUCT, reps.sum() + CHUNK_PRODUCT, CHUNK_PRODUCT))
-    start = 0
-    for stop in np.unique(np.minimum(np.r_[bounds + 1, len(reps)], len(reps))):
+    for start, stop in chunk_bounds(reps, CHUNK_PRODUCT):
         rows = np.arange(start, stop)
         r = reps[rows]
         sample = np.repeat(rows, r)
@@ -192,7 +192,6 @@ def _crossings(sample_pair, point, normal, edge_pair, edge_start, edge_vector, n
         # Entering A when moving along +n: the edge's outward normal (vy, -vx) points against n.
         entering = (vec[hit, 1] * nrm[hit, 0] - vec[hit, 0] * nrm[hit, 1]) < 0
         out.append((sample[hit], s[hit], entering))
-        start = stop
     if not out:
         return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, bool)
     return tuple(np.concatenate(column) for column in zip(*out))
