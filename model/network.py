@@ -129,19 +129,21 @@ class MixtureNetwork:
         self.overlap_components = int(network["overlap_components"])
         self.centroid_components = int(network["centroid_components"])
         self.residual_index = [self.descriptor_names.index(name) for name in network["residual_means"]]
-        self.mean = weights["input_mean"].astype(np.float32)
-        self.inv_std = (1.0 / weights["input_std"]).astype(np.float32)
-        self.trunk = [(weights[f"trunk_{i}_kernel"].astype(np.float32), weights[f"trunk_{i}_bias"].astype(np.float32))
+        # float64 throughout (the file stores float32): a float32 product's rounding depends on the BLAS
+        # blocking, so the same pair scored in batches of other sizes (other chunks, other Dask partitions)
+        # moved by ~1e-6; in float64 that is ~1e-15. The network costs ~10 µs per pair either way.
+        self.mean = weights["input_mean"].astype(np.float64)
+        self.inv_std = 1.0 / weights["input_std"].astype(np.float64)
+        self.trunk = [(weights[f"trunk_{i}_kernel"].astype(np.float64), weights[f"trunk_{i}_bias"].astype(np.float64))
                       for i in range(self.n_trunk)]
-        self.overlap_head = (weights["overlap_kernel"], weights["overlap_bias"])
-        self.centroid_head = (weights["centroid_kernel"], weights["centroid_bias"])
+        self.overlap_head = tuple(weights[f"overlap_{part}"].astype(np.float64) for part in ("kernel", "bias"))
+        self.centroid_head = tuple(weights[f"centroid_{part}"].astype(np.float64) for part in ("kernel", "bias"))
 
     def raw(self, descriptors):
         """Raw outputs for (n, n_inputs) descriptors."""
-        x = (np.asarray(descriptors, dtype=np.float32) - self.mean) * self.inv_std
+        x = (np.asarray(descriptors, dtype=np.float64) - self.mean) * self.inv_std
         for kernel, bias in self.trunk:
             x = self.activation(x @ kernel + bias)
-        x = x.astype(np.float64)
         overlap = x @ self.overlap_head[0] + self.overlap_head[1]
         k = self.overlap_components
         baseline = np.asarray(descriptors, dtype=np.float64)[:, self.residual_index]  # (n, 2)

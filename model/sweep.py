@@ -48,6 +48,11 @@ SWEEP_MAX_VERTICES = 48
 COARSEN_STEPS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 #: Bound on (boundary samples × edges of A) handled at once: about 50 MB of temporaries.
 CHUNK_PRODUCT = 500_000
+#: A normal ray meeting an edge of A at a sine below this is taken as parallel to it (no crossing).
+PARALLEL_SINE = 1e-9
+#: A surrogate overlap below this share of both features counts as none (as TOUCH_TOLERANCE in .encoding):
+#: a shared border's rounding is not an overlap.
+NO_OVERLAP_SHARE = 1e-9
 #: Displacements of the summary: fixed, so the descriptors of a pair are the same in every run.
 SUMMARY_POINTS = 64
 _SUMMARY_SEED = 20261202
@@ -188,7 +193,11 @@ def _crossings(sample_pair, point, normal, edge_pair, edge_start, edge_vector, n
         with np.errstate(divide="ignore", invalid="ignore"):
             s = (rel[:, 0] * vec[:, 1] - rel[:, 1] * vec[:, 0]) / denom
             t = (rel[:, 0] * nrm[:, 1] - rel[:, 1] * nrm[:, 0]) / denom
-        hit = (denom != 0) & (t >= 0) & (t < 1)
+        # A ray parallel to an edge (to within PARALLEL_SINE) does not cross it: where layers are drawn on
+        # a grid the normals of B run along many of A's edges, and rounding noise in a zero determinant
+        # would make crossings out of nothing, differently in every projection of the pair.
+        length = np.hypot(vec[:, 0], vec[:, 1])
+        hit = (np.abs(denom) > PARALLEL_SINE * length) & (t >= 0) & (t < 1)
         # Entering A when moving along +n: the edge's outward normal (vy, -vx) points against n.
         entering = (vec[hit, 1] * nrm[hit, 0] - vec[hit, 0] * nrm[hit, 1]) < 0
         out.append((sample[hit], s[hit], entering))
@@ -253,4 +262,4 @@ def sweep_summary(a, b, sigma, inter0=None, threshold=0.5):
     d = sigma[:, None, None] * summary_points()[None]
     cover_a, cover_b, iou = sweep.covers(d)
     return np.column_stack([cover_a.mean(1), cover_b.mean(1), iou.mean(1), cover_a.std(1), cover_b.std(1),
-                            (cover_a <= 0).mean(1), (iou >= threshold).mean(1)])
+                            (np.maximum(cover_a, cover_b) <= NO_OVERLAP_SHARE).mean(1), (iou >= threshold).mean(1)])

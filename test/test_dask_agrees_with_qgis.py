@@ -49,7 +49,7 @@ def test_scores_are_those_of_scorerelevance(plugin, tmp_path):
     for name in ("rel_score", "rel_p", "rel_cov", "rel_covref", "rel_sd"):
         got = np.array([np.nan if dask[k][name] is None else dask[k][name] for k in qgis], dtype=float)
         want = np.array([np.nan if qgis[k][name] is None else qgis[k][name] for k in qgis], dtype=float)
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=2e-7, err_msg=name)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=name)
 
 
 def test_matches_are_those_of_matchfeatures(plugin, tmp_path):
@@ -70,5 +70,5 @@ def test_matches_are_those_of_matchfeatures(plugin, tmp_path):
             assert [dask[k][name] for k in qgis] == [qgis[k][name] for k in qgis], name
         got = np.array([np.nan if dask[k]["m_p"] is None else dask[k]["m_p"] for k in qgis], dtype=float)
         want = np.array([np.nan if qgis[k]["m_p"] is None else qgis[k]["m_p"] for k in qgis], dtype=float)
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=2e-7)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
         assert [dask[k]["m_group"] is None for k in qgis] == [qgis[k]["m_group"] is None for k in qgis]

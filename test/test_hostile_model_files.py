@@ -47,8 +47,9 @@ def _set(key, value):
 
 def _huge_trunk(weights):
     signs = np.random.default_rng(0).choice([-1.0, 1.0], size=weights["trunk_0_kernel"].shape)
-    weights["trunk_0_kernel"] = (1e30 * signs).astype(np.float32)
-    weights["trunk_1_kernel"] = np.full_like(weights["trunk_1_kernel"], 1e30)
+    # The trunk runs in float64, so float64 weights of 1e200: two products pass 1e308.
+    weights["trunk_0_kernel"] = 1e200 * signs
+    weights["trunk_1_kernel"] = np.full(weights["trunk_1_kernel"].shape, 1e200)
 
 
 BAD_FILES = {
@@ -63,7 +64,7 @@ BAD_FILES = {
                            "not a usable"),
     "other_descriptors": (lambda p: _resave(p, mutate_config=lambda c: c["network"]["inputs"].reverse()),
                           "reads the descriptors"),
-    # Finite weights so large that real pairs overflow float32 in the trunk (a zero input does not).
+    # Finite weights so large that real pairs overflow float64 in the trunk (a zero input does not).
     "overflowing": (lambda p: _resave(p, mutate_weights=_huge_trunk), "non-finite outputs"),
 }
 

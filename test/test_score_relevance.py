@@ -202,9 +202,9 @@ def test_results_do_not_depend_on_how_pairs_are_cut_into_chunks(provider, monkey
     many_chunks = layer_rows(run(INPUT=input_layer, REFERENCE=reference_layer, REFERENCE_KEY="ref_id"))
     assert len(many_chunks) == 120
     # Keys, matches and counts are identical. Scores agree to 1e-6 relative, not bit for bit: the
-    # network runs in float32 (machine epsilon 1.2e-7), and its matrix products use BLAS kernels
-    # chosen by matrix shape, which add in different orders for different chunk sizes on some CPUs
-    # (4e-9 apart, measured on an AMD EPYC and on this project's Intel machines).
+    # network's matrix products use BLAS kernels chosen by matrix shape, which add in different orders
+    # for different chunk sizes on some CPUs (4e-9 apart in float32, measured on an AMD EPYC and on this
+    # project's Intel machines; the network runs in float64 now).
     for few, many in zip(one_chunk, many_chunks):
         assert few.keys() == many.keys()
         for key, value in few.items():

@@ -42,7 +42,7 @@ def assert_same(out, expected, side, keys_other):
     assert list(out["m_change"].astype(object).where(out["m_change"].notna(), None)) == list(change)
     want_key = [str(keys_other[q]) if q >= 0 else "None" for q in partner]
     assert [str(k) for k in out["m_key"].astype(object).where(out["m_key"].notna(), None)] == want_key
-    np.testing.assert_allclose(out["m_p"].to_numpy(dtype=float, na_value=np.nan), p, rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(out["m_p"].to_numpy(dtype=float, na_value=np.nan), p, rtol=1e-6, atol=1e-6)
     _same_partition(out["m_group"].to_numpy(dtype=float, na_value=np.nan), group)
 
 

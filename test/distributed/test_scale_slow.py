@@ -49,7 +49,7 @@ def test_one_million_scored_alike(client, layers, tmp_path):
     match = out["rel_match"].astype(object).where(out["rel_match"].notna(), None).to_numpy()
     expected = np.where(null["match"], None, values["match"]).astype(object)
     assert np.mean([str(m) == str(e) for m, e in zip(match, expected)]) == 1.0
-    np.testing.assert_allclose(out["rel_score"].to_numpy(dtype=float), values["score"], rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(out["rel_score"].to_numpy(dtype=float), values["score"], rtol=1e-6, atol=1e-6)
     assert (out["rel_n"].to_numpy(dtype=int) == values["n"]).all()
 
 
@@ -76,4 +76,4 @@ def test_one_million_matched_alike(client, layers, tmp_path):
     want = [str(keys[q]) if q >= 0 else "None" for q in expected.partner_a]
     assert [str(k) for k in out["m_key"].astype(object).where(out["m_key"].notna(), None)] == want
     assert list(out["m_change"].astype(object).where(out["m_change"].notna(), None)) == list(expected.change_a)
-    np.testing.assert_allclose(out["m_p"].to_numpy(dtype=float, na_value=np.nan), expected.p_a, rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(out["m_p"].to_numpy(dtype=float, na_value=np.nan), expected.p_a, rtol=1e-6, atol=1e-6)
