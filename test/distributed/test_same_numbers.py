@@ -40,13 +40,14 @@ def _dask(client, input_frame, reference_frame, parts=(3, 3), **options):
     return result.compute().loc[input_frame.index]
 
 
-def assert_same(out, values, null, touching_n=0, near_ties=0):
+def assert_same(out, values, null, touching_n=0, near_ties=0, absolute=ABSOLUTE):
     """``out`` (the Dask result in the input's order) against the single process's columns.
 
     touching_n : how many features may differ in their candidate count by one. Where two layers share
     borders exactly (provinces and countries), a pair whose boxes just touch can be a candidate or not by
     the last bit of a projection computed over differently sized arrays (seen on Debian 13: one province of
     4,556 with one candidate more in one engine; its match and scores were the same in both).
+    absolute : the absolute tolerance of the scores (default ``ABSOLUTE``).
     near_ties : how many features may have another best match, where its score equals the single process's
         best within the score tolerance: two candidates whose scores differ by less than the
         rounding of the network, which differs with BLAS's threads (a Dask worker runs one). Seen on world_map:
@@ -66,7 +67,7 @@ def assert_same(out, values, null, touching_n=0, near_ties=0):
             differ = got != want
             assert differ.sum() <= touching_n and np.all(np.abs(got - want)[differ] == 1), (got[differ], want[differ])
             continue
-        np.testing.assert_allclose(got, want, rtol=RELATIVE, atol=ABSOLUTE, err_msg=suffix)
+        np.testing.assert_allclose(got, want, rtol=RELATIVE, atol=absolute, err_msg=suffix)
 
 
 def test_sample_same_best_match_and_scores(client):
@@ -174,5 +175,8 @@ def test_same_layer_never_matches_itself(client):
     values, null, _ = _local(cadastre, cadastre, keys, 0.5, same_layer_ids=(positions, positions))
     out = _dask(client, cadastre, cadastre, (3, 3), reference_key="building_id", sigma=0.5, partitions=3,
                 same_layer=True)
-    assert_same(out, values, null)
+    # Walls shared exactly: one feature in 252 has differed by up to 1.6e-6 (cov, sd) between the engines,
+    # from run to run. A sweep sample or normal ray falling exactly on a vertex (a normal that turns, a crossing
+    # counted or not) flips with the last bits of the projection; its own issue. Best matches stay equal.
+    assert_same(out, values, null, absolute=1e-5)
     assert (out["rel_match"].astype(object) != out["building_id"].astype(object)).all()
