@@ -29,6 +29,8 @@ from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, load_model_f
 QMC_POINTS = 256
 #: Scale of the point mass of pairs that cannot overlap (:func:`zero_where`), in cover units.
 ZERO_MASS_SD = 1e-4
+#: SD of the point mass at the exact covers of a pair at σ = 0.
+EXACT_MASS_SD = 1e-9
 QMC_SEED = 20261122
 # Rows per QMC batch: QMC_POINTS × rows values per array, small enough to stay in cache
 # (4096 rows ran at half the speed on a 2-core EPYC).
@@ -156,8 +158,14 @@ class OverlapModel:
             raise ModelFileError(
                 f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
                 f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
-        overlap = zero_where(mixture_from_raw(raw.overlap, self.network.overlap_components, 2),
-                             context["cannot_overlap"])
+        overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
+        # σ = 0: nothing moves, so the overlap is the exact one of the model geometries (a point mass there,
+        # not the network's estimate of it: through the network, 111 of world_map's 4,526 best matches at
+        # σ = 0 strayed from the full-detail truth in `make bench`).
+        still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
+        exact = context["overlap0"]
+        overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]), EXACT_MASS_SD)
+        overlap = zero_where(overlap, context["cannot_overlap"])
         centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -213,20 +221,27 @@ class OverlapModel:
         )
 
 
-def zero_where(overlap: GaussianMixture, rows) -> GaussianMixture:
-    """The mixture with ``rows`` (bool (n,)) replaced by a point mass just below (0, 0): every quasi-random
-    point of it clips to covers of exactly 0, so such a pair's mean IoU, SD and P(IoU >= t) are exactly 0."""
+def point_mass_where(overlap: GaussianMixture, rows, centre, sd) -> GaussianMixture:
+    """The mixture with ``rows`` (bool (n,)) replaced by one component at ``centre`` ((n, 2) or (2,)
+    covers) with standard deviation ``sd`` on both axes and no correlation."""
     rows = np.asarray(rows, dtype=bool)
     if not rows.any():
         return overlap
     log_weights, means = overlap.log_weights.copy(), overlap.means.copy()
     sigmas, rho = overlap.sigmas.copy(), overlap.rho.copy()
+    centre = np.broadcast_to(np.asarray(centre, dtype=float), (len(rows), 2))
     log_weights[rows] = -np.inf
     log_weights[rows, 0] = 0.0
-    means[rows] = -ZERO_MASS_SD * 6.0
-    sigmas[rows] = ZERO_MASS_SD
+    means[rows] = centre[rows, None, :]
+    sigmas[rows] = sd
     rho[rows] = 0.0
     return GaussianMixture.from_components(log_weights, means, sigmas, rho)
+
+
+def zero_where(overlap: GaussianMixture, rows) -> GaussianMixture:
+    """The mixture with ``rows`` (bool (n,)) replaced by a point mass just below (0, 0): every quasi-random
+    point of it clips to covers of exactly 0, so such a pair's mean IoU, SD and P(IoU >= t) are exactly 0."""
+    return point_mass_where(overlap, rows, (-ZERO_MASS_SD * 6.0, -ZERO_MASS_SD * 6.0), ZERO_MASS_SD)
 
 
 def _usable_network(config, weights, path):

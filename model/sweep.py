@@ -55,6 +55,8 @@ PARALLEL_SINE = 1e-9
 NO_OVERLAP_SHARE = 1e-9
 #: Displacements of the summary: fixed, so the descriptors of a pair are the same in every run.
 SUMMARY_POINTS = 64
+#: Pairs summarised at once: a few dozen crossings a pair × 64 displacements × 8 bytes, a few arrays, ~20 MB.
+SUMMARY_BLOCK_PAIRS = 1024
 _SUMMARY_SEED = 20261202
 
 
@@ -256,10 +258,16 @@ SWEEP_NAMES = ("sweep_cover_a", "sweep_cover_b", "sweep_iou", "sweep_sd_a", "swe
 def sweep_summary(a, b, sigma, inter0=None, threshold=0.5):
     """(n, len(SWEEP_NAMES)) the surrogate's mean cover_a, cover_b and IoU, the SDs of the covers,
     P(no overlap) and P(IoU ≥ threshold) at σ, from the :data:`SUMMARY_POINTS` fixed displacements."""
-    a = np.asarray(a, dtype=object)
-    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),))
-    sweep = build_sweep(a, b, sigma, inter0)
-    d = sigma[:, None, None] * summary_points()[None]
-    cover_a, cover_b, iou = sweep.covers(d)
-    return np.column_stack([cover_a.mean(1), cover_b.mean(1), iou.mean(1), cover_a.std(1), cover_b.std(1),
-                            (np.maximum(cover_a, cover_b) <= NO_OVERLAP_SHARE).mean(1), (iou >= threshold).mean(1)])
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    n = len(a)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
+    inter0 = None if inter0 is None else np.asarray(inter0, dtype=float)
+    out = np.zeros((n, len(SWEEP_NAMES)))
+    for start in range(0, n, SUMMARY_BLOCK_PAIRS):  # bounds the (crossings × displacements) temporaries
+        rows = slice(start, start + SUMMARY_BLOCK_PAIRS)
+        sweep = build_sweep(a[rows], b[rows], sigma[rows], None if inter0 is None else inter0[rows])
+        cover_a, cover_b, iou = sweep.covers(sigma[rows, None, None] * summary_points()[None])
+        out[rows] = np.column_stack([
+            cover_a.mean(1), cover_b.mean(1), iou.mean(1), cover_a.std(1), cover_b.std(1),
+            (np.maximum(cover_a, cover_b) <= NO_OVERLAP_SHARE).mean(1), (iou >= threshold).mean(1)])
+    return out

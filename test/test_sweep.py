@@ -108,6 +108,7 @@ def test_summary_is_independent_of_batching_and_chunking(monkeypatch):
     whole = sweep_summary(a, b, sigma)
     halves = np.vstack([sweep_summary(a[:17], b[:17], sigma[:17]), sweep_summary(a[17:], b[17:], sigma[17:])])
     monkeypatch.setattr(sweep, "CHUNK_PRODUCT", 300)
+    monkeypatch.setattr(sweep, "SUMMARY_BLOCK_PAIRS", 7)
     chunked = sweep_summary(a, b, sigma)
     np.testing.assert_allclose(halves, whole, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(chunked, whole, rtol=1e-9, atol=1e-12)
