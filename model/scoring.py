@@ -159,9 +159,8 @@ class OverlapModel:
                 f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
                 f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
         overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
-        # σ = 0: nothing moves, so the overlap is the exact one of the model geometries (a point mass there,
-        # not the network's estimate of it: through the network, 111 of world_map's 4,526 best matches at
-        # σ = 0 strayed from the full-detail truth in `make bench`).
+        # σ = 0: nothing moves, so the overlap is the exact one of the model geometries: a point mass there,
+        # not the network's estimate of it.
         still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
         exact = context["overlap0"]
         overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]), EXACT_MASS_SD)
