@@ -370,8 +370,8 @@ class BestMatches:
 
     For each of n_a input positions: the number of candidate pairs seen, and the summary
     values and reference position of the pair with the highest expected IoU so far (a tie
-    goes to the reference feature that comes first in its layer). Holds (n_a,) arrays, not the pairs, so a layer's results can be
-    gathered, and written, while later chunks are still being scored.
+    goes to the reference feature that comes first in its layer). Holds (n_a,) arrays, not the
+    pairs, so a layer's results can be gathered, and written, while later chunks are still being scored.
 
     Attributes: count (n_a,) int64; index_b (n_a,) int64 reference position, -1 without a
     candidate; values (n_a, len(COLUMNS)) float64, named by COLUMNS (0 without a candidate).

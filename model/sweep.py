@@ -35,6 +35,7 @@ from functools import lru_cache
 import numpy as np
 import shapely
 
+from .overlap import _ratio
 from .pairs import chunk_bounds
 
 #: Boundary samples of B per pair, evenly spaced along its boundary.
@@ -100,10 +101,7 @@ class Sweep:
         """(cover_a, cover_b, iou), each (n, k), of the surrogate at displacements d (n, k, 2)."""
         inter = self.intersection(d)
         area_a, area_b = self.area_a[:, None], self.area_b[:, None]
-        union = area_a + area_b - inter
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (np.where(area_a > 0, inter / area_a, 0.0), np.where(area_b > 0, inter / area_b, 0.0),
-                    np.where(union > 0, inter / union, 0.0))
+        return _ratio(inter, area_a), _ratio(inter, area_b), _ratio(inter, area_a + area_b - inter)
 
 
 def oriented_edges(geoms):
