@@ -55,6 +55,8 @@ CHUNK_ELEMENTS = 2_000_000
 QUADRATURE_NODES = 16
 #: A smooth piece is at most this many σ (in units of c/σ) long: 16 nodes are exact to ~1e-15 there.
 PIECE_SIGMAS = 4.0
+#: Edge pairs × shifts of the exact kernel handled at once (small enough to stay in cache).
+SHIFT_CHUNK_ELEMENTS = 131_072
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
 
 
@@ -140,8 +142,7 @@ def _positive_part_integral(length, low, high):
     """∫ over an interval of ``length`` of (h)⁺ for h linear with end values ``low``, ``high``."""
     positive = np.maximum(low, 0.0) + np.maximum(high, 0.0)
     scale = np.abs(low) + np.abs(high)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(scale > 0.0, length * positive * positive / (2.0 * np.where(scale > 0, scale, 1.0)), 0.0)
+    return length * positive * positive / (2.0 * np.maximum(scale, np.finfo(float).tiny))
 
 
 # ==========================================================================
@@ -166,24 +167,27 @@ def overlap_at_shifts(a, b, d):
         return np.zeros((n, k))
     pair, ia, ib = edge_pairs(edges_a, edges_b, n, d[..., 0].min(axis=1), d[..., 0].max(axis=1),
                               d[..., 1].max(axis=1))
-    total = np.zeros(n * k)
-    columns = np.arange(k)
-    for start, stop in chunk_bounds(np.full(pair.size, k), CHUNK_ELEMENTS):
+    # Per edge pair: u = x − (A's left end); the gap h = g − f is K + dy + m_b δ + (m_b − m_a) u with
+    # δ = (A's left end) − (B's left end) − dx, on u ∈ [max(0, −δ), min(w_a, w_b − δ)].
+    slope_a = (edges_a["y1"] - edges_a["y0"]) / (edges_a["x1"] - edges_a["x0"])
+    slope_b = (edges_b["y1"] - edges_b["y0"]) / (edges_b["x1"] - edges_b["x0"])
+    total = np.zeros((n, k))
+    for start, stop in chunk_bounds(np.full(pair.size, k), SHIFT_CHUNK_ELEMENTS):
         p, ea, eb = pair[start:stop], ia[start:stop], ib[start:stop]
-        dx, dy = d[p, :, 0], d[p, :, 1]
-        bx0 = edges_b["x0"][eb][:, None] + dx
-        bx1 = edges_b["x1"][eb][:, None] + dx
-        low = np.maximum(edges_a["x0"][ea][:, None], bx0)
-        high = np.minimum(edges_a["x1"][ea][:, None], bx1)
-        length = high - low
-        meets = length > 0.0
-        low, high = np.where(meets, low, 0.0), np.where(meets, high, 0.0)
-        h_low = _height(edges_b, eb, low - dx) + dy - _height(edges_a, ea, low)
-        h_high = _height(edges_b, eb, high - dx) + dy - _height(edges_a, ea, high)
-        term = np.where(meets, _positive_part_integral(length, h_low, h_high), 0.0)
+        width_a = (edges_a["x1"][ea] - edges_a["x0"][ea])[:, None]
+        width_b = (edges_b["x1"][eb] - edges_b["x0"][eb])[:, None]
+        m_b = slope_b[eb][:, None]
+        delta = (edges_a["x0"][ea] - edges_b["x0"][eb])[:, None] - d[p, :, 0]
+        u_low = np.maximum(-delta, 0.0)
+        length = np.minimum(width_a, width_b - delta) - u_low
+        base = (edges_b["y0"][eb] - edges_a["y0"][ea])[:, None] + d[p, :, 1] + m_b * delta
+        rate = m_b - slope_a[ea][:, None]
+        h_low = base + rate * u_low
+        h_high = h_low + rate * np.maximum(length, 0.0)
+        term = _positive_part_integral(np.maximum(length, 0.0), h_low, h_high)
         term *= -(edges_a["sign"][ea] * edges_b["sign"][eb])[:, None]
-        total += np.bincount((p[:, None] * k + columns).ravel(), term.ravel(), minlength=n * k)
-    total = total.reshape(n, k)
+        first = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1]  # edge pairs are sorted by pair
+        total[p[first]] += np.add.reduceat(term, first, axis=0)
     return np.clip(total, 0.0, np.minimum(polygon_areas(a), polygon_areas(b))[:, None])
 
 
@@ -198,35 +202,53 @@ def iou_at_shifts(a, b, d):
 # ==========================================================================
 # The expected overlap.
 # ==========================================================================
+#: Beyond this |z|, Φ(z) is taken as 0 or 1 and φ(z) as 0 (both below 1e-19): erfc is only evaluated inside.
+_NORMAL_CUT = 9.0
+
+
+def _cdf_and_pdf(z):
+    """(Φ(z), φ(z)), exact to 1e-19 absolute, with erfc evaluated only where |z| < _NORMAL_CUT."""
+    inside = np.abs(z) < _NORMAL_CUT
+    cdf = (z > 0).astype(float)
+    pdf = np.zeros(z.shape)
+    cdf[inside] = normal_cdf(z[inside])
+    pdf[inside] = normal_pdf(z[inside])
+    return cdf, pdf
+
+
 def _psi(c, sigma):
     """ψ(c) = E[(c + dy)⁺] for dy ~ N(0, σ²)."""
-    z = c / sigma
-    return c * normal_cdf(z) + sigma * normal_pdf(z)
+    cdf, pdf = _cdf_and_pdf(c / sigma)
+    return c * cdf + sigma * pdf
 
 
 def _psi_antiderivative(c, sigma):
     """Ψ(c) = ∫ ψ = ½(c² + σ²)Φ(c/σ) + ½cσφ(c/σ)."""
-    z = c / sigma
-    return 0.5 * (c * c + sigma * sigma) * normal_cdf(z) + 0.5 * c * sigma * normal_pdf(z)
+    cdf, pdf = _cdf_and_pdf(c / sigma)
+    return 0.5 * (c * c + sigma * sigma) * cdf + 0.5 * c * sigma * pdf
 
 
 def _psi_interval_integral(c_low, c_high, length, sigma):
     """∫ ψ(c(x)) dx over an interval of ``length`` on which c runs linearly from c_low to c_high.
 
     (Ψ(c_high) − Ψ(c_low)) / slope, or, where c hardly changes (the difference would cancel), the
-    midpoint Taylor series L[ψ(m) + Δ²/24 ψ''(m) + Δ⁴/1920 ψ''''(m)], Δ = c_high − c_low.
+    midpoint Taylor series L[ψ(m) + Δ²/24 ψ″(m) + Δ⁴/1920 ψ⁗(m)], Δ = c_high − c_low.
+    All arguments of one shape.
     """
     delta = c_high - c_low
     flat = np.abs(delta) <= 1e-2 * sigma
-    middle = 0.5 * (c_low + c_high)
-    z = middle / sigma
-    pdf = normal_pdf(z)
-    taylor = length * (_psi(middle, sigma) + delta * delta / 24.0 * pdf / sigma
-                       + delta ** 4 / 1920.0 * pdf * (z * z - 1.0) / sigma ** 3)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        exact = (_psi_antiderivative(c_high, sigma) - _psi_antiderivative(c_low, sigma)) * (
-            length / np.where(flat, 1.0, delta))
-    return np.where(flat, taylor, exact)
+    out = np.empty(delta.shape)
+    steep = ~flat
+    out[steep] = (_psi_antiderivative(c_high[steep], sigma[steep]) - _psi_antiderivative(c_low[steep], sigma[steep])
+                  ) * (length[steep] / delta[steep])
+    if flat.any():
+        d, s = delta[flat], sigma[flat]
+        middle = 0.5 * (c_low[flat] + c_high[flat])
+        z = middle / s
+        cdf, pdf = _cdf_and_pdf(z)
+        out[flat] = length[flat] * (middle * cdf + s * pdf + d * d / 24.0 * pdf / s
+                                    + d ** 4 / 1920.0 * pdf * (z * z - 1.0) / s ** 3)
+    return out
 
 
 def _mean_pieces(edges_a, edges_b, ia, ib, sigma):
@@ -303,7 +325,7 @@ def expected_overlap(a, b, sigma):
         length = np.maximum(high - low, 0.0)
         c_low = _height_at(edges_b, e_b, low - dx) - _height_at(edges_a, e_a, low)
         c_high = _height_at(edges_b, e_b, high - dx) - _height_at(edges_a, e_a, high)
-        value = np.where(length > 0.0, _psi_interval_integral(c_low, c_high, length, s[r]), 0.0)
+        value = _psi_interval_integral(c_low, c_high, length, np.broadcast_to(s[r], length.shape))
         term = -(edges_a["sign"][ea] * edges_b["sign"][eb])[row] * np.sum(value * weight, axis=1)
         total += np.bincount(p[row], term, minlength=len(a))
     out[moving] = np.clip(total, 0.0, np.minimum(polygon_areas(a), polygon_areas(b)))
