@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover - QGIS without SciPy
 
 #: Overlays per pair of the sampler contestants: 1, 2, 4, ..., 256.
 K_VALUES = tuple(2 ** j for j in range(9))
+#: Shifts per pair of the exact-kernel contestants (:mod:`..shift_overlap`, no GEOS per shift): 8, 16, ..., 1024.
+EXACT_K_VALUES = tuple(2 ** j for j in range(3, 11))
 #: IoU threshold of P(IoU ≥ threshold).
 THRESHOLD = 0.5
 #: Vertices per GEOS call of :func:`displaced_iou` (bounds the memory of the displaced copies).
@@ -178,8 +180,43 @@ def sweep_contestant(points=256, controls=0, threshold=THRESHOLD):
     return Contestant(name, "sweep", int(controls), predict)
 
 
-def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD, sweep_controls=(0, 2, 4)):
-    """The model, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls."""
+def exact_kernel_contestant(k, control=False, threshold=THRESHOLD):
+    """Randomised QMC at k shifts with the exact overlap kernel of :mod:`..shift_overlap` ("exact-QMC-k"), and
+    with the exact expected overlap as a control variate ("exact-QMC-k+CV").
+
+    The shifts are those of QMC-k (scrambled Sobol' through the inverse normal CDF); the overlap at each is
+    exact, without GEOS. With the control, the mean IoU and P(IoU ≥ threshold) are corrected by
+    β (E|A ∩ (B + d)| − mean overlap of the k shifts), β each pair's least-squares slope of the IoU (or of
+    the indicator) on the overlap over its k shifts; the predictive samples stay the k exact IoUs.
+    """
+    from ..shift_overlap import expected_overlap, overlap_at_shifts, polygon_areas
+
+    def predict(a, b, sigma, rng):
+        inter = overlap_at_shifts(a, b, qmc_displacements(sigma, k, rng))
+        area_a, area_b = polygon_areas(a)[:, None], polygon_areas(b)[:, None]
+        iou = _ratio(inter, area_a + area_b - inter)
+        mean, hit = iou.mean(axis=1), (iou >= threshold)
+        p = hit.mean(axis=1)
+        if control:
+            centred = inter - inter.mean(axis=1, keepdims=True)
+            spread = np.mean(centred * centred, axis=1)
+            gap = expected_overlap(a, b, sigma) - inter.mean(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = np.where(spread > 0.0, gap / np.where(spread > 0.0, spread, 1.0), 0.0)
+            mean = np.clip(mean + scale * np.mean((iou - mean[:, None]) * centred, axis=1), 0.0, 1.0)
+            p = np.clip(p + scale * np.mean((hit - p[:, None]) * centred, axis=1), 0.0, 1.0)
+        return Forecast(mean, p, iou)
+
+    name = f"exact-QMC-{k}" + ("+CV" if control else "")
+    return Contestant(name, "exact_cv" if control else "exact", int(k), predict)
+
+
+def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD, sweep_controls=(0, 2, 4),
+                        exact_ks=EXACT_K_VALUES):
+    """The model, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls,
+    then the exact-kernel QMC-k for every k in ``exact_ks``, without and with the exact mean as a control."""
     return ([model_contestant(model, model_samples, threshold)] + [qmc_contestant(k, threshold) for k in ks]
             + [mc_contestant(k, threshold) for k in ks]
-            + [sweep_contestant(controls=k, threshold=threshold) for k in sweep_controls])
+            + [sweep_contestant(controls=k, threshold=threshold) for k in sweep_controls]
+            + [exact_kernel_contestant(k, False, threshold) for k in exact_ks]
+            + [exact_kernel_contestant(k, True, threshold) for k in exact_ks])

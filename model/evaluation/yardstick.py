@@ -63,7 +63,7 @@ from .metrics import (
     sigma_bucket_labels,
     target_status,
 )
-from .samplers import K_VALUES, THRESHOLD, default_contestants, exact_iou
+from .samplers import EXACT_K_VALUES, K_VALUES, THRESHOLD, default_contestants, exact_iou
 
 DEFAULTS = {"pairs": 600, "sample_pairs": 150, "world_pairs": 60, "truth_draws": 2048, "model_samples": 1024,
             "repeats": 3}
@@ -272,15 +272,16 @@ def _summary(per_pair, rows=slice(None)):
 def run_yardstick(model_path=None, pairs=DEFAULTS["pairs"], sample_pairs=DEFAULTS["sample_pairs"],
                   world_pairs=DEFAULTS["world_pairs"], truth_draws=DEFAULTS["truth_draws"],
                   model_samples=DEFAULTS["model_samples"], repeats=DEFAULTS["repeats"], ks=K_VALUES,
-                  contestants=None, progress=True, cache=CACHE, sets=None):
+                  contestants=None, progress=True, cache=CACHE, sets=None, exact_ks=EXACT_K_VALUES):
     """Measure the model and the samplers on the held-out pairs; returns a JSON-able dict.
 
     ``contestants`` : a list of :class:`.samplers.Contestant` (default: the model, QMC-k and MC-k for
-    k in ``ks``); ``sets`` : a list of :class:`PairSet` instead of the default data.
+    k in ``ks``, the sweep, and the exact-kernel QMC-k with and without control for k in ``exact_ks``);
+    ``sets`` : a list of :class:`PairSet` instead of the default data.
     """
     started = time.perf_counter()
     model = load_model(model_path)
-    contestants = contestants or default_contestants(model, ks, model_samples)
+    contestants = contestants or default_contestants(model, ks, model_samples, exact_ks=exact_ks)
     sets = sets if sets is not None else yardstick_sets(pairs, sample_pairs, world_pairs, progress=progress,
                                                         cache=cache)
     step = time.perf_counter()
@@ -323,6 +324,7 @@ def run_yardstick(model_path=None, pairs=DEFAULTS["pairs"], sample_pairs=DEFAULT
         "settings": {"pairs": int(pairs), "sample_pairs": int(sample_pairs), "world_pairs": int(world_pairs),
                      "truth_draws": int(truth_draws), "truth_seed": TRUTH_SEED, "held_out_seed": HELD_OUT_SEED,
                      "model_samples": int(model_samples), "repeats": int(repeats), "ks": [int(k) for k in ks],
+                     "exact_ks": [int(k) for k in exact_ks],
                      "threshold": THRESHOLD, "interval_level": INTERVAL_LEVEL,
                      "building_sigmas_m": list(BUILDING_SIGMAS_M), "world_sigmas_m": list(WORLD_SIGMAS_M),
                      "world_max_vertices": WORLD_MAX_VERTICES, "model": _display_path(model.path),
@@ -335,6 +337,7 @@ def run_yardstick(model_path=None, pairs=DEFAULTS["pairs"], sample_pairs=DEFAULT
         "contestants": rows,
     }
     results["equivalents"] = equivalents(rows)
+    results["exact_equivalents"] = equivalents(rows, ("exact", "exact_cv"))
     results["groups"] = _groups(per_pair, kind, sigma, all_truth, [c.name for c in contestants])
     results["model_parts"] = _model_parts(model, sets, repeats)
     names = [c.name for c in contestants]
@@ -504,6 +507,9 @@ def render_section(results, heading="##", plot="../docs/yardstick.png"):
         f"`summarise_overlap` (mean and P), its distribution from {s['model_samples']} QMC points of the mixture. "
         f"sweep: the boundary-sweep surrogate the model reads (`model/sweep.py`) alone at 256 QMC points; "
         f"sweep+CV-k: its mean IoU and P corrected by k exact overlays at the first k of those points. "
+        f"exact-QMC-k: the QMC-k shifts with the overlap at each from the exact edge-pair kernel "
+        f"(`model/shift_overlap.py`, no GEOS per shift; k = 8 … 1,024); exact-QMC-k+CV: the same with the exact "
+        f"expected overlap as a control variate of the mean IoU and P (per-pair regression slope). "
         f"Cost: median of {s['repeats']} runs in one process ({s['machine']}), per pair, and in exact overlays (one "
         f"batched A ∩ B overlay per pair: {results['overlay_us_per_pair']:.0f} µs on these pairs).\n")
     out.append(_table(["Metric", "Measured", "Target", "Status"],
@@ -534,6 +540,24 @@ def render_section(results, heading="##", plot="../docs/yardstick.png"):
     header = ["Measure", "Model", "QMC equivalent k", "MC equivalent k", "Strongest sampler at the model's accuracy",
               "Speed ratio"]
     out.append(_table(header, rows) + "\n")
+    exact = results.get("exact_equivalents") or {}
+    if any(e.get("families") for e in exact.values()):
+        rows = []
+        for measure, label in MEASURES.items():
+            fam = exact[measure]["families"]
+            cells = []
+            for family in ("exact", "exact_cv"):
+                f = fam.get(family)
+                cells += (["—", "—"] if not f or f["cost_overlays_at_model_accuracy"] is None else
+                          [_equivalent(f), f"{_number(f['cost_overlays_at_model_accuracy'], 2)}"
+                           + (" (extrapolated)" if f["extrapolated"] else "")])
+            geos = eq[measure]["families"].get("qmc", {}).get("cost_overlays_at_model_accuracy")
+            rows.append([label, _number(exact[measure]["model"]), *cells, _number(geos, 1)])
+        out.append("The exact kernel at the model's accuracy (the largest k no more accurate than the model, and the "
+                   "cost in overlays at which its frontier reaches the model's error, log-log between the k's), "
+                   "against GEOS QMC's cost there:\n")
+        out.append(_table(["Measure", "Model", "exact-QMC equivalent k", "exact-QMC overlays",
+                           "exact-QMC+CV equivalent k", "exact-QMC+CV overlays", "GEOS QMC overlays"], rows) + "\n")
     api = results.get("model_api") or {}
     if api:
         out.append("Through the Python API from EPSG:4326 (`OverlapModel.predict`: frames, simplification, "
@@ -605,6 +629,13 @@ def plot_frontier(results, path):
             rows = frontier(results["contestants"], family)
             axes.plot([r["cost_overlays"] for r in rows], [max(r[measure], 1e-6) for r in rows], style,
                       label=f"{family.upper()}-k, k = 1 … {rows[-1]['k']}" if rows else family)
+        for family, style, colour in (("exact", "D-", "tab:purple"), ("exact_cv", "v-", "tab:brown")):
+            rows = frontier(results["contestants"], family)
+            if rows:
+                axes.plot([r["cost_overlays"] for r in rows], [max(r[measure], 1e-6) for r in rows], style,
+                          color=colour, markersize=4, label=("exact kernel" if family == "exact" else
+                                                             "exact kernel + exact-mean control")
+                          + f", k = {rows[0]['k']} … {rows[-1]['k']}")
         sweep = frontier(results["contestants"], "sweep")
         if sweep:
             axes.plot([r["cost_overlays"] for r in sweep], [max(r[measure], 1e-6) for r in sweep], "^:",
@@ -623,7 +654,7 @@ def plot_frontier(results, path):
         axes.set_title(label)
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=8)
-    figure.suptitle("The model against exact QMC and MC sampling (held-out pairs, σ > 0)")
+    figure.suptitle("The model against exact QMC and MC sampling and the exact kernel (held-out pairs, σ > 0)")
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -658,12 +689,14 @@ def main(argv=None):
     parser.add_argument("--truth-draws", type=int, default=DEFAULTS["truth_draws"], help="MC truth draws per pair")
     parser.add_argument("--repeats", type=int, default=DEFAULTS["repeats"], help="timed runs per contestant")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the bundled model)")
+    parser.add_argument("--exact-ks", type=int, nargs="*", default=list(EXACT_K_VALUES),
+                        help="shifts per pair of the exact-kernel contestants (none: leave them out)")
     parser.add_argument("--out-json", type=Path, default=JSON_PATH)
     parser.add_argument("--out-md", type=Path, default=MARKDOWN_PATH)
     parser.add_argument("--plot", type=Path, default=PLOT_PATH)
     args = parser.parse_args(argv)
     results = run_yardstick(args.model, args.pairs, args.sample_pairs, args.world_pairs, args.truth_draws,
-                            repeats=args.repeats)
+                            repeats=args.repeats, exact_ks=tuple(args.exact_ks))
     write_outputs(results, args.out_json, args.out_md, args.plot)
     print(f"Yardstick: {args.out_json}, {args.out_md}, {args.plot} ({results['runtime_seconds']:.0f} s)")
     for row in results["targets"]:

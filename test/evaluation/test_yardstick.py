@@ -151,7 +151,7 @@ def results():
     synthetic = yardstick.PairSet("synthetic", pool.a[rows], pool.b[rows], pool.sigma[rows], pool.kind[rows])
     sets = [synthetic] + yardstick.yardstick_sets(0, 6, 0, progress=False)
     return yardstick.run_yardstick(truth_draws=256, model_samples=256, repeats=1, ks=(1, 2, 8, 64), progress=False,
-                                   sets=sets)
+                                   sets=sets, exact_ks=(8, 64))
 
 
 def test_the_results_are_json_with_every_part(results):
@@ -159,7 +159,9 @@ def test_the_results_are_json_with_every_part(results):
     assert {"settings", "sets", "overlay_us_per_pair", "truth", "contestants", "equivalents", "groups",
             "never_overlap", "constant_iou", "model_parts", "model_api", "targets", "runtime_seconds"} <= set(again)
     assert [c["name"] for c in again["contestants"]] == ["model", "QMC-1", "QMC-2", "QMC-8", "QMC-64", "MC-1", "MC-2",
-                                                        "MC-8", "MC-64", "sweep", "sweep+CV-2", "sweep+CV-4"]
+                                                        "MC-8", "MC-64", "sweep", "sweep+CV-2", "sweep+CV-4",
+                                                        "exact-QMC-8", "exact-QMC-64", "exact-QMC-8+CV",
+                                                        "exact-QMC-64+CV"]
     assert [c["k"] for c in again["contestants"] if c["family"] == "sweep"] == [0, 2, 4]
     assert again["sets"]["synthetic"]["pairs"] == 30 and again["sets"]["buildings"]["pairs"] == 6
     for c in again["contestants"]:
@@ -215,3 +217,20 @@ def test_control_variates_make_the_sweep_exact_where_it_is_exact_to_first_order(
     np.testing.assert_allclose(every.iou_mean, exact.mean(axis=1), atol=1e-12)
     assert np.all(alone.iou_mean < every.iou_mean)  # 1 - |x| - |y| lies below (1 - |x|)(1 - |y|)
     assert alone.samples.shape == (4, 64) and np.all((every.p_iou >= 0) & (every.p_iou <= 1))
+
+
+def test_the_exact_kernel_contestants_see_what_geos_sees_and_the_control_helps():
+    side, sigma = 10.0, 1.0
+    iou, _ = square_pair_truth(side, sigma)
+    square = shapely.box(-side / 2, -side / 2, side / 2, side / 2)
+    rotated = shapely.affinity.rotate(square, 30.0)
+    a, b = np.array([square] * 32 + [rotated] * 32), np.array([square] * 32 + [square] * 32)
+    geos = samplers.qmc_contestant(16).predict(a, b, np.full(64, sigma), np.random.default_rng(3))
+    exact = samplers.exact_kernel_contestant(16).predict(a, b, np.full(64, sigma), np.random.default_rng(3))
+    np.testing.assert_allclose(exact.iou_samples(), geos.iou_samples(), rtol=0, atol=1e-12)
+    controlled = samplers.exact_kernel_contestant(16, control=True).predict(a[:32], b[:32], np.full(32, sigma),
+                                                                            np.random.default_rng(4))
+    plain = samplers.exact_kernel_contestant(16).predict(a[:32], b[:32], np.full(32, sigma), np.random.default_rng(4))
+    assert np.mean(np.abs(controlled.iou_mean - iou)) < 0.5 * np.mean(np.abs(plain.iou_mean - iou))
+    names = [c.name for c in samplers.default_contestants(None, ks=(1,), exact_ks=(8,))]
+    assert names[-2:] == ["exact-QMC-8", "exact-QMC-8+CV"]
