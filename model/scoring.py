@@ -84,6 +84,47 @@ def summarise_overlap(overlap: GaussianMixture, threshold=0.5, m=QMC_POINTS, see
     return OverlapSummary(out["iou"], sd, out["ca"], out["cb"], out["p"])
 
 
+#: Quasi-random points of the mixture behind :func:`iou_quantiles` (fixed, so answers are deterministic).
+QUANTILE_POINTS = 4096
+
+
+def _levels(levels):
+    levels = np.atleast_1d(np.asarray(levels, dtype=float))
+    if levels.ndim != 1 or np.any(~((levels >= 0) & (levels <= 1))):
+        raise ValueError("levels must be a 1-D array of probabilities in [0, 1]")
+    return levels
+
+
+def cover_quantiles(overlap: GaussianMixture, levels, axis):
+    """(n, m) quantiles of cover_a (axis 0) or cover_b (axis 1) of (n,) overlap mixtures at (m,) levels.
+
+    Exact: the cover's marginal is a 1-D Gaussian mixture, and clipping to [0, 1] is monotone, so its
+    quantile is the clipped quantile of that mixture.
+    """
+    levels = _levels(levels)
+    marginal = GaussianMixture.from_components(overlap.log_weights, overlap.means[..., axis:axis + 1],
+                                               overlap.sigmas[..., axis:axis + 1])
+    return np.clip(marginal.quantile(levels[:, None]), 0.0, 1.0).T
+
+
+def iou_quantiles(overlap: GaussianMixture, levels, m=QUANTILE_POINTS, seed=QMC_SEED):
+    """(n, m_levels) quantiles of the IoU of (n,) overlap mixtures at (m_levels,) levels in [0, 1].
+
+    The IoU is a function of both covers, so its quantiles come from ``m`` fixed quasi-random points of
+    each mixture (as :func:`summarise_overlap`), through :func:`iou_from_covers`; linear interpolation
+    between order statistics. Monotone in the level.
+    """
+    levels = _levels(levels)
+    n = len(overlap)
+    out = np.zeros((n, levels.size))
+    for start in range(0, n, _QMC_ROWS // 4):  # (m, rows) samples per block
+        rows = slice(start, min(n, start + _QMC_ROWS // 4))
+        points = overlap[rows].quasi_samples(m, seed)
+        iou = iou_from_covers(points[..., 0], points[..., 1])
+        out[rows] = np.quantile(iou, levels, axis=0).T
+    return out
+
+
 @dataclass
 class Prediction:
     """The model's answer for n pairs.
@@ -113,6 +154,18 @@ class Prediction:
     def p_iou_at_least(self, threshold):
         """P(IoU >= threshold) per pair; threshold is a scalar or (n,)."""
         return summarise_overlap(self.overlap, threshold).p_iou
+
+    def iou_quantile(self, levels):
+        """(n, m) quantiles of each pair's IoU at (m,) levels in [0, 1] (see :func:`iou_quantiles`)."""
+        return iou_quantiles(self.overlap, levels)
+
+    def cover_a_quantile(self, levels):
+        """(n, m) quantiles of each pair's cover_a = |A∩B|/|A| at (m,) levels (exact, :func:`cover_quantiles`)."""
+        return cover_quantiles(self.overlap, levels, 0)
+
+    def cover_b_quantile(self, levels):
+        """(n, m) quantiles of each pair's cover_b = |A∩B|/|B| at (m,) levels (exact, :func:`cover_quantiles`)."""
+        return cover_quantiles(self.overlap, levels, 1)
 
     def centroid_to_crs(self, x, y, pair_index, crs=None):
         """Frame metres of pairs ``pair_index`` -> coordinates in ``crs`` (default: the input CRS)."""
