@@ -336,3 +336,159 @@ def _height_at(edges, index, x):
     """Height of edges ``index`` (any shape) at x (same shape)."""
     x0, x1 = edges["x0"][index], edges["x1"][index]
     return edges["y0"][index] + (edges["y1"][index] - edges["y0"][index]) * ((x - x0) / (x1 - x0))
+
+
+# ==========================================================================
+# The atoms: P(no overlap) and P(the smaller contained in the larger).
+# ==========================================================================
+def gaussian_measure(geoms, sigma):
+    """(n,) P(d ∈ G) for d ~ N(0, σ²I₂) and (n,) polygons G (None/empty: 0), σ (n,) or scalar metres.
+
+    Closed form: the sum over G's oriented edges (p → q, G to the left) of the signed measure of the
+    triangle (0, p, q), Δθ/2π − sign(h)[T(|h|/σ, q·u/|h|) − T(|h|/σ, p·u/|h|)], with u the edge's
+    direction, h = p × u its signed distance from 0 and T Owen's T function.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
+    pair, p, vector = oriented_edges(geoms)
+    if not pair.size:
+        return np.zeros(n)
+    q = p + vector
+    u = vector / np.hypot(vector[:, 0], vector[:, 1])[:, None]
+    h = p[:, 0] * u[:, 1] - p[:, 1] * u[:, 0]
+    angle = np.arctan2(p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0], p[:, 0] * q[:, 0] + p[:, 1] * q[:, 1])
+    distance = np.abs(h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_p = np.where(distance > 0, np.sum(p * u, axis=1) / distance, 0.0)
+        t_q = np.where(distance > 0, np.sum(q * u, axis=1) / distance, 0.0)
+    scaled = distance / sigma[pair]
+    wedge = angle / (2.0 * math.pi) - np.sign(h) * (owens_t(scaled, t_q) - owens_t(scaled, t_p))
+    wedge = np.where(distance > 0, wedge, 0.0)  # an edge through 0 bounds a triangle of no area
+    return np.clip(np.bincount(pair, wedge, minlength=n), 0.0, 1.0)
+
+
+def _translated(geoms, offsets):
+    """(m,) copies of polygons moved by (m, 2) offsets."""
+    coords, index = shapely.get_coordinates(geoms, return_index=True)
+    return shapely.set_coordinates(shapely.transform(geoms, lambda xy: xy), coords + offsets[index])
+
+
+def _first_exterior_vertices(geoms):
+    """(parts (m,), owner (m,), first vertex of each part's exterior (m, 2)) of (n,) polygons."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    first = shapely.get_coordinates(shapely.get_point(shapely.get_exterior_ring(parts), 0))
+    return parts, owner, first
+
+
+def overlap_shift_sets(a, b, reach):
+    """(n,) polygons {x ∈ [−r, r]² : A ∩ (B + x) has an interior}, r = ``reach`` (n,) metres.
+
+    The union, clipped to the square, of the parallelograms e ⊕ (−f) of every edge e of A and f of B that
+    come within the square (where the boundaries meet), of A − b_P for each part P of B and of a_Q − B for
+    each part Q of A (b_P, a_Q a vertex of the part's exterior: where a part lies inside the other
+    polygon). One GEOS union per pair.
+    """
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    n = len(a)
+    reach = np.broadcast_to(np.asarray(reach, dtype=float), (n,))
+    square = shapely.box(-reach, -reach, reach, reach)
+    pair_a, start_a, vector_a = oriented_edges(a)
+    pair_b, start_b, vector_b = oriented_edges(b)
+    order_a, order_b = np.argsort(pair_a, kind="stable"), np.argsort(pair_b, kind="stable")
+    pair_a, start_a, vector_a = pair_a[order_a], start_a[order_a], vector_a[order_a]
+    pair_b, start_b, vector_b = pair_b[order_b], start_b[order_b], vector_b[order_b]
+    low_a, high_a = np.minimum(start_a, start_a + vector_a), np.maximum(start_a, start_a + vector_a)
+    low_b, high_b = np.minimum(start_b, start_b + vector_b), np.maximum(start_b, start_b + vector_b)
+    first_a, count_a = _first_and_count(pair_a, n)
+    first_b, count_b = _first_and_count(pair_b, n)
+    pieces, owners = [], []
+    product = count_a * count_b
+    for rows in (np.flatnonzero((product > 0) & (product <= DENSE_PRODUCT)), np.flatnonzero(product > DENSE_PRODUCT)):
+        for group in ([rows] if rows.size and product[rows].max() <= DENSE_PRODUCT else [[r] for r in rows]):
+            group = np.asarray(group, dtype=np.int64)
+            if len(group) == 1 and product[group[0]] > DENSE_PRODUCT:  # a large pair: an STRtree of A's edges
+                p = group[0]
+                ra = np.arange(first_a[p], first_a[p] + count_a[p])
+                rb = np.arange(first_b[p], first_b[p] + count_b[p])
+                tree = shapely.STRtree(shapely.box(low_a[ra, 0], low_a[ra, 1], high_a[ra, 0], high_a[ra, 1]))
+                r = reach[p]
+                jb, ja = tree.query(shapely.box(low_b[rb, 0] - r, low_b[rb, 1] - r, high_b[rb, 0] + r,
+                                                high_b[rb, 1] + r))
+                pair, ia, ib = np.full(ja.size, p), ra[ja], rb[jb]
+            else:
+                reps = product[group]
+                pair = np.repeat(group, reps)
+                within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+                ia = first_a[pair] + within // count_b[pair]
+                ib = first_b[pair] + within % count_b[pair]
+            r = reach[pair][:, None]
+            # a − b ∈ [−r, r]² for some a on e, b on f: the difference box meets the square.
+            near = np.all((low_a[ia] - high_b[ib] <= r) & (high_a[ia] - low_b[ib] >= -r), axis=1)
+            pair, ia, ib = pair[near], ia[near], ib[near]
+            p0, p1 = start_a[ia], start_a[ia] + vector_a[ia]
+            q0, q1 = start_b[ib], start_b[ib] + vector_b[ib]
+            ring = np.stack([p0 - q0, p1 - q0, p1 - q1, p0 - q1, p0 - q0], axis=1)
+            area = np.abs(vector_a[ia, 0] * vector_b[ib, 1] - vector_a[ia, 1] * vector_b[ib, 0])
+            solid = area > 0.0  # parallel edges sweep a segment, no area
+            pieces.append(shapely.polygons(ring[solid]))
+            owners.append(pair[solid])
+    _, owner_b, vertex_b = _first_exterior_vertices(b)
+    _, owner_a, vertex_a = _first_exterior_vertices(a)
+    pieces.append(_translated(a[owner_b], -vertex_b))  # A − b_P
+    owners.append(owner_b)
+    pieces.append(_translated(shapely.transform(b[owner_a], lambda xy: -xy), vertex_a))  # a_Q − B: −B moved by a_Q
+    owners.append(owner_a)
+    pieces = np.concatenate(pieces)
+    owners = np.concatenate(owners)
+    pieces = shapely.intersection(pieces, square[owners])
+    out = np.empty(n, dtype=object)
+    order = np.argsort(owners, kind="stable")
+    pieces, owners = pieces[order], owners[order]
+    first, count = _first_and_count(owners, n)
+    for size in np.unique(count[count > 0]):  # pairs with as many pieces: one padded union per size
+        rows = np.flatnonzero(count == size)
+        grid = pieces[first[rows][:, None] + np.arange(size)]
+        out[rows] = shapely.union_all(grid, axis=1)
+    out[count == 0] = shapely.Polygon()
+    return out
+
+
+def overlap_atoms(a, b, sigma, reach=REACH_SIGMAS):
+    """(P(no overlap), P(contained)), each (n,), for B shifted by d ~ N(0, σ²I₂).
+
+    P(no overlap) = P(|A ∩ (B + d)| = 0); P(contained) = P(the smaller of A and B lies inside the other
+    after the shift), i.e. |A ∩ (B + d)| = min(|A|, |B|). Exact up to GEOS rounding and the Gaussian mass
+    outside [−reach σ, reach σ]² (< 4Φ(−reach), 2.5e-15 at 8): each is the Gaussian measure
+    (:func:`gaussian_measure`) of a set of shifts built by :func:`overlap_shift_sets`. The containment set is
+    the complement, in the square, of the shifts where the smaller meets the outside of the larger (a box
+    around both, less the larger). σ = 0 gives the indicators of the pair as it lies.
+    """
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    n = len(a)
+    sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
+    area_a, area_b = polygon_areas(a), polygon_areas(b)
+    empty = (area_a <= 0) | (area_b <= 0)
+    none, contained = np.ones(n), np.zeros(n)
+    still = ~empty & (sigma <= 0)
+    if still.any():
+        inter = overlap_at_shifts(a[still], b[still], np.zeros((int(still.sum()), 1, 2)))[:, 0]
+        none[still] = (inter <= 0).astype(float)
+        contained[still] = (inter >= np.minimum(area_a, area_b)[still] * (1 - 1e-12)).astype(float)
+    rows = np.flatnonzero(~empty & (sigma > 0))
+    if not rows.size:
+        return none, contained
+    s = sigma[rows]
+    r = reach * s
+    square_mass = (1.0 - 2.0 * normal_cdf(-reach)) ** 2
+    none[rows] = 1.0 - gaussian_measure(overlap_shift_sets(a[rows], b[rows], r), s)
+    # The smaller one moves inside the larger: B + d ⊆ A, or A ⊆ B + d (the same measure as A + d ⊆ B).
+    b_smaller = area_b[rows] <= area_a[rows]
+    container = np.where(b_smaller, a[rows], b[rows])
+    mover = np.where(b_smaller, b[rows], a[rows])
+    low = np.minimum(shapely.bounds(container)[:, :2], shapely.bounds(mover)[:, :2]) - 2 * r[:, None] - 1.0
+    high = np.maximum(shapely.bounds(container)[:, 2:], shapely.bounds(mover)[:, 2:]) + 2 * r[:, None] + 1.0
+    outside = shapely.difference(shapely.box(low[:, 0], low[:, 1], high[:, 0], high[:, 1]), container)
+    escapes = gaussian_measure(overlap_shift_sets(outside, mover, r), s)
+    contained[rows] = np.clip(square_mass - escapes, 0.0, 1.0)
+    return none, contained
