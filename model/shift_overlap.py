@@ -153,11 +153,12 @@ def polygon_areas(geoms):
     return np.nan_to_num(shapely.area(np.asarray(geoms, dtype=object)))
 
 
-def overlap_at_shifts(a, b, d):
+def overlap_at_shifts(a, b, d, engine="numpy"):
     """(n, k) |A ∩ (B + d)| (m²) for (n,) polygons a, b (valid, or None) and (n, k, 2) shifts d (m).
 
     One closed-form term per contributing (edge of A, edge of B) pair and shift; no GEOS call per shift.
-    Clipped to [0, min(|A|, |B|)] against rounding.
+    Clipped to [0, min(|A|, |B|)] against rounding. engine : "numpy"; "numba" (compiled, where numba
+    imports: :mod:`.shift_kernel_numba`; the same numbers) or "auto" (numba where it imports).
     """
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     d = np.asarray(d, dtype=float)
@@ -172,7 +173,20 @@ def overlap_at_shifts(a, b, d):
     slope_a = (edges_a["y1"] - edges_a["y0"]) / (edges_a["x1"] - edges_a["x0"])
     slope_b = (edges_b["y1"] - edges_b["y0"]) / (edges_b["x1"] - edges_b["x0"])
     total = np.zeros((n, k))
-    for start, stop in chunk_bounds(np.full(pair.size, k), SHIFT_CHUNK_ELEMENTS):
+    bounds = chunk_bounds(np.full(pair.size, k), SHIFT_CHUNK_ELEMENTS)
+    kernel = None
+    if engine in ("numba", "auto"):
+        from .shift_kernel_numba import compiled_kernel, run
+
+        kernel = compiled_kernel()
+        if kernel is None and engine == "numba":
+            raise ImportError("numba is not installed; use engine='numpy' (the same numbers)")
+    elif engine != "numpy":
+        raise ValueError(f"engine must be 'numpy', 'numba' or 'auto', not {engine!r}")
+    if kernel is not None:
+        run(kernel, pair, ia, ib, bounds, edges_a, edges_b, slope_a, slope_b, d, total)
+        bounds = []
+    for start, stop in bounds:
         p, ea, eb = pair[start:stop], ia[start:stop], ib[start:stop]
         width_a = (edges_a["x1"][ea] - edges_a["x0"][ea])[:, None]
         width_b = (edges_b["x1"][eb] - edges_b["x0"][eb])[:, None]
@@ -186,8 +200,10 @@ def overlap_at_shifts(a, b, d):
         h_high = h_low + rate * np.maximum(length, 0.0)
         term = _positive_part_integral(np.maximum(length, 0.0), h_low, h_high)
         term *= -(edges_a["sign"][ea] * edges_b["sign"][eb])[:, None]
-        first = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1]  # edge pairs are sorted by pair
-        total[p[first]] += np.add.reduceat(term, first, axis=0)
+        # Summed in the order of the edge pairs (bincount adds its weights in turn), as the compiled kernel does.
+        low, high = p[0], p[-1] + 1  # edge pairs are sorted by pair
+        where = ((p - low)[:, None] * k + np.arange(k)).ravel()
+        total[low:high] += np.bincount(where, term.ravel(), minlength=(high - low) * k).reshape(high - low, k)
     return np.clip(total, 0.0, np.minimum(polygon_areas(a), polygon_areas(b))[:, None])
 
 

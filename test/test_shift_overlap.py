@@ -242,3 +242,19 @@ def test_province_expectation_and_atoms_agree_with_randomised_qmc():
     none, contained = shift_overlap.overlap_atoms(a, b, sigma)
     assert abs(expected - mean[0]) <= 4.5 * se[0] + 1e-9 * shapely.area(a)[0]
     assert abs(none[0] - mean[1]) <= 4.5 * se[1] + 1e-3 and abs(contained[0] - mean[2]) <= 4.5 * se[2] + 1e-3
+
+
+def test_the_compiled_kernel_gives_the_same_numbers():
+    """Bit for bit, where numba imports (Dask workers, a user's venv); never needed in QGIS."""
+    from overlap_relevance.model.shift_kernel_numba import compiled_kernel
+
+    a, b = mixed_pairs(40, seed=12)
+    d = np.random.default_rng(13).normal(0, 2.0, (len(a), 33, 2))
+    if compiled_kernel() is None:
+        with pytest.raises(ImportError):
+            overlap_at_shifts(a, b, d, engine="numba")
+        assert np.array_equal(overlap_at_shifts(a, b, d, engine="auto"), overlap_at_shifts(a, b, d))
+        pytest.skip("numba is not installed here")
+    assert np.array_equal(overlap_at_shifts(a, b, d, engine="numba"), overlap_at_shifts(a, b, d))
+    with pytest.raises(ValueError):
+        overlap_at_shifts(a, b, d, engine="fortran")
