@@ -30,7 +30,8 @@ What is measured (every random choice is seeded; nothing here is tuned on it):
 * Throughput of ``predict_frames`` and error tables by pair kind, σ bucket and
   vertex count.
 * **Yardstick** (:mod:`.yardstick`): the model against exact randomised-QMC and Monte-Carlo
-  sampling at equal cost (``--yardstick-pairs``, 0 to skip).
+  sampling and the exact-kernel QMC (with and without the exact mean as a control) at equal cost
+  (``--yardstick-pairs``, 0 to skip).
 """
 
 from __future__ import annotations
