@@ -14,9 +14,10 @@ card shows it (read from ``model/yardstick.json`` when the evaluation did not ru
   at 256 QMC points ("sweep"), and with 2 or 4 of those points overlaid exactly as control variates
   of its mean IoU and P ("sweep+CV-k"); the exact-kernel QMC-k, k = 8 … 1,024 (the same Sobol' shifts,
   the overlap at each from :mod:`..shift_overlap` without GEOS), alone ("exact-QMC-k") and with the exact
-  expected overlap as a control variate ("exact-QMC-k+CV"). Each runs on all pairs of a data set at once and is timed in this
-  process, the median of ``repeats`` runs: seconds per pair, and exact overlays per pair (the
-  time of one batched A ∩ B overlay per pair, measured in the same run on the same pairs).
+  expected overlap as a control variate ("exact-QMC-k+CV"). Each runs on all pairs of a data set
+  at once and is timed in this process, the median of ``repeats`` runs: seconds per pair, and exact
+  overlays per pair (the time of one batched A ∩ B overlay per pair, measured in the same run on the
+  same pairs).
 * **Measures**: MAE of the mean IoU and of P(IoU ≥ 0.5) against the truth's; CRPS against the
   truth draws; coverage of the central 90 % interval. From them the equivalent k (the largest k
   no more accurate than the model) and the speed ratio at equal accuracy.
