@@ -303,6 +303,22 @@ def _mean_pieces(edges_a, edges_b, ia, ib, sigma):
     return np.sort(np.column_stack([domain_low, cuts, np.maximum(domain_high, domain_low)]), axis=1)
 
 
+def _gap_range(edges_a, edges_b, ia, ib, reach):
+    """(c_min, c_max), each (c,), of c = g(x − dx) − f(x) over the overlap of the x-intervals, |dx| ≤ reach."""
+    xa0, xa1 = edges_a["x0"][ia], edges_a["x1"][ia]
+    xb0, xb1 = edges_b["x0"][ib], edges_b["x1"][ib]
+    low_end, high_end = np.maximum(xa0 - xb1, -reach), np.minimum(xa1 - xb0, reach)
+    high_end = np.maximum(high_end, low_end)
+    cuts = np.column_stack([low_end, np.clip(np.column_stack([xa0 - xb0, xa1 - xb1]), low_end[:, None],
+                                             high_end[:, None]), high_end])
+    low = np.maximum(xa0[:, None], xb0[:, None] + cuts)
+    high = np.maximum(np.minimum(xa1[:, None], xb1[:, None] + cuts), low)
+    e_a, e_b = ia[:, None], ib[:, None]
+    gaps = np.concatenate([_height_at(edges_b, e_b, low - cuts) - _height_at(edges_a, e_a, low),
+                           _height_at(edges_b, e_b, high - cuts) - _height_at(edges_a, e_a, high)], axis=1)
+    return gaps.min(axis=1), gaps.max(axis=1)
+
+
 def _far_pair_terms(edges_a, edges_b, ea, eb, sigma):
     """(c,) E over dx of ∫ (g(x − dx) − f(x)) dx on the overlap, for edge pairs whose B edge lies more than
     _NORMAL_CUT σ above the A edge: there ψ(c) = c (to 1e-19 σ), the x-integral is quadratic in dx between
@@ -368,9 +384,14 @@ def expected_overlap(a, b, sigma):
     reach = REACH_SIGMAS * sigma
     pair, ia, ib = edge_pairs(edges_a, edges_b, len(a), -reach, reach, reach)
     total = np.zeros(len(a))
-    # Edge pairs whose B edge lies far above the A edge at every shift: closed form, no quadrature.
-    far = (np.minimum(edges_b["y0"][ib], edges_b["y1"][ib]) - np.maximum(edges_a["y0"][ia], edges_a["y1"][ia])
-           > _NORMAL_CUT * sigma[pair])
+    # c = g(x − dx) − f(x) over {x in the overlap, |dx| ≤ reach}, a convex polygon in (x, dx): its extremes lie
+    # at the overlap's ends at the breakpoints. Far above everywhere (ψ(c) = c): closed form, no quadrature;
+    # far below everywhere (ψ(c) = 0): nothing.
+    c_min, c_max = _gap_range(edges_a, edges_b, ia, ib, reach[pair])
+    cut = _NORMAL_CUT * sigma[pair]
+    keep = c_max >= -cut
+    pair, ia, ib, c_min = pair[keep], ia[keep], ib[keep], c_min[keep]
+    far = c_min > cut[keep]
     for start, stop in chunk_bounds(np.full(int(far.sum()), 16), CHUNK_ELEMENTS):
         p, ea, eb = pair[far][start:stop], ia[far][start:stop], ib[far][start:stop]
         term = -(edges_a["sign"][ea] * edges_b["sign"][eb]) * _far_pair_terms(edges_a, edges_b, ea, eb, sigma[p])
