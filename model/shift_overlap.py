@@ -22,7 +22,13 @@ closed form too. What is left, the integral over dx of a function that is analyt
 breakpoints (where the x-intervals start or stop overlapping and where c at an interval end passes
 within :data:`REACH_SIGMAS` σ of 0), is done by Gauss-Legendre on each smooth piece:
 numerically exact (checked against a higher-order rule and randomised QMC in the tests), not a
-closed form.
+closed form. Edge pairs whose gap stays beyond 9σ at every shift within reach need no quadrature
+(nothing below, a quadratic in dx with Gaussian moments above). Unlike the Green's-theorem form of
+issue 29 this is local in x only: every edge pair that shares an x-column within reach counts, so
+a province costs seconds, a building pair about a millisecond.
+
+The kernel has an optional compiled twin (:mod:`.shift_kernel_numba`, ``engine="numba"``) with the
+same numbers bit for bit; it is never required.
 
 **Atoms.** P(no overlap) is one minus the Gaussian measure of the Minkowski sum A ⊕ (−B), and
 P(contained) (the smaller polygon inside the larger) is the measure of the set of shifts where no
