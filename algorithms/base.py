@@ -1,8 +1,9 @@
 """What every algorithm of the provider shares: group, icon, help and a dependency check."""
 
+import importlib
 import weakref
 
-from qgis.core import QgsProcessingAlgorithm
+from qgis.core import QgsApplication, QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin.constants import ICON_PATH
@@ -13,18 +14,49 @@ from .parameters import check_model_file, check_sigma_field
 
 
 def missing_dependencies():
-    """Names (with minimum versions) of the core's Python packages this QGIS lacks."""
-    missing = []
+    """{import name: what was found} for each core package this Python lacks or has too old.
+
+    What was found is None (not installed), the version that is too old, or why the import failed
+    (e.g. a shapely built for another numpy). Imports only the three packages, never the core.
+    """
+    missing = {}
     for module_name, requirement, _ in CORE_PACKAGES:
-        minimum = minimum_version(requirement)
         try:
-            module = __import__(module_name)
-        except ImportError:
-            missing.append(requirement)
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:  # the package is there, but something it needs is not
+                missing[module_name] = f"cannot be imported: {error}"
+            else:
+                missing[module_name] = None
             continue
-        if version_tuple(getattr(module, "__version__", "0")) < version_tuple(minimum):
-            missing.append(f"{requirement} (found {module.__version__})")
+        except Exception as error:  # a broken install: ImportError, AttributeError from an ABI mismatch, ...
+            missing[module_name] = f"cannot be imported: {type(error).__name__}: {error}"
+            continue
+        version = str(getattr(module, "__version__", "0"))
+        if version_tuple(version) < version_tuple(minimum_version(requirement)):
+            missing[module_name] = version
     return missing
+
+
+def dependency_problem(as_html=False):
+    """Why the core cannot run in this QGIS, with what to do about it; "" when it can.
+
+    Checked before anything imports the core: missing or too old numpy, shapely, pyproj, then a
+    shapely whose GEOS would mix with QGIS's (:mod:`..plugin.native_libs`).
+    """
+    missing = missing_dependencies()
+    if missing:
+        return core_advice(missing, as_html=as_html)
+    try:
+        state = shapely_geos_state()
+    except Exception:  # unknown GEOS state: the run itself will tell
+        return ""
+    return mixed_geos_advice(state, as_html=as_html) if state["mixed"] else ""
+
+
+def _rendered_as_html():
+    """QGIS's desktop shows canExecute's message as HTML; qgis_process and scripts print it."""
+    return QgsApplication.instance() is not None and QgsApplication.platform() == "desktop"
 
 
 #: (group id, group name): the toolbox sorts groups by name, so the main algorithm's group comes first.
@@ -86,7 +118,11 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         return help_url(self.name())
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
-        """What can be known before a feature is read: Processing's own checks, then the model file and σ field."""
+        """What can be known before a feature is read: the core's packages, Processing's own checks, then the
+        model file and σ field. qgis_process, processing.run and models never call canExecute; this they call."""
+        ok, message = self.canExecute()
+        if not ok:
+            return ok, message
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -144,10 +180,12 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         return {}
 
     def canExecute(self):  # noqa: N802 (QGIS's name)
-        missing = missing_dependencies()
-        if missing:
-            return False, core_advice(missing)
-        state = shapely_geos_state()
-        if state["mixed"]:
-            return False, mixed_geos_advice(state)
-        return True, ""
+        problem = dependency_problem(as_html=_rendered_as_html())
+        return (False, problem) if problem else (True, "")
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        """Every run passes here, whatever skipped the checks before: no core, no run (and no traceback)."""
+        problem = dependency_problem()
+        if problem:
+            raise QgsProcessingException(problem)
+        return True

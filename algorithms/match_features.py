@@ -3,7 +3,6 @@
 import dataclasses
 import time
 
-import numpy as np
 from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
@@ -15,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..model.match_thresholds import MatchThresholds
 from ..plugin.compat import (
     FAST_INSERT,
     NO_GEOMETRY_CHECK,
@@ -26,8 +26,12 @@ from ..plugin.compat import (
     field_type,
 )
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
+from .lazy import lazy_import
 from .parameters import INPUT, REFERENCE, add_layer_pair_parameters, add_model_parameters, declare, finite_double
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+matching = lazy_import("..model.matching", __package__)
+relevance_run = lazy_import(".relevance_run", __package__)
 
 OUTPUT = "OUTPUT"
 OUTPUT_REFERENCE = "OUTPUT_REFERENCE"
@@ -80,8 +84,6 @@ THRESHOLD_PARAMETERS = {
 
 def _threshold_parameters():
     """(parameter name, field name, default, label, minimum, maximum, decimals, help) of every threshold."""
-    from ..model.matching import MatchThresholds
-
     rows = []
     for field in dataclasses.fields(MatchThresholds):
         label, low, high, decimals, text = THRESHOLD_PARAMETERS[field.name]
@@ -147,8 +149,6 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        from ..model.matching import MatchThresholds, match_layers
-
         started = time.perf_counter()
         thresholds = MatchThresholds(**{field: finite_double(self, parameters, name, context)
                                         for name, field, *_ in _threshold_parameters()})
@@ -157,8 +157,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if source is None:
                 raise QgsProcessingException(self.invalidSourceError(parameters, name))
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback)
-        except Cancelled:
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
+        except relevance_run.Cancelled:
             return {}
         feedback.setProgressText("Scoring candidate pairs and matching")
         n_input = max(len(run.pair.input.fids), 1)
@@ -169,9 +169,10 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             feedback.setProgress(20 + 70 * fraction)
 
         matching_started = time.perf_counter()
-        result = match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
-                              run.model_reference, run.sigma, run.pair.search_distance, *run.pair.same_layer_ids(),
-                              thresholds=thresholds, cancelled=feedback.isCanceled, progress=progress)
+        result = matching.match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
+                                       run.model_reference, run.sigma, run.pair.search_distance,
+                                       *run.pair.same_layer_ids(), thresholds=thresholds,
+                                       cancelled=feedback.isCanceled, progress=progress)
         if result is None or feedback.isCanceled():
             return {}
         run.n_pairs = int(result.n_pairs)

@@ -31,16 +31,22 @@ def import_shapely_with_own_geos():
     """Import shapely so that it binds its bundled GEOS; True when the flag could be applied.
 
     Does nothing when shapely is already imported (QGIS >= 3.40 imports it itself), and off Linux.
+    Never raises: without numpy or shapely, or with a broken one, the plugin still loads, and the
+    algorithms' canExecute says what is missing (False is returned then).
     """
     global _DEEP_BOUND
     if "shapely" in sys.modules or not hasattr(os, "RTLD_DEEPBIND") or not hasattr(sys, "setdlopenflags"):
         return False
-    import numpy  # noqa: F401 (numpy's own extensions load with the usual flags)
-
+    try:
+        import numpy  # noqa: F401 (numpy's own extensions load with the usual flags)
+    except Exception:  # missing or broken: reported by canExecute
+        return False
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
     try:
         import shapely  # noqa: F401
+    except Exception:  # missing, or built for another numpy: reported by canExecute
+        return False
     finally:
         sys.setdlopenflags(flags)
     _DEEP_BOUND = True
@@ -48,10 +54,16 @@ def import_shapely_with_own_geos():
 
 
 def process_geos_version():
-    """The GEOS version in the process's global symbol scope ('3.11.1-CAPI-1.17.1'), or None."""
+    """The GEOS version in the process's global symbol scope ('3.11.1-CAPI-1.17.1'), or None.
+
+    Only Linux (ELF) has one scope where a library's symbols can take the place of another's: Windows
+    binds each DLL's imports to a named DLL, macOS to a library (two-level namespace); there, None.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         function = ctypes.CDLL(None).GEOSversion
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):
         return None
     function.restype = ctypes.c_char_p
     return function().decode("ascii", "replace")
