@@ -119,10 +119,11 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
         """What can be known before a feature is read: the core's packages, Processing's own checks, then the
-        model file and σ field. qgis_process, processing.run and models never call canExecute; this they call."""
-        ok, message = self.canExecute()
-        if not ok:
-            return ok, message
+        model file and σ field. qgis_process, processing.run and models never call canExecute; this they call
+        (its message is printed, or shown as plain text: no HTML here)."""
+        problem = dependency_problem()
+        if problem:
+            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
