@@ -176,7 +176,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         if result is None or feedback.isCanceled():
             return {}
         run.n_pairs = int(result.n_pairs)
-        run.seconds["matching"] = time.perf_counter() - matching_started
+        run.seconds["scoring and matching"] = time.perf_counter() - matching_started
         del n_input
 
         feedback.setProgressText("Writing the outputs")
@@ -203,10 +203,10 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
             return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
-        for dest_id in dest.values():
-            self.style_on_load(dest_id, "matches")
+        self.style_on_load(dest[OUTPUT], "matches")
+        self.style_on_load(dest[OUTPUT_REFERENCE], "reference_matches")  # outlines: the input shows through
         self.style_on_load(groups_dest, "exact")
-        run.report_timings(feedback, writing=time.perf_counter() - writing_started)
+        run.report_timings(feedback, "scoring and matching", writing=time.perf_counter() - writing_started)
 
         counts = {klass: int(np.count_nonzero(result.groups["class"] == klass)) for klass in ("1:1", "1:n", "n:1",
                                                                                             "m:n")}
