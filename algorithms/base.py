@@ -10,7 +10,7 @@ from ..plugin.constants import ICON_PATH
 from ..plugin.native_libs import shapely_geos_state
 from .help import help_url, short_help
 from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
-from .parameters import check_model_file, check_sigma_field
+from .parameters import INPUT, REFERENCE, check_model_file, check_sigma_field, sources_are_same_layer
 
 
 def missing_dependencies():
@@ -137,26 +137,35 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         """The algorithm's own early checks: (ok, message)."""
         return True, ""
 
-    def style_on_load(self, dest_id, kind):
+    def style_on_load(self, dest_id, kind, name=None):
         """Give output ``dest_id`` the provider's style ``kind`` when QGIS loads it as a result.
 
-        Called from processAlgorithm; the post-processor is attached in :meth:`postProcessAlgorithm`,
-        which QGIS runs after processAlgorithm on the same instance. Kinds: see :mod:`..plugin.styles`.
+        ``name``: what the loaded layer is called, e.g. "Relevance of {input} to {reference}" (the two
+        layers' names); QGIS uses it for a temporary output, and for a file where the user prefers
+        names to file names. Called from processAlgorithm; the post-processor is attached in
+        :meth:`postProcessAlgorithm`, which QGIS runs after processAlgorithm on the same instance.
+        Kinds: see :mod:`..plugin.styles`.
         """
         if not hasattr(self, "_styled_outputs"):
             self._styled_outputs = []
-        self._styled_outputs.append((dest_id, kind))
+        if name is not None:
+            input_name, reference_name = getattr(self, "_layer_names", ("input", "reference"))
+            name = name.format(input=input_name, reference=reference_name)
+        self._styled_outputs.append((dest_id, kind, name))
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS's name)
-        """Attach the style post-processors to the outputs QGIS will load (toolbox, batch, model)."""
+        """Attach the style post-processors and names to the outputs QGIS will load (toolbox, batch, model)."""
         from ..plugin.styles import post_processor
 
-        for dest_id, kind in getattr(self, "_styled_outputs", ()):
+        for dest_id, kind, name in getattr(self, "_styled_outputs", ()):
             if not context.willLoadLayerOnCompletion(dest_id):
                 continue  # qgis_process, processing.run, or an intermediate output of a model
+            details = context.layerToLoadOnCompletionDetails(dest_id)
+            if name:
+                details.name = name
             processor = post_processor(kind)
             if processor is not None:
-                context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(processor)
+                details.setPostProcessor(processor)
         self._styled_outputs = []
         return {}
 
@@ -189,4 +198,21 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         problem = dependency_problem()
         if problem:
             raise QgsProcessingException(problem)
+        if self.parameterDefinition(INPUT) is not None and self.parameterDefinition(REFERENCE) is not None:
+            self._layer_names = tuple(self._layer_name(parameters, name, context) for name in (INPUT, REFERENCE))
+            if sources_are_same_layer(self, parameters, context):
+                # The dialog sets both to the active layer: say so before anything runs, where the log starts.
+                feedback.pushWarning(
+                    f"Input and reference are the same layer, '{self._layer_names[0]}': each feature is compared "
+                    "with the other features of that layer, never with itself (what finds duplicates and overlaps "
+                    "within one layer). To compare two layers, choose the reference layer: the dialog starts with "
+                    "both set to the active layer.")
         return True
+
+    def _layer_name(self, parameters, name, context):
+        """The name of the layer given as parameter ``name`` (a project layer's name, or a file's base name)."""
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        if layer is not None:
+            return layer.name()
+        source = self.parameterAsSource(parameters, name, context)
+        return source.sourceName() if source is not None else name.lower()

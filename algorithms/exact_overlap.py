@@ -98,5 +98,5 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         pair.report_repaired(feedback, repaired_a, repaired_b)
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
         dest_id = table_destination(context, dest_id)
-        self.style_on_load(dest_id, "exact")
+        self.style_on_load(dest_id, "exact", "Exact overlaps of {input} with {reference}")
         return {OUTPUT: dest_id, PAIR_COUNT: n_pairs}

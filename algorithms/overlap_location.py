@@ -86,7 +86,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         except relevance_run.Cancelled:
             return self.discard_output(context, dest_id) if dest_id else {}
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
-        self.style_on_load(dest_id, "location")
+        self.style_on_load(dest_id, "location", "Overlap locations of {input} with {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod

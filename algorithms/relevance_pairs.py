@@ -118,7 +118,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         if not self.finished(feedback, context, dest_id):
             return {}
         dest_id = table_destination(context, dest_id)
-        self.style_on_load(dest_id, "pairs")
+        self.style_on_load(dest_id, "pairs", "Relevance pairs of {input} with {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod

@@ -121,7 +121,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
                           "have a candidate.")
         if not self.finished(feedback, context, dest_id):
             return {}
-        self.style_on_load(dest_id, "relevance")
+        self.style_on_load(dest_id, "relevance", "{input} with relevance to {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod
