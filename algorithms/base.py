@@ -137,12 +137,14 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         """The algorithm's own early checks: (ok, message)."""
         return True, ""
 
-    def style_on_load(self, dest_id, kind, name=None):
+    def style_on_load(self, dest_id, kind, name=None, above=0):
         """Give output ``dest_id`` the provider's style ``kind`` when QGIS loads it as a result.
 
         ``name``: what the loaded layer is called, e.g. "Relevance of {input} to {reference}" (the two
         layers' names); QGIS uses it for a temporary output, and for a file where the user prefers
-        names to file names. Called from processAlgorithm; the post-processor is attached in
+        names to file names. ``above``: outputs of one run with a greater value are placed above the others
+        in the layer tree (QGIS 3.32 and later; QGIS 3.40 reverses the order when a layer is selected as the
+        run starts, so styles must not depend on it). Called from processAlgorithm; the post-processor is attached in
         :meth:`postProcessAlgorithm`, which QGIS runs after processAlgorithm on the same instance.
         Kinds: see :mod:`..plugin.styles`.
         """
@@ -151,18 +153,20 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         if name is not None:
             input_name, reference_name = getattr(self, "_layer_names", ("input", "reference"))
             name = name.format(input=input_name, reference=reference_name)
-        self._styled_outputs.append((dest_id, kind, name))
+        self._styled_outputs.append((dest_id, kind, name, above))
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS's name)
         """Attach the style post-processors and names to the outputs QGIS will load (toolbox, batch, model)."""
         from ..plugin.styles import post_processor
 
-        for dest_id, kind, name in getattr(self, "_styled_outputs", ()):
+        for dest_id, kind, name, above in getattr(self, "_styled_outputs", ()):
             if not context.willLoadLayerOnCompletion(dest_id):
                 continue  # qgis_process, processing.run, or an intermediate output of a model
             details = context.layerToLoadOnCompletionDetails(dest_id)
             if name:
                 details.name = name
+            if above and hasattr(details, "layerSortKey"):
+                details.layerSortKey = above
             processor = post_processor(kind)
             if processor is not None:
                 details.setPostProcessor(processor)

@@ -79,7 +79,8 @@ class Platform:
     """Where QGIS runs, as its Python sees it: ``kind`` is a key of :data:`PLATFORM_NAMES`.
 
     python: QGIS's Python interpreter as a command; root: the OSGeo4W root or conda prefix;
-    distro: the os-release IDs on Linux (most specific first); app_id: the Flatpak application.
+    distro: the os-release IDs on Linux (most specific first); app_id: the Flatpak application;
+    private_site: the plugin's own package folder (see :func:`..plugin.native_libs.private_site`).
     """
 
     kind: str
@@ -87,6 +88,7 @@ class Platform:
     root: str = ""
     distro: tuple = ()
     app_id: str = ""
+    private_site: str = ""
 
     @property
     def name(self):
@@ -125,6 +127,14 @@ def _python_in(prefix, windows):
     return "python3"
 
 
+def _private_site(environ):
+    try:
+        from ..plugin.native_libs import private_site
+    except ImportError:  # this file loaded on its own (tools/compat/advice_check.py): Debian needs none
+        return ""
+    return private_site(environ)
+
+
 def detect_platform(environ=None, system=None, prefix=None, os_release="/etc/os-release", exists=os.path.exists):
     """Where this Python's QGIS comes from, from the markers each platform leaves (see :data:`PLATFORM_NAMES`).
 
@@ -143,12 +153,13 @@ def detect_platform(environ=None, system=None, prefix=None, os_release="/etc/os-
         kind = "osgeo4w" if root and exists(os.path.join(root, "etc", "setup", "installed.db")) else "windows"
         return Platform(kind, python="python", root=root)
     if system == "darwin":
-        return Platform("macos", python=_python_in(prefix, False))
+        return Platform("macos", python=_python_in(prefix, False), private_site=_private_site(environ))
     if environ.get("FLATPAK_ID") or exists("/.flatpak-info"):
-        return Platform("flatpak", python="python3", app_id=environ.get("FLATPAK_ID") or "org.qgis.qgis")
+        return Platform("flatpak", python="python3", app_id=environ.get("FLATPAK_ID") or "org.qgis.qgis",
+                        private_site=_private_site(environ))
     ids = os_release_ids(os_release)
     kind = "debian" if ("debian" in ids or "ubuntu" in ids) else "linux"
-    return Platform(kind, python="python3", distro=ids)
+    return Platform(kind, python="python3", distro=ids, private_site=_private_site(environ))
 
 
 def minimum_version(requirement):
@@ -263,9 +274,16 @@ def _debian_steps(names, candidate, qgis_loads_shapely):
         commands.append(_pip(Platform("debian"), from_pip, "--user", "--break-system-packages"))
     if shapely_from_source:
         commands.append(SHAPELY_FROM_SOURCE[1])
-    where = ("QGIS from Debian or Ubuntu packages runs on the system's Python (/usr/bin/python3). In a terminal "
-             "(the distribution's packages where their version suits, otherwise pip for your user only"
-             + (", shapely built on the system's GEOS, which QGIS uses too" if shapely_from_source else "") + "):")
+    how = []
+    if from_apt:
+        how.append("the distribution's packages where their version suits")
+    if from_pip:
+        how.append("pip for your user only where it is too old")
+    if shapely_from_source:
+        how.append("shapely built on the system's GEOS, which QGIS uses too, since the distribution's is older "
+                   "than 2.0 (about 20 s)")
+    where = ("QGIS from Debian or Ubuntu packages runs on the system's Python (/usr/bin/python3). In a terminal, "
+             + "; ".join(how) + ":")
     return [Step(where, tuple(commands))]
 
 
@@ -278,10 +296,10 @@ def _linux_steps(platform, names, qgis_loads_shapely):
                           (DISTRIBUTION_INSTALL[ids[0]] + " " + " ".join(prefix + name for name in names),)))
     pip = "Otherwise, pip" if ids else "Pip"
     if qgis_loads_shapely and "shapely" in names:
-        steps.append(Step(f"{pip} for your user only, shapely built on the system's GEOS (QGIS imports shapely "
-                          "itself, so a wheel's own GEOS would mix with it); it needs a compiler and GEOS's "
-                          "development package (libgeos-dev, geos-devel or geos). In a terminal:",
-                          (_pip(platform, names, "--user", "--no-binary shapely"),)))
+        steps.append(Step(f"{pip}, into the plugin's own folder, which QGIS does not search: QGIS imports "
+                          "shapely itself, and a wheel's GEOS found by QGIS would mix with QGIS's; from there the "
+                          "plugin loads it on its own GEOS. In a terminal:",
+                          (_pip(platform, names, "--target", shlex.quote(platform.private_site)),)))
     else:
         steps.append(Step(f"{pip} for your user only, in a terminal:", (_pip(platform, names, "--user"),)))
     return steps
@@ -324,15 +342,14 @@ def core_steps(missing, platform=None, candidate=debian_candidate, qgis_loads_sh
                           "Shell in its Start menu folder. Open the OSGeo4W Shell as administrator (right-click, "
                           "Run as administrator) and run:", (_pip(platform, names),)))
     elif kind == "macos":
-        steps.append(Step("In Terminal, with the Python inside the QGIS application (for your user only):",
-                          (f"{shlex.quote(platform.python)} -m pip install --user --no-deps "
+        steps.append(Step("In Terminal, with the Python inside the QGIS application, into the plugin's own folder "
+                          "(which the plugin searches before QGIS's own packages, so an older shapely that came with "
+                          "QGIS stays as it is):",
+                          (f"{shlex.quote(platform.python)} -m pip install --no-deps --target "
+                           f"{shlex.quote(platform.private_site)} "
                            + _arguments(PIP_REQUIREMENTS[name] for name in names),)))
     elif kind == "flatpak":
-        requirements = _arguments(PIP_REQUIREMENTS[name] for name in names)
-        steps.append(Step("QGIS runs in a Flatpak, whose Python is its own. In a terminal of your system (not in "
-                          "QGIS), with the Flatpak's pip, for your user only:",
-                          (f"flatpak run --command=pip3 {platform.app_id or 'org.qgis.qgis'} install --user "
-                           f"--no-deps {requirements}",)))
+        steps.append(Step(_FLATPAK_TEXT, (_flatpak_install(platform, names),)))
     elif kind == "conda":
         pins = [f"{name}=={installed_version(name)}" for name in PART_OF_QGIS if installed_version(name)]
         specs = " ".join(f'"{spec}"' for spec in [*(PIP_REQUIREMENTS[name] for name in names), *pins])
@@ -340,6 +357,23 @@ def core_steps(missing, platform=None, candidate=debian_candidate, qgis_loads_sh
                           "on Windows), from conda-forge, with numpy and pyproj held to the installed versions:",
                           (f'conda install --yes --prefix "{platform.root}" -c conda-forge {specs}',)))
     return steps
+
+
+#: Flathub's QGIS page gives ``flatpak run --devel --command=pip3 org.qgis.qgis install ...`` for extra modules.
+_FLATPAK_TEXT = ("QGIS runs in a Flatpak, whose Python is its own. In a terminal of your system (not in QGIS), with "
+                 "the Flatpak's pip (--devel: from its SDK, as Flathub's QGIS page advises), into the plugin's own "
+                 "folder: QGIS does not search it, so the plugin loads shapely on shapely's own GEOS, never mixed "
+                 "with the Flatpak's (which ships no GEOS headers to build one on):")
+
+
+def _flatpak_pip(platform, arguments):
+    """The Flatpak's own pip, run from the host."""
+    return f"flatpak run --devel --command=pip3 {platform.app_id or 'org.qgis.qgis'} {arguments}"
+
+
+def _flatpak_install(platform, names):
+    requirements = _arguments(PIP_REQUIREMENTS[name] for name in names)
+    return _flatpak_pip(platform, f"install --no-deps --target {shlex.quote(platform.private_site)} {requirements}")
 
 
 def core_commands(missing, debian=None, candidate=debian_candidate, qgis_loads_shapely=None, platform=None):
@@ -357,7 +391,9 @@ def render_html(paragraphs):
         if isinstance(item, Step):
             parts.append(f"<p>{html.escape(item.text, quote=False)}</p>")
             if item.commands:
-                parts.append("<pre>" + html.escape("\n".join(item.commands), quote=False) + "</pre>")
+                # pre-wrap: a long command wraps in the dialog rather than hiding its end; copied, it is one line.
+                parts.append('<pre style="white-space: pre-wrap">' + html.escape("\n".join(item.commands), quote=False)
+                             + "</pre>")
         else:
             parts.append(f"<p>{html.escape(item, quote=False)}</p>")
     return "".join(parts)
@@ -398,13 +434,13 @@ def mixed_geos_advice(state, platform=None, as_html=False):
         steps = [Step("Use a shapely that runs on the system's GEOS: the distribution's where it is 2.0 or newer "
                       "(python3-shapely on Debian 13 and Ubuntu 24.04), or build one:", SHAPELY_FROM_SOURCE)]
     elif platform.kind == "flatpak":
-        steps = [Step("Build shapely on the Flatpak's own GEOS; this needs the Flatpak SDK of QGIS's runtime "
-                      "(flatpak run --devel asks for it). In a terminal of your system:",
-                      (f"flatpak run --devel --command=pip3 {platform.app_id or 'org.qgis.qgis'} install --user "
-                       "--force-reinstall --no-deps --no-binary shapely 'shapely>=2.0,<3'",))]
+        steps = [Step("Remove that wheel, so that QGIS finds no shapely, and put one in the plugin's own folder "
+                      "instead; " + _FLATPAK_TEXT[0].lower() + _FLATPAK_TEXT[1:],
+                      (_flatpak_pip(platform, "uninstall -y shapely"), _flatpak_install(platform, ["shapely"])))]
     else:
-        steps = [Step(step.text, tuple(c.replace("--no-deps", "--force-reinstall --no-deps") for c in step.commands))
-                 for step in _linux_steps(platform, ["shapely"], True)]
+        steps = [Step("Remove that wheel, so that QGIS finds no shapely (in a terminal):",
+                      (f"{platform.python} -m pip uninstall -y shapely",)),
+                 *_linux_steps(platform, ["shapely"], True)]
     paragraphs = [why, *steps, "Then restart QGIS."]
     return render_html(paragraphs) if as_html else render_text(paragraphs)
 

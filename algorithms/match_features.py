@@ -203,9 +203,9 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
             return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
-        self.style_on_load(dest[OUTPUT], "matches", "{input} matched to {reference}")
-        self.style_on_load(dest[OUTPUT_REFERENCE], "reference_matches",  # outlines: the input shows through
-                           "{reference} matched to {input}")
+        self.style_on_load(dest[OUTPUT], "matches", "{input} matched to {reference}", above=1)
+        # Outlines, above the filled input: both sides stay visible.
+        self.style_on_load(dest[OUTPUT_REFERENCE], "reference_matches", "{reference} matched to {input}", above=2)
         self.style_on_load(groups_dest, "exact", "Match groups of {input} and {reference}")
         run.report_timings(feedback, "scoring and matching", writing=time.perf_counter() - writing_started)
 

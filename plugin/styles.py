@@ -14,9 +14,10 @@ Kinds:
   light and half transparent, drawn underneath.
 * ``location`` (overlaplocation): ellipses graduated by the component weight, translucent fills.
 * ``exact`` (exactoverlap): a table; display precision only.
-* ``matches``: categories of the ``m_class`` field (matchfeatures) (1:1, 1:n, n:1, m:n, unmatched).
+* ``matches``: categories of the ``m_class`` field (matchfeatures) (1:1, 1:n, n:1, m:n, unmatched),
+  translucent fills.
 * ``reference_matches``: the same categories drawn as coloured outlines without fill (matchfeatures'
-  matched reference), so that the matched input, loaded with it, stays visible underneath.
+  matched reference): loaded with the matched input, both stay visible, whichever lies on top.
 
 Every kind gets a display precision on its numeric (Double) fields: 3 decimals for shares,
 scores and probabilities, 1 for areas in m².
@@ -56,6 +57,8 @@ from qgis.PyQt.QtGui import QColor
 from .compat import field_type
 
 KINDS = ("relevance", "pairs", "location", "exact", "matches", "reference_matches")
+#: Opacity (0-255) of the matched input's fills, under or over the matched reference's outlines.
+MATCHES_FILL_ALPHA = 165
 DEFAULT_PREFIX = "rel_"
 RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
 MATCH_CLASS_FIELD = "m_class"
@@ -286,13 +289,14 @@ def _outline_symbol(color, dashed=False):
     })
 
 
-def _symbol(geometry_type, color, hatched=False, outline=False):
-    """A symbol of ``color`` for any geometry type (None for a table); ``outline``: polygons unfilled."""
+def _symbol(geometry_type, color, hatched=False, outline=False, alpha=255):
+    """A symbol of ``color`` for any geometry type (None for a table); ``outline``: polygons unfilled;
+    ``alpha``: the opacity of a polygon's fill (0-255)."""
     template = QgsSymbol.defaultSymbol(geometry_type)
     if isinstance(template, QgsFillSymbol) and outline:
         return _outline_symbol(color, dashed=hatched)
     if isinstance(template, QgsFillSymbol):
-        return _hatched_symbol() if hatched else _fill_symbol(color)
+        return _hatched_symbol() if hatched else _fill_symbol(color, alpha=alpha)
     if isinstance(template, QgsLineSymbol):
         return QgsLineSymbol.createSimple({"line_color": _color(color), "line_width": "0.5",
                                            "line_style": "dash" if hatched else "solid", "capstyle": "round"})
@@ -390,8 +394,10 @@ def matches_renderer(layer, outline=False):
     geometry_type = layer.geometryType()
     categories = []
     for value, label, color in MATCH_CATEGORIES:
+        # The input's fills are translucent: whichever way QGIS stacks the two results (it depends on the
+        # layer selected when the run started), the reference's outlines show through.
         symbol = _symbol(geometry_type, color or ("#737373" if outline else "#bdbdbd"), hatched=color is None,
-                         outline=outline)
+                         outline=outline, alpha=MATCHES_FILL_ALPHA)
         categories.append(QgsRendererCategory(value, symbol, label))
     return QgsCategorizedSymbolRenderer(MATCH_CLASS_FIELD, categories)
 

@@ -42,6 +42,22 @@ def test_temporary_results_are_named_for_what_they_hold(plugin):
                      "buildings_cadastre matched to buildings_mapping", "buildings_mapping matched to buildings_cadastre"]
 
 
+def test_the_matched_reference_is_loaded_above_the_matched_input(plugin):
+    """Its outlines over the input's fills: both layers visible (the layer tree draws its top layer last)."""
+    import processing
+
+    root = QgsProject.instance().layerTreeRoot()
+    before = {node.layer().id() for node in root.findLayers()}
+    processing.runAndLoadResults("overlaprelevance:matchfeatures",
+                                 {"INPUT": MAPPING, "REFERENCE": CADASTRE, "OUTPUT": "TEMPORARY_OUTPUT",
+                                  "OUTPUT_REFERENCE": "TEMPORARY_OUTPUT", "OUTPUT_GROUPS": "TEMPORARY_OUTPUT"})
+    order = [node.layer() for node in root.findLayers() if node.layer().id() not in before]
+    names = [layer.name() for layer in order]
+    QgsProject.instance().removeMapLayers([layer.id() for layer in order])
+    assert names.index("buildings_cadastre matched to buildings_mapping") < names.index(
+        "buildings_mapping matched to buildings_cadastre"), names
+
+
 def test_one_layer_as_input_and_reference_is_warned_about_before_the_run(plugin):
     import processing
 

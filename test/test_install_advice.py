@@ -96,26 +96,31 @@ def test_linux_distributions_by_os_release(tmp_path, text, expected):
 PLATFORMS = {
     "osgeo4w": Platform("osgeo4w", python="python", root=r"C:\OSGeo4W"),
     "windows": Platform("windows", python="python", root=r"C:\Program Files\QGIS 3.40.6"),
-    "macos": Platform("macos", python="/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3"),
-    "flatpak": Platform("flatpak", app_id="org.qgis.qgis"),
+    "macos": Platform("macos", python="/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3",
+                      private_site="/Users/u/.local/share/overlap_relevance/python3.9"),
+    "flatpak": Platform("flatpak", app_id="org.qgis.qgis",
+                        private_site="/home/u/.var/app/org.qgis.qgis/data/overlap_relevance/python3.13"),
     "conda": Platform("conda", python="/home/u/miniforge3/envs/qgis/bin/python3.12",
                       root="/home/u/miniforge3/envs/qgis"),
     "debian": Platform("debian", distro=("debian",)),
     "fedora": Platform("linux", distro=("fedora",)),
     "arch": Platform("linux", distro=("arch",)),
-    "linux": Platform("linux", distro=("gentoo",)),
+    "linux": Platform("linux", distro=("gentoo",), private_site="/home/u/.local/share/overlap_relevance/python3.12"),
 }
 #: The one command each platform gets for a missing shapely (QGIS 3.40: it imports shapely itself).
 SHAPELY_COMMAND = {
     "osgeo4w": 'osgeo4w-setup.exe --advanced --quiet-mode --autoaccept --only-site --site '
                'https://download.osgeo.org/osgeo4w/v2 --root "C:\\OSGeo4W" --packages python3-shapely',
     "windows": 'python -m pip install --no-deps "shapely>=2.0,<3"',
-    "macos": "/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3 -m pip install --user --no-deps 'shapely>=2.0,<3'",
-    "flatpak": "flatpak run --command=pip3 org.qgis.qgis install --user --no-deps 'shapely>=2.0,<3'",
+    "macos": "/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3 -m pip install --no-deps --target "
+             "/Users/u/.local/share/overlap_relevance/python3.9 'shapely>=2.0,<3'",
+    "flatpak": "flatpak run --devel --command=pip3 org.qgis.qgis install --no-deps --target "
+               "/home/u/.var/app/org.qgis.qgis/data/overlap_relevance/python3.13 'shapely>=2.0,<3'",
     "debian": SHAPELY_FROM_SOURCE[1],
     "fedora": "sudo dnf install -y python3-shapely",
     "arch": "sudo pacman -S --needed python-shapely",
-    "linux": "python3 -m pip install --user --no-binary shapely --no-deps 'shapely>=2.0,<3'",
+    "linux": "python3 -m pip install --target /home/u/.local/share/overlap_relevance/python3.12 --no-deps "
+             "'shapely>=2.0,<3'",
 }
 
 
@@ -184,6 +189,18 @@ def test_commands_survive_qgis_html_rendering_whole(kind, monkeypatch):
 def test_a_mixed_geos_gets_a_shapely_on_the_systems_geos_in_each_linux():
     state = {"shapely": "2.1.2", "shapely_geos": "3.13.1", "process_geos": "3.11.1-CAPI-1.17.1"}
     assert SHAPELY_FROM_SOURCE[1] in mixed_geos_advice(state, PLATFORMS["debian"])
-    assert "--devel --command=pip3 org.qgis.qgis" in mixed_geos_advice(state, PLATFORMS["flatpak"])
+    flatpak = mixed_geos_advice(state, PLATFORMS["flatpak"]).splitlines()
+    assert "    flatpak run --devel --command=pip3 org.qgis.qgis uninstall -y shapely" in flatpak
+    assert "    " + SHAPELY_COMMAND["flatpak"] in flatpak
     assert "sudo dnf install -y python3-shapely" in mixed_geos_advice(state, PLATFORMS["fedora"])
-    assert "--force-reinstall --no-deps" in mixed_geos_advice(state, PLATFORMS["linux"])
+    linux = mixed_geos_advice(state, PLATFORMS["linux"]).splitlines()
+    assert linux.index("    python3 -m pip uninstall -y shapely") < linux.index("    " + SHAPELY_COMMAND["linux"])
+
+
+def test_the_plugins_own_folder_is_where_the_plugin_looks(monkeypatch):
+    from overlap_relevance.plugin.native_libs import private_site
+
+    where = detect_platform(environ={"XDG_DATA_HOME": "/home/u/.var/app/org.qgis.qgis/data",
+                                     "FLATPAK_ID": "org.qgis.qgis"}, system="linux", exists=_exists())
+    assert where.private_site == private_site({"XDG_DATA_HOME": "/home/u/.var/app/org.qgis.qgis/data"})
+    assert where.private_site.startswith("/home/u/.var/app/org.qgis.qgis/data/overlap_relevance/python3.")

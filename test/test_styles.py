@@ -497,4 +497,6 @@ def test_matched_reference_is_drawn_as_outlines_over_the_matched_input(provider)
         fill = outlined.symbol().symbolLayer(0)
         assert fill.brushStyle() == Qt.BrushStyle.NoBrush and fill.strokeWidth() > 0.26, outlined.label()
         assert fill.strokeColor().name() == solid.symbol().color().name() or outlined.value() == "unmatched"
+        if outlined.value() != "unmatched":  # the input's fill, over the outlines or under them, lets them show
+            assert solid.symbol().color().alpha() < 200, solid.label()
     assert shown(layer, "m_p", 0.794378) == "0.794"
