@@ -23,6 +23,11 @@ TRAIN_STAMP := $(TRAIN_VENV)/.setup-done
 DASK_VENV := .venv-dask
 DASK_PYTHON := $(DASK_VENV)/bin/python
 DASK_STAMP := $(DASK_VENV)/.setup-done
+# The shapely a new user may meet instead of ours, unpacked (never installed) for test/test_first_contact.py:
+# 1.8 (Debian 12's, the old macOS package's) and a PyPI wheel with its own GEOS. PYTHONPATH points at one.
+SHAPELY_VARIANTS := $(VENV)/shapely-variants
+SHAPELY_VARIANTS_STAMP := $(SHAPELY_VARIANTS)/.done
+SHAPELY_VARIANT_PINS := shapely-1.8=1.8.5.post1 shapely-wheel=2.1.2
 BUILD := build
 ZIP := $(BUILD)/overlap_relevance.zip
 # Files and folders that make up the installable plugin (tests, tooling and caches stay out).
@@ -38,7 +43,7 @@ DASK_PYTEST := $(DASK_PYTHON) -m pytest -p no:cacheprovider -p no:pytest_qgis
 .PHONY: setup setup-train setup-dask link-package system-packages test test-slow test-compat test-dask bench bench-dask demo help screenshots zip train evaluate clean
 
 ## setup: internal; installs QGIS (Debian packages, newest the release offers) and the QGIS-side venv
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) $(SHAPELY_VARIANTS_STAMP)
 
 system-packages:
 	@sh tools/system_packages.sh
@@ -62,6 +67,19 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt tools/missing_re
 	  $(PYTHON) -m pip install -q -r $(VENV)/missing.txt -c constraints.txt -c $(VENV)/numpy-constraint.txt; fi
 	@$(MAKE) --no-print-directory link-package VENV_DIR=$(VENV) \
 	  PTH_EXTRA='import os; os.environ.setdefault("PROJ_DATA", "/usr/share/proj")'
+	touch $@
+
+# Wheels for QGIS's Python version, from PyPI; where one does not exist (shapely 1.8 has none after
+# Python 3.11) or there is no network, the tests that need it are skipped and say why.
+$(SHAPELY_VARIANTS_STAMP):
+	@mkdir -p $(SHAPELY_VARIANTS)/wheels
+	@for pin in $(SHAPELY_VARIANT_PINS); do name=$${pin%%=*}; version=$${pin#*=}; \
+	  rm -rf $(SHAPELY_VARIANTS)/$$name; \
+	  if $(SYSTEM_PYTHON) -m pip download -q --no-deps --only-binary=:all: -d $(SHAPELY_VARIANTS)/wheels \
+	       "shapely==$$version" 2>/dev/null; then \
+	    wheel=$$(ls $(SHAPELY_VARIANTS)/wheels/[Ss]hapely-$$version-*.whl | head -1) && \
+	    $(SYSTEM_PYTHON) -m zipfile -e "$$wheel" $(SHAPELY_VARIANTS)/$$name; \
+	  else echo "No shapely $$version wheel for this Python: test/test_first_contact.py skips that case"; fi; done
 	touch $@
 
 ## setup-train: internal; the TensorFlow environment for `make train` and the training tests

@@ -1,30 +1,62 @@
 """What every algorithm of the provider shares: group, icon, help and a dependency check."""
 
+import importlib
 import weakref
 
-from qgis.core import QgsProcessingAlgorithm
+from qgis.core import QgsApplication, QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtGui import QIcon
 
 from ..plugin.constants import ICON_PATH
 from ..plugin.native_libs import shapely_geos_state
 from .help import help_url, short_help
 from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
-from .parameters import check_model_file, check_sigma_field
+from .parameters import INPUT, REFERENCE, check_model_file, check_sigma_field, sources_are_same_layer
 
 
 def missing_dependencies():
-    """Names (with minimum versions) of the core's Python packages this QGIS lacks."""
-    missing = []
+    """{import name: what was found} for each core package this Python lacks or has too old.
+
+    What was found is None (not installed), the version that is too old, or why the import failed
+    (e.g. a shapely built for another numpy). Imports only the three packages, never the core.
+    """
+    missing = {}
     for module_name, requirement, _ in CORE_PACKAGES:
-        minimum = minimum_version(requirement)
         try:
-            module = __import__(module_name)
-        except ImportError:
-            missing.append(requirement)
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:  # the package is there, but something it needs is not
+                missing[module_name] = f"cannot be imported: {error}"
+            else:
+                missing[module_name] = None
             continue
-        if version_tuple(getattr(module, "__version__", "0")) < version_tuple(minimum):
-            missing.append(f"{requirement} (found {module.__version__})")
+        except Exception as error:  # a broken install: ImportError, AttributeError from an ABI mismatch, ...
+            missing[module_name] = f"cannot be imported: {type(error).__name__}: {error}"
+            continue
+        version = str(getattr(module, "__version__", "0"))
+        if version_tuple(version) < version_tuple(minimum_version(requirement)):
+            missing[module_name] = version
     return missing
+
+
+def dependency_problem(as_html=False):
+    """Why the core cannot run in this QGIS, with what to do about it; "" when it can.
+
+    Checked before anything imports the core: missing or too old numpy, shapely, pyproj, then a
+    shapely whose GEOS would mix with QGIS's (:mod:`..plugin.native_libs`).
+    """
+    missing = missing_dependencies()
+    if missing:
+        return core_advice(missing, as_html=as_html)
+    try:
+        state = shapely_geos_state()
+    except Exception:  # unknown GEOS state: the run itself will tell
+        return ""
+    return mixed_geos_advice(state, as_html=as_html) if state["mixed"] else ""
+
+
+def _rendered_as_html():
+    """QGIS's desktop shows canExecute's message as HTML; qgis_process and scripts print it."""
+    return QgsApplication.instance() is not None and QgsApplication.platform() == "desktop"
 
 
 #: (group id, group name): the toolbox sorts groups by name, so the main algorithm's group comes first.
@@ -86,7 +118,12 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         return help_url(self.name())
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
-        """What can be known before a feature is read: Processing's own checks, then the model file and σ field."""
+        """What can be known before a feature is read: the core's packages, Processing's own checks, then the
+        model file and σ field. qgis_process, processing.run and models never call canExecute; this they call
+        (its message is printed, or shown as plain text: no HTML here)."""
+        problem = dependency_problem()
+        if problem:
+            return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -100,26 +137,39 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         """The algorithm's own early checks: (ok, message)."""
         return True, ""
 
-    def style_on_load(self, dest_id, kind):
+    def style_on_load(self, dest_id, kind, name=None, above=0):
         """Give output ``dest_id`` the provider's style ``kind`` when QGIS loads it as a result.
 
-        Called from processAlgorithm; the post-processor is attached in :meth:`postProcessAlgorithm`,
-        which QGIS runs after processAlgorithm on the same instance. Kinds: see :mod:`..plugin.styles`.
+        ``name``: what the loaded layer is called, e.g. "Relevance of {input} to {reference}" (the two
+        layers' names); QGIS uses it for a temporary output, and for a file where the user prefers
+        names to file names. ``above``: outputs of one run with a greater value are placed above the others
+        in the layer tree (QGIS 3.32 and later; QGIS 3.40 reverses the order when a layer is selected as the
+        run starts, so styles must not depend on it). Called from processAlgorithm; the post-processor is attached in
+        :meth:`postProcessAlgorithm`, which QGIS runs after processAlgorithm on the same instance.
+        Kinds: see :mod:`..plugin.styles`.
         """
         if not hasattr(self, "_styled_outputs"):
             self._styled_outputs = []
-        self._styled_outputs.append((dest_id, kind))
+        if name is not None:
+            input_name, reference_name = getattr(self, "_layer_names", ("input", "reference"))
+            name = name.format(input=input_name, reference=reference_name)
+        self._styled_outputs.append((dest_id, kind, name, above))
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS's name)
-        """Attach the style post-processors to the outputs QGIS will load (toolbox, batch, model)."""
+        """Attach the style post-processors and names to the outputs QGIS will load (toolbox, batch, model)."""
         from ..plugin.styles import post_processor
 
-        for dest_id, kind in getattr(self, "_styled_outputs", ()):
+        for dest_id, kind, name, above in getattr(self, "_styled_outputs", ()):
             if not context.willLoadLayerOnCompletion(dest_id):
                 continue  # qgis_process, processing.run, or an intermediate output of a model
+            details = context.layerToLoadOnCompletionDetails(dest_id)
+            if name:
+                details.name = name
+            if above and hasattr(details, "layerSortKey"):
+                details.layerSortKey = above
             processor = post_processor(kind)
             if processor is not None:
-                context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(processor)
+                details.setPostProcessor(processor)
         self._styled_outputs = []
         return {}
 
@@ -144,10 +194,29 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         return {}
 
     def canExecute(self):  # noqa: N802 (QGIS's name)
-        missing = missing_dependencies()
-        if missing:
-            return False, core_advice(missing)
-        state = shapely_geos_state()
-        if state["mixed"]:
-            return False, mixed_geos_advice(state)
-        return True, ""
+        problem = dependency_problem(as_html=_rendered_as_html())
+        return (False, problem) if problem else (True, "")
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
+        """Every run passes here, whatever skipped the checks before: no core, no run (and no traceback)."""
+        problem = dependency_problem()
+        if problem:
+            raise QgsProcessingException(problem)
+        if self.parameterDefinition(INPUT) is not None and self.parameterDefinition(REFERENCE) is not None:
+            self._layer_names = tuple(self._layer_name(parameters, name, context) for name in (INPUT, REFERENCE))
+            if sources_are_same_layer(self, parameters, context):
+                # The dialog sets both to the active layer: say so before anything runs, where the log starts.
+                feedback.pushWarning(
+                    f"Input and reference are the same layer, '{self._layer_names[0]}': each feature is compared "
+                    "with the other features of that layer, never with itself (what finds duplicates and overlaps "
+                    "within one layer). To compare two layers, choose the reference layer: the dialog starts with "
+                    "both set to the active layer.")
+        return True
+
+    def _layer_name(self, parameters, name, context):
+        """The name of the layer given as parameter ``name`` (a project layer's name, or a file's base name)."""
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        if layer is not None:
+            return layer.name()
+        source = self.parameterAsSource(parameters, name, context)
+        return source.sourceName() if source is not None else name.lower()

@@ -3,7 +3,6 @@
 import time
 from pathlib import Path
 
-import numpy as np
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
@@ -13,6 +12,7 @@ from qgis.core import (
 
 from ..plugin.compat import NUMBER_INTEGER
 from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
+from .lazy import lazy_import
 from .parameters import (
     INPUT,
     POSITIONAL_UNCERTAINTY,
@@ -24,7 +24,9 @@ from .parameters import (
     declare,
     with_suffix,
 )
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+relevance_run = lazy_import(".relevance_run", __package__)
 
 MC_SAMPLES = "MC_SAMPLES"
 MC_PAIRS = "MC_PAIRS"
@@ -112,8 +114,8 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
             raise QgsProcessingException(self.invalidParameterError(parameters, OUTPUT))
         started = time.perf_counter()
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback)
-        except Cancelled:
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
+        except relevance_run.Cancelled:
             return {}
         feedback.setProgress(25)
 

@@ -1,6 +1,5 @@
 """overlaprelevance:exactoverlap — exact overlap of every candidate pair (the reference)."""
 
-import numpy as np
 from qgis.core import (
     QgsFeature,
     QgsField,
@@ -10,12 +9,15 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..model.overlap import exact_overlap
-from ..model.pairs import iter_pair_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
-from .layers import read_layer_pair
+from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, table_destination
+
+np = lazy_import("numpy")
+overlap = lazy_import("..model.overlap", __package__)
+pairs = lazy_import("..model.pairs", __package__)
+layers = lazy_import(".layers", __package__)
 
 OUTPUT = "OUTPUT"
 PAIR_COUNT = "PAIR_COUNT"
@@ -57,7 +59,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(PAIR_COUNT, "Number of candidate pairs"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        pair = read_layer_pair(self, parameters, context, feedback)
+        pair = layers.read_layer_pair(self, parameters, context, feedback)
         if pair is None:
             return {}
         lonlat_a, lonlat_b = pair.to_lonlat(feedback)  # refusals come before any output is created
@@ -73,15 +75,15 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         n_input = max(len(pair.input.fids), 1)
         n_pairs = 0
         repaired_a, repaired_b = [], []
-        for chunk in iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
+        for chunk in pairs.iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
                                       *pair.same_layer_ids()):
             if feedback.isCanceled():
                 return self.discard_output(context, dest_id)
-            overlap = exact_overlap(chunk.frames.a, chunk.frames.b)
+            exact = overlap.exact_overlap(chunk.frames.a, chunk.frames.b)
             repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
             repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
-            columns = np.column_stack([overlap.area_a, overlap.area_b, overlap.area_inter, overlap.cover_a,
-                                       overlap.cover_b, overlap.iou]).tolist()
+            columns = np.column_stack([exact.area_a, exact.area_b, exact.area_inter, exact.cover_a,
+                                       exact.cover_b, exact.iou]).tolist()
             keys_a = pair.input.keys[chunk.index_a]
             keys_b = pair.reference.keys[chunk.index_b]
             for key_a, key_b, values in zip(keys_a, keys_b, columns):
@@ -96,5 +98,5 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         pair.report_repaired(feedback, repaired_a, repaired_b)
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
         dest_id = table_destination(context, dest_id)
-        self.style_on_load(dest_id, "exact")
+        self.style_on_load(dest_id, "exact", "Exact overlaps of {input} with {reference}")
         return {OUTPUT: dest_id, PAIR_COUNT: n_pairs}

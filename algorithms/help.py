@@ -15,6 +15,8 @@ from pathlib import Path
 from qgis.PyQt.QtCore import QUrl
 
 HELP_DIR = Path(__file__).resolve().parent.parent / "resources" / "help"
+#: The model card, shipped with the plugin, as a link from the help pages (resources/help/ -> model/).
+MODEL_CARD_LINK = '<a href="../../model/MODEL_CARD.md">model card</a> (model/MODEL_CARD.md)'
 
 #: Background the algorithms share: (title, text). An algorithm lists the keys that apply to it.
 NOTES = {
@@ -36,7 +38,7 @@ NOTES = {
               "coverages (the share of the input feature covered by the reference feature, and the reverse) and "
               "over where their overlap lies. Scores are expectations over that distribution: under positional "
               "uncertainty a pair that would overlap perfectly scores less than 1. The model's held-out accuracy is "
-              "in model/MODEL_CARD.md; 'Evaluate relevance model' measures it on your layers."),
+              f"in its {MODEL_CARD_LINK}; 'Evaluate relevance model' measures it on your layers."),
 }
 
 
@@ -69,19 +71,37 @@ def _default_text(parameter):
     return html.escape(str(value))
 
 
-def help_page(algorithm, provider_name="Overlap relevance"):
-    """The full help page of ``algorithm``, as a standalone HTML document."""
+#: What a destination parameter's row says, by parameter type: (meaning, default).
+DESTINATIONS = {
+    "sink": ("Where this output is written: a temporary layer, or a file whose extension gives the format "
+             "(GeoPackage, shapefile, ...). The Output section above says what it holds.", "temporary layer"),
+    "fileDestination": ("Where this output file is written.", "temporary file"),
+}
+
+
+def _row_texts(parameter):
+    """(meaning, default, use) of a parameter's help-table row; every cell says something."""
     from ..plugin.compat import PARAMETER_ADVANCED, PARAMETER_OPTIONAL
 
+    flags = parameter.flags()
+    destination = DESTINATIONS.get(parameter.type()) if parameter.isDestination() else None
+    meaning = html.escape(parameter.help() or "") or (destination[0] if destination else "")
+    default = _default_text(parameter) or (destination[1] if destination else
+                                           "empty" if flags & PARAMETER_OPTIONAL else "none: to be chosen")
+    use = "output" if destination else "optional" if flags & PARAMETER_OPTIONAL else "required"
+    if flags & PARAMETER_ADVANCED:
+        use += ", advanced"
+    return meaning, default, use
+
+
+def help_page(algorithm, provider_name="Overlap relevance"):
+    """The full help page of ``algorithm``, as a standalone HTML document."""
     rows = []
     for parameter in algorithm.parameterDefinitions():
-        flags = parameter.flags()
-        marks = [mark for flag, mark in ((PARAMETER_OPTIONAL, "optional"), (PARAMETER_ADVANCED, "advanced"))
-                 if flags & flag]
-        default = _default_text(parameter)
+        meaning, default, use = _row_texts(parameter)
         rows.append(
             f"<tr><td><b>{html.escape(parameter.description())}</b><br><code>{parameter.name()}</code></td>"
-            f"<td>{html.escape(parameter.help() or '')}</td><td>{default}</td><td>{', '.join(marks)}</td></tr>")
+            f"<td>{meaning}</td><td>{default}</td><td>{use}</td></tr>")
     notes = "".join(f"<h2>{title}</h2><p>{text}</p>" for title, text in (NOTES[key] for key in algorithm.NOTES))
     outputs = algorithm.output_help()
     return (
@@ -95,7 +115,7 @@ def help_page(algorithm, provider_name="Overlap relevance"):
         f"<p><code>overlaprelevance:{algorithm.name()}</code> — {html.escape(algorithm.shortDescription())}</p>"
         f"<p>{algorithm.SUMMARY}</p>"
         + (f"<h2>Output</h2>{_items(outputs)}" if outputs else "")
-        + "<h2>Parameters</h2><table><tr><th>Parameter</th><th>Meaning</th><th>Default</th><th></th></tr>"
+        + "<h2>Parameters</h2><table><tr><th>Parameter</th><th>Meaning</th><th>Default</th><th>Use</th></tr>"
         + "".join(rows) + "</table>" + notes + "</body></html>\n"
     )
 

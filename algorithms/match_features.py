@@ -3,7 +3,6 @@
 import dataclasses
 import time
 
-import numpy as np
 from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
@@ -15,6 +14,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..model.match_thresholds import MatchThresholds
 from ..plugin.compat import (
     FAST_INSERT,
     NO_GEOMETRY_CHECK,
@@ -26,8 +26,12 @@ from ..plugin.compat import (
     field_type,
 )
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
+from .lazy import lazy_import
 from .parameters import INPUT, REFERENCE, add_layer_pair_parameters, add_model_parameters, declare, finite_double
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+matching = lazy_import("..model.matching", __package__)
+relevance_run = lazy_import(".relevance_run", __package__)
 
 OUTPUT = "OUTPUT"
 OUTPUT_REFERENCE = "OUTPUT_REFERENCE"
@@ -80,8 +84,6 @@ THRESHOLD_PARAMETERS = {
 
 def _threshold_parameters():
     """(parameter name, field name, default, label, minimum, maximum, decimals, help) of every threshold."""
-    from ..model.matching import MatchThresholds
-
     rows = []
     for field in dataclasses.fields(MatchThresholds):
         label, low, high, decimals, text = THRESHOLD_PARAMETERS[field.name]
@@ -147,8 +149,6 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        from ..model.matching import MatchThresholds, match_layers
-
         started = time.perf_counter()
         thresholds = MatchThresholds(**{field: finite_double(self, parameters, name, context)
                                         for name, field, *_ in _threshold_parameters()})
@@ -157,8 +157,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if source is None:
                 raise QgsProcessingException(self.invalidSourceError(parameters, name))
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback)
-        except Cancelled:
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
+        except relevance_run.Cancelled:
             return {}
         feedback.setProgressText("Scoring candidate pairs and matching")
         n_input = max(len(run.pair.input.fids), 1)
@@ -169,13 +169,14 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             feedback.setProgress(20 + 70 * fraction)
 
         matching_started = time.perf_counter()
-        result = match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
-                              run.model_reference, run.sigma, run.pair.search_distance, *run.pair.same_layer_ids(),
-                              thresholds=thresholds, cancelled=feedback.isCanceled, progress=progress)
+        result = matching.match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
+                                       run.model_reference, run.sigma, run.pair.search_distance,
+                                       *run.pair.same_layer_ids(), thresholds=thresholds,
+                                       cancelled=feedback.isCanceled, progress=progress)
         if result is None or feedback.isCanceled():
             return {}
         run.n_pairs = int(result.n_pairs)
-        run.seconds["matching"] = time.perf_counter() - matching_started
+        run.seconds["scoring and matching"] = time.perf_counter() - matching_started
         del n_input
 
         feedback.setProgressText("Writing the outputs")
@@ -202,10 +203,11 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
             return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
-        for dest_id in dest.values():
-            self.style_on_load(dest_id, "matches")
-        self.style_on_load(groups_dest, "exact")
-        run.report_timings(feedback, writing=time.perf_counter() - writing_started)
+        self.style_on_load(dest[OUTPUT], "matches", "{input} matched to {reference}", above=1)
+        # Outlines, above the filled input: both sides stay visible.
+        self.style_on_load(dest[OUTPUT_REFERENCE], "reference_matches", "{reference} matched to {input}", above=2)
+        self.style_on_load(groups_dest, "exact", "Match groups of {input} and {reference}")
+        run.report_timings(feedback, "scoring and matching", writing=time.perf_counter() - writing_started)
 
         counts = {klass: int(np.count_nonzero(result.groups["class"] == klass)) for klass in ("1:1", "1:n", "n:1",
                                                                                             "m:n")}

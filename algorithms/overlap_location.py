@@ -1,7 +1,5 @@
 """overlaprelevance:overlaplocation — where the overlap of relevant pairs is predicted to lie."""
 
-import numpy as np
-import shapely
 from qgis.core import (
     QgsFeature,
     QgsField,
@@ -13,9 +11,13 @@ from qgis.core import (
 
 from ..plugin.compat import FAST_INSERT, NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
-from .geometry_out import frame_points_to_crs, to_qgis
+from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, finite_double
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+shapely = lazy_import("shapely")
+geometry_out = lazy_import(".geometry_out", __package__)
+relevance_run = lazy_import(".relevance_run", __package__)
 
 MIN_RELEVANCE = "MIN_RELEVANCE"
 MIN_WEIGHT = "MIN_WEIGHT"
@@ -67,7 +69,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         level = finite_double(self, parameters, LEVEL, context)
         dest_id = None
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback)
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
             fields = QgsFields()
             fields.append(run.pair.input_key_field("in_key"))
             fields.append(run.pair.reference_key_field("ref_key"))
@@ -81,10 +83,10 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
             n_ellipses = 0
             for chunk in run.scored_chunks(feedback, progress_to=99.0):
                 n_ellipses += self._write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level)
-        except Cancelled:
+        except relevance_run.Cancelled:
             return self.discard_output(context, dest_id) if dest_id else {}
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
-        self.style_on_load(dest_id, "location")
+        self.style_on_load(dest_id, "location", "Overlap locations of {input} with {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod
@@ -97,7 +99,8 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         vertices = chunk.centroid[pair].ellipses(level, ELLIPSE_VERTICES)  # (m, K, V, 2), frame metres
         vertices = vertices[np.arange(len(pair)), component]  # (m, V, 2)
         pair_index = np.broadcast_to(pair[:, None], vertices.shape[:2])
-        x, y = frame_points_to_crs(chunk.frames, vertices[..., 0], vertices[..., 1], pair_index, run.pair.input.crs)
+        x, y = geometry_out.frame_points_to_crs(chunk.frames, vertices[..., 0], vertices[..., 1], pair_index,
+                                                run.pair.input.crs)
         rings = np.stack([x, y], axis=-1)
         # An ellipse that left the CRS's domain has non-finite points; GEOS 3.11 refuses such a ring
         # ("not closed", since NaN != NaN) where newer GEOS builds it. Neither is a usable ellipse.
@@ -109,7 +112,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
         keys_a = run.pair.input.keys[chunk.index_a[pair]]
         keys_b = run.pair.reference.keys[chunk.index_b[pair]]
-        for geometry, key_a, key_b, k, w in zip(to_qgis(polygons), keys_a, keys_b, component.tolist(),
+        for geometry, key_a, key_b, k, w in zip(geometry_out.to_qgis(polygons), keys_a, keys_b, component.tolist(),
                                                 weights[pair, component].tolist()):
             feature = QgsFeature(fields)
             feature.setGeometry(geometry)

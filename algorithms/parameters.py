@@ -3,7 +3,6 @@
 import math
 import os
 
-import numpy as np
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
@@ -15,6 +14,9 @@ from qgis.core import (
 )
 
 from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, PARAMETER_ADVANCED, SOURCE_POLYGON
+from .lazy import lazy_import
+
+np = lazy_import("numpy")
 
 INPUT = "INPUT"
 INPUT_KEY = "INPUT_KEY"

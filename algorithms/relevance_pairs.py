@@ -1,7 +1,5 @@
 """overlaprelevance:relevancepairs — one row per candidate pair with its relevance."""
 
-import numpy as np
-import shapely
 from qgis.core import (
     QgsFeature,
     QgsField,
@@ -12,13 +10,17 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..model.frame import project_pairs
-from ..model.overlap import exact_overlap
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
-from .geometry_out import frame_points_to_crs, to_qgis
+from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+shapely = lazy_import("shapely")
+frame = lazy_import("..model.frame", __package__)
+overlap = lazy_import("..model.overlap", __package__)
+geometry_out = lazy_import(".geometry_out", __package__)
+relevance_run = lazy_import(".relevance_run", __package__)
 
 COMPUTE_EXACT = "COMPUTE_EXACT"
 GEOMETRY = "GEOMETRY"
@@ -76,10 +78,10 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         compute_exact = self.parameterAsBoolean(parameters, COMPUTE_EXACT, context)
         with_lines = self.parameterAsEnum(parameters, GEOMETRY, context) == 1
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback)
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
             parts = [self._chunk_columns(run, chunk, compute_exact, with_lines)
                      for chunk in run.scored_chunks(feedback, progress_to=85.0)]
-        except Cancelled:
+        except relevance_run.Cancelled:
             return {}
         columns = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else {}
         index_a = columns.get("index_a", np.zeros(0)).astype(np.int64)
@@ -100,7 +102,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         keys_a = run.pair.input.keys[index_a]
         keys_b = run.pair.reference.keys[columns["index_b"].astype(np.int64)] if len(index_a) else []
         values = np.column_stack([columns[n] for n in names]).tolist() if len(index_a) else []
-        lines = to_qgis(columns["line"]) if with_lines and len(index_a) else None
+        lines = geometry_out.to_qgis(columns["line"]) if with_lines and len(index_a) else None
         feedback.setProgressText("Writing the output")
         n_rows = max(len(index_a), 1)
         for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
@@ -116,7 +118,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         if not self.finished(feedback, context, dest_id):
             return {}
         dest_id = table_destination(context, dest_id)
-        self.style_on_load(dest_id, "pairs")
+        self.style_on_load(dest_id, "pairs", "Relevance pairs of {input} with {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod
@@ -129,14 +131,14 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         }
         if compute_exact:
             # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail.
-            full = project_pairs(run.lonlat_input, run.lonlat_reference, chunk.index_a, chunk.index_b)
-            exact = exact_overlap(full.a, full.b, assume_valid=True)
+            full = frame.project_pairs(run.lonlat_input, run.lonlat_reference, chunk.index_a, chunk.index_b)
+            exact = overlap.exact_overlap(full.a, full.b, assume_valid=True)
             columns.update(ex_iou=exact.iou, ex_cov=exact.cover_a, ex_covref=exact.cover_b)
         if with_lines:
             centroids = shapely.centroid(np.stack([chunk.frames.a, chunk.frames.b], axis=1))  # (p, 2)
             pair_index = np.repeat(np.arange(len(chunk.index_a))[:, None], 2, axis=1)
-            x, y = frame_points_to_crs(chunk.frames, shapely.get_x(centroids), shapely.get_y(centroids), pair_index,
-                                       run.pair.input.crs)
+            x, y = geometry_out.frame_points_to_crs(chunk.frames, shapely.get_x(centroids), shapely.get_y(centroids),
+                                                    pair_index, run.pair.input.crs)
             columns["line"] = shapely.linestrings(np.stack([x, y], axis=-1))
         return columns
 

@@ -38,12 +38,14 @@ class RelevanceRun:
     seconds: dict = field(default_factory=dict)  # wall time per stage, for the log
     n_pairs: int = 0
 
-    def report_timings(self, feedback, **more_seconds):
-        """One log line with the wall time of every stage (and the pairs per second of scoring)."""
+    def report_timings(self, feedback, pairs_stage="scoring", **more_seconds):
+        """One log line with the wall time of every stage, and the pairs per second of ``pairs_stage``, the
+        stage that handled the pairs (no rate when that stage was not timed: never a made-up 0 pairs/s)."""
         self.seconds.update(more_seconds)
         stages = ", ".join(f"{name} {value:.2f} s" for name, value in self.seconds.items())
-        rate = self.n_pairs / self.seconds["scoring"] if self.seconds.get("scoring") else 0.0
-        feedback.pushInfo(f"Timings: {stages} ({self.n_pairs} pairs, {rate:,.0f} pairs/s in scoring).")
+        seconds = self.seconds.get(pairs_stage)
+        rate = f", {self.n_pairs / seconds:,.0f} pairs/s in {pairs_stage}" if seconds else ""
+        feedback.pushInfo(f"Timings: {stages} ({self.n_pairs} pairs{rate}).")
 
     def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
         """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled.

@@ -2,7 +2,6 @@
 
 import time
 
-import numpy as np
 from qgis.core import (
     QgsFeatureRequest,
     QgsField,
@@ -12,11 +11,14 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..model.scoring import BestMatches
 from ..plugin.compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
+from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, is_dbase_destination
-from .relevance_run import Cancelled, prepare_relevance_run
+
+np = lazy_import("numpy")
+scoring = lazy_import("..model.scoring", __package__)
+relevance_run = lazy_import(".relevance_run", __package__)
 
 FIELD_PREFIX = "FIELD_PREFIX"
 OUTPUT = "OUTPUT"
@@ -84,8 +86,8 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         if input_source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, INPUT))
         try:
-            run = prepare_relevance_run(self, parameters, context, feedback, input_key=False)
-        except Cancelled:
+            run = relevance_run.prepare_relevance_run(self, parameters, context, feedback, input_key=False)
+        except relevance_run.Cancelled:
             return {}
         fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"),
                                      is_dbase_destination(self, parameters, OUTPUT, context))
@@ -94,7 +96,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
         n_input = len(run.pair.input.fids)
-        best = BestMatches(n_input)
+        best = scoring.BestMatches(n_input)
         # Features are written as soon as their best match is final, while later chunks are scored on the
         # worker threads: the writing (QGIS, mostly on this thread) and the scoring then share the cores.
         writer = _RelevanceWriter(self, parameters, sink, fields, input_source, run, best)
@@ -109,7 +111,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             writer.sink = None
             del sink  # the last reference: the file is closed (a GeoPackage builds its spatial index) here
             closing = time.perf_counter() - started
-        except Cancelled:
+        except relevance_run.Cancelled:
             return self.discard_output(context, dest_id)
         run.report_timings(feedback, **{"writing while scoring": writing_while_scoring,
                                         "writing after scoring": writer.seconds - writing_while_scoring,
@@ -119,7 +121,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
                           "have a candidate.")
         if not self.finished(feedback, context, dest_id):
             return {}
-        self.style_on_load(dest_id, "relevance")
+        self.style_on_load(dest_id, "relevance", "{input} with relevance to {reference}")
         return {OUTPUT: dest_id}
 
     @staticmethod
@@ -202,7 +204,7 @@ class _RelevanceWriter:
                 batch = []
                 if feedback is not None:
                     if feedback.isCanceled():
-                        raise Cancelled
+                        raise relevance_run.Cancelled
                     feedback.setProgress(progress_from + (100.0 - progress_from) * self.read / max(self.n_input, 1))
         self._flush(batch)
         self.seconds += time.perf_counter() - started

@@ -12,7 +12,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 from qgis.core import (
     QgsDataSourceUri,
     QgsProcessingException,
@@ -25,7 +24,7 @@ from qgis.core import (
 
 from ..plugin.compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
-from .layers import read_layer_pair
+from .lazy import lazy_import
 from .parameters import (
     INPUT,
     MODEL,
@@ -40,6 +39,9 @@ from .parameters import (
     positional_uncertainty,
     with_suffix,
 )
+
+np = lazy_import("numpy")
+layers = lazy_import(".layers", __package__)
 
 DISPLACEMENTS = "DISPLACEMENTS"
 SYNTHETIC_PAIRS = "SYNTHETIC_PAIRS"
@@ -208,7 +210,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
         from ..model.datasets.synthetic import generator_fingerprint, iter_synthetic_chunks, recipe_hash
 
         sigma_field = self.parameterAsString(parameters, POSITIONAL_UNCERTAINTY_FIELD, context)
-        pair = read_layer_pair(self, parameters, context, feedback,
+        pair = layers.read_layer_pair(self, parameters, context, feedback,
                                input_value_fields=[sigma_field] if sigma_field else [])
         if pair is None:
             return None

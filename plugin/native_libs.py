@@ -16,6 +16,12 @@ scope first. Two cases, by QGIS version:
   system's, the newer ones (``GEOSHasM_r`` and about 17 more) on the wheel's, against the
   other's objects. :func:`shapely_geos_state` tells, and the algorithms refuse that case
   with advice (see :mod:`..algorithms.install_advice`).
+
+A folder of the plugin's own, :func:`private_site` (``$XDG_DATA_HOME/overlap_relevance/pythonX.Y``),
+is how a shapely wheel can be used on every QGIS: QGIS never looks there, so from 3.40 on its
+``import shapely`` finds nothing, and the plugin's entry point then imports the wheel from there with
+``RTLD_DEEPBIND``. The install advice puts shapely there where QGIS's own Python may not get one
+built on QGIS's GEOS (a Flatpak ships no GEOS headers).
 """
 
 import ctypes
@@ -27,20 +33,42 @@ from pathlib import Path
 _DEEP_BOUND = False
 
 
+def private_site(environ=None):
+    """The plugin's own package folder for this Python version, which QGIS never searches itself."""
+    environ = os.environ if environ is None else environ
+    data_home = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data_home, "overlap_relevance", f"python{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+def _add_private_site():
+    """Put :func:`private_site` first on sys.path when it holds shapely and no shapely is imported yet."""
+    site = private_site()
+    if "shapely" not in sys.modules and os.path.isdir(os.path.join(site, "shapely")) and site not in sys.path:
+        sys.path.insert(0, site)
+
+
 def import_shapely_with_own_geos():
     """Import shapely so that it binds its bundled GEOS; True when the flag could be applied.
 
-    Does nothing when shapely is already imported (QGIS >= 3.40 imports it itself), and off Linux.
+    Looks in :func:`private_site` first. Does nothing when shapely is already imported (QGIS >= 3.40
+    imports whatever shapely its Python finds), and off Linux.
+    Never raises: without numpy or shapely, or with a broken one, the plugin still loads, and the
+    algorithms' canExecute says what is missing (False is returned then).
     """
     global _DEEP_BOUND
+    _add_private_site()
     if "shapely" in sys.modules or not hasattr(os, "RTLD_DEEPBIND") or not hasattr(sys, "setdlopenflags"):
         return False
-    import numpy  # noqa: F401 (numpy's own extensions load with the usual flags)
-
+    try:
+        import numpy  # noqa: F401 (numpy's own extensions load with the usual flags)
+    except Exception:  # missing or broken: reported by canExecute
+        return False
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
     try:
         import shapely  # noqa: F401
+    except Exception:  # missing, or built for another numpy: reported by canExecute
+        return False
     finally:
         sys.setdlopenflags(flags)
     _DEEP_BOUND = True
@@ -48,10 +76,16 @@ def import_shapely_with_own_geos():
 
 
 def process_geos_version():
-    """The GEOS version in the process's global symbol scope ('3.11.1-CAPI-1.17.1'), or None."""
+    """The GEOS version in the process's global symbol scope ('3.11.1-CAPI-1.17.1'), or None.
+
+    Only Linux (ELF) has one scope where a library's symbols can take the place of another's: Windows
+    binds each DLL's imports to a named DLL, macOS to a library (two-level namespace); there, None.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         function = ctypes.CDLL(None).GEOSversion
-    except (AttributeError, OSError):
+    except (AttributeError, OSError, TypeError):
         return None
     function.restype = ctypes.c_char_p
     return function().decode("ascii", "replace")

@@ -14,7 +14,10 @@ Kinds:
   light and half transparent, drawn underneath.
 * ``location`` (overlaplocation): ellipses graduated by the component weight, translucent fills.
 * ``exact`` (exactoverlap): a table; display precision only.
-* ``matches``: categories of the ``m_class`` field (matchfeatures) (1:1, 1:n, n:1, m:n, unmatched).
+* ``matches``: categories of the ``m_class`` field (matchfeatures) (1:1, 1:n, n:1, m:n, unmatched),
+  translucent fills.
+* ``reference_matches``: the same categories drawn as coloured outlines without fill (matchfeatures'
+  matched reference): loaded with the matched input, both stay visible, whichever lies on top.
 
 Every kind gets a display precision on its numeric (Double) fields: 3 decimals for shares,
 scores and probabilities, 1 for areas in m².
@@ -53,7 +56,9 @@ from qgis.PyQt.QtGui import QColor
 
 from .compat import field_type
 
-KINDS = ("relevance", "pairs", "location", "exact", "matches")
+KINDS = ("relevance", "pairs", "location", "exact", "matches", "reference_matches")
+#: Opacity (0-255) of the matched input's fills, under or over the matched reference's outlines.
+MATCHES_FILL_ALPHA = 165
 DEFAULT_PREFIX = "rel_"
 RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
 MATCH_CLASS_FIELD = "m_class"
@@ -210,12 +215,12 @@ def _decimals_for(name):
 def _precision_fields(layer, kind):
     """{field index: decimals} for the Double fields of ``layer`` that ``kind`` writes."""
     fields = layer.fields()
-    if kind in ("relevance", "matches"):
+    if kind in ("relevance", "matches", "reference_matches"):
         prefix = relevance_prefix(fields)
         names = set()
         if prefix is not None:
             names = {prefix + suffix for suffix in ("score", "p", "cov", "covref", "sd")}
-        if kind == "matches":  # a matching output: its own fields beside the input's, known by name
+        if kind != "relevance":  # a matching output: its own fields beside the input's, known by name
             names |= {"m_p"}  # matchfeatures: the assignment's probability
         chosen = [i for i, field in enumerate(fields) if field.name() in names]
     else:  # pairs, location, exact: every field is the algorithm's own
@@ -276,11 +281,22 @@ def _outline_only_symbol():
     })
 
 
-def _symbol(geometry_type, color, hatched=False):
-    """A symbol of ``color`` for any geometry type (None for a table)."""
+def _outline_symbol(color, dashed=False):
+    """No fill, a coloured outline: whatever lies underneath stays visible."""
+    return QgsFillSymbol.createSimple({
+        "color": _color(color, 0), "style": "no", "outline_color": _color(color), "outline_width": "0.66",
+        "outline_style": "dash" if dashed else "solid", "joinstyle": "round",
+    })
+
+
+def _symbol(geometry_type, color, hatched=False, outline=False, alpha=255):
+    """A symbol of ``color`` for any geometry type (None for a table); ``outline``: polygons unfilled;
+    ``alpha``: the opacity of a polygon's fill (0-255)."""
     template = QgsSymbol.defaultSymbol(geometry_type)
+    if isinstance(template, QgsFillSymbol) and outline:
+        return _outline_symbol(color, dashed=hatched)
     if isinstance(template, QgsFillSymbol):
-        return _hatched_symbol() if hatched else _fill_symbol(color)
+        return _hatched_symbol() if hatched else _fill_symbol(color, alpha=alpha)
     if isinstance(template, QgsLineSymbol):
         return QgsLineSymbol.createSimple({"line_color": _color(color), "line_width": "0.5",
                                            "line_style": "dash" if hatched else "solid", "capstyle": "round"})
@@ -374,11 +390,14 @@ def location_renderer(layer):
     return renderer
 
 
-def matches_renderer(layer):
+def matches_renderer(layer, outline=False):
     geometry_type = layer.geometryType()
     categories = []
     for value, label, color in MATCH_CATEGORIES:
-        symbol = _symbol(geometry_type, color or "#bdbdbd", hatched=color is None)
+        # The input's fills are translucent: whichever way QGIS stacks the two results (it depends on the
+        # layer selected when the run started), the reference's outlines show through.
+        symbol = _symbol(geometry_type, color or ("#737373" if outline else "#bdbdbd"), hatched=color is None,
+                         outline=outline, alpha=MATCHES_FILL_ALPHA)
         categories.append(QgsRendererCategory(value, symbol, label))
     return QgsCategorizedSymbolRenderer(MATCH_CLASS_FIELD, categories)
 
@@ -395,8 +414,8 @@ def _renderer_for(layer, kind):
         return pairs_renderer(layer)
     if kind == "location" and "weight" in names:
         return location_renderer(layer)
-    if kind == "matches" and MATCH_CLASS_FIELD in names:
-        return matches_renderer(layer)
+    if kind in ("matches", "reference_matches") and MATCH_CLASS_FIELD in names:
+        return matches_renderer(layer, outline=kind == "reference_matches")
     return None
 
 

@@ -105,3 +105,28 @@ def test_defaults_that_serve_most_users_are_advanced(provider):
     assert "MODEL" not in advanced("overlaprelevance:evaluatemodel")  # choosing the model is the point there
     sigma = QgsApplication.processingRegistry().algorithmById(MAIN).parameterDefinition("POSITIONAL_UNCERTAINTY")
     assert sigma.metadata()["widget_wrapper"]["decimals"] == 2
+
+
+def test_help_tables_have_headers_and_every_cell_filled():
+    import re
+
+    for page in sorted((REPO_ROOT / "resources" / "help").glob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        for table in re.findall(r"<table>(.*?)</table>", text, flags=re.S):
+            rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+            headers = re.findall(r"<th>(.*?)</th>", rows[0])
+            assert headers and all(h.strip() for h in headers), (page.name, headers)
+            for row in rows[1:]:
+                cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+                assert len(cells) == len(headers) and all(cells), (page.name, row)
+
+
+def test_the_model_card_is_linked_from_the_help_pages():
+    import re
+
+    linked = 0
+    for page in sorted((REPO_ROOT / "resources" / "help").glob("*.html")):
+        for target in re.findall(r'href="([^"]*MODEL_CARD\.md)"', page.read_text(encoding="utf-8")):
+            assert (page.parent / target).resolve() == REPO_ROOT / "model" / "MODEL_CARD.md"
+            linked += 1
+    assert linked >= 4  # every algorithm that runs the model

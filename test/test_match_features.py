@@ -159,3 +159,32 @@ def test_qgis_process_writes_the_three_outputs(qgis_process_cli, tmp_path):
     for name, path in outputs.items():
         layer = QgsVectorLayer(str(path), name, "ogr")
         assert layer.isValid() and layer.featureCount() > 200, name
+
+
+def test_the_log_gives_the_rate_of_the_stage_that_handled_the_pairs(plugin):
+    """Scoring and matching are one stage here; the rate is measured on it (no '0 pairs/s in scoring')."""
+    import re
+
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802 (QGIS's name)
+            self.lines.append(info)
+
+    log = Log()
+    processing.run(ALGORITHM, {**OUTPUTS, "INPUT": str(SAMPLE / "buildings_mapping.gpkg"),
+                               "REFERENCE": str(SAMPLE / "buildings_cadastre.gpkg")}, feedback=log)
+    timings = [line for line in log.lines if line.startswith("Timings: ")]
+    assert len(timings) == 1, log.lines
+    found = re.search(r"scoring and matching ([0-9.]+) s.*\((\d+) pairs, ([0-9,]+) pairs/s in scoring and matching\)",
+                      timings[0])
+    assert found, timings[0]
+    seconds, pairs, rate = float(found.group(1)), int(found.group(2)), int(found.group(3).replace(",", ""))
+    assert pairs > 0 and rate > 0
+    assert pairs / (seconds + 0.005) - 1 <= rate <= pairs / max(seconds - 0.005, 1e-6) + 1  # seconds shown rounded
+    assert "in scoring)" not in timings[0]

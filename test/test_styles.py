@@ -29,6 +29,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.PyQt import sip
+from qgis.PyQt.QtCore import Qt
 from test_score_relevance import layers
 from tools.layers import memory_layer
 
@@ -480,3 +481,22 @@ def test_legend_labels_can_tell_classes_apart(provider):
     features = {f["rel_match"]: f for f in layer.getFeatures()}
     assert legend_labels(layer, features["a"]) != legend_labels(layer, features["b"])
     assert isinstance(features["a"], QgsFeature)
+
+
+def test_matched_reference_is_drawn_as_outlines_over_the_matched_input(provider):
+    """matchfeatures loads both sides, the reference above: unfilled, it leaves the input visible."""
+    from tools.geometry import square
+
+    values = ["1:1", "1:n", "n:1", "m:n", "unmatched"]
+    layer = memory_layer([square(30 * i, 0) for i in range(len(values))], "EPSG:25833",
+                         {"m_class": values, "m_p": [0.5] * len(values)})
+    assert styles.apply_style(layer, "reference_matches")
+    categories = layer.renderer().categories()
+    filled = styles.matches_renderer(layer).categories()
+    for outlined, solid in zip(categories, filled):
+        fill = outlined.symbol().symbolLayer(0)
+        assert fill.brushStyle() == Qt.BrushStyle.NoBrush and fill.strokeWidth() > 0.26, outlined.label()
+        assert fill.strokeColor().name() == solid.symbol().color().name() or outlined.value() == "unmatched"
+        if outlined.value() != "unmatched":  # the input's fill, over the outlines or under them, lets them show
+            assert solid.symbol().color().alpha() < 200, solid.label()
+    assert shown(layer, "m_p", 0.794378) == "0.794"

@@ -1,8 +1,10 @@
 """Runs inside the QGIS desktop (qgis --code), started by tools/screenshots.py; not a module to import.
 
-Loads the sample layers, opens scorerelevance's dialog, runs the algorithms with
-processing.runAndLoadResults (QGIS's own result handling: the styles are the post-processors'),
-and saves PNGs of what a user sees. Writes a manifest with the files, or the error, then quits.
+Mode "results" (OVERLAP_SCREENSHOT_MODE): loads the sample layers, opens scorerelevance's dialog,
+runs the algorithms with processing.runAndLoadResults (QGIS's own result handling: the styles are
+the post-processors'), and saves PNGs of what a user sees. Mode "without shapely" (QGIS's Python
+has no shapely): the toolbox lists the algorithms, and double-clicking one shows the advice.
+Writes a manifest with the files, or the error, then quits.
 """
 
 import json
@@ -82,7 +84,7 @@ def _dialog(files, mapped, cadastre):
     dialog.close()
 
 
-def _toolbox(files, query="IoU"):
+def _toolbox(files, query="IoU", name="toolbox_search.png"):
     """The Processing Toolbox searched for ``query``: what a user finds."""
     from qgis.PyQt.QtWidgets import QDockWidget, QLineEdit
 
@@ -96,8 +98,8 @@ def _toolbox(files, query="IoU"):
     if search is not None:
         search.setText(query)
     _settle(1.0)
-    _save(dock, "toolbox_search.png", files)
-    files["toolbox_search.png"] += f", searched for {query!r}"
+    _save(dock, name, files)
+    files[name] += f", searched for {query!r}"
     if search is not None:
         search.clear()
     dock.hide()
@@ -203,11 +205,13 @@ def run():
     before = set(project.mapLayers())
     processing.runAndLoadResults("overlaprelevance:matchfeatures", dict(
         common, OUTPUT="TEMPORARY_OUTPUT", OUTPUT_REFERENCE="TEMPORARY_OUTPUT", OUTPUT_GROUPS="TEMPORARY_OUTPUT"))
-    added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
-    matched = [layer for layer in added if layer.name() == "Matched input"][0]
-    _show_only([matched, cadastre], scored)
+    added = {project.mapLayer(i).name(): project.mapLayer(i) for i in set(project.mapLayers()) - before}
+    matched = added["buildings_mapping matched to buildings_cadastre"]
+    matched_reference = added["buildings_cadastre matched to buildings_mapping"]  # outlines, drawn on top
+    _show_only([matched, matched_reference], scored)
     _save(iface.mainWindow(), "map_matchfeatures.png", files)
-    files["map_matchfeatures.png"] += f", renderer {matched.renderer().type()}"
+    files["map_matchfeatures.png"] += (f", renderers {matched.renderer().type()} and "
+                                       f"{matched_reference.renderer().type()}; layers {sorted(added)}")
 
     report = REPO_ROOT / "build" / "screenshots" / "report_sigma0.5.html"
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -220,11 +224,50 @@ def run():
     return files
 
 
+def run_without_shapely():
+    """What a user whose QGIS has no shapely meets: the algorithms listed, and the advice on a double-click."""
+    from qgis.PyQt.QtWidgets import QApplication, QTextBrowser
+    from qgis.utils import plugins
+
+    files = {}
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("overlaprelevance")
+    listed = len(provider.algorithms()) if provider is not None else 0
+    iface.mainWindow().resize(1600, 1000)
+    iface.mainWindow().showMaximized()
+    _settle(1.0)
+    _log("toolbox without shapely")
+    _toolbox(files, query="overlap relevance", name="toolbox_without_shapely.png")
+    files["toolbox_without_shapely.png"] += f", {listed} algorithms of the provider listed"
+    shown = {}
+
+    def photograph():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(200, photograph)
+            return
+        dialog.resize(1000, 520)
+        _settle(0.8)
+        _save(dialog, "advice_without_shapely.png", files)
+        browser = dialog.findChild(QTextBrowser)
+        shown["text"] = browser.toPlainText() if browser is not None else ""
+        dialog.close()
+
+    _log("advice dialog")
+    QTimer.singleShot(500, photograph)
+    # What a double-click in the toolbox does: canExecute, then its message in Processing's dialog.
+    plugins["processing"].executeAlgorithm("overlaprelevance:scorerelevance", iface.mainWindow())
+    commands = [line.strip() for line in shown.get("text", "").splitlines() if line.startswith(("sudo ", "python3 "))]
+    files["advice_without_shapely.png"] += f"; commands shown: {commands}"
+    return files
+
+
 def main():
     _log("started")
     result = {"qgis": Qgis.version()}
     try:
-        result["files"] = run()
+        mode = os.environ.get("OVERLAP_SCREENSHOT_MODE", "results")
+        result["files"] = run_without_shapely() if mode == "without shapely" else run()
     except Exception:  # noqa: BLE001 - whatever failed is reported to make screenshots, and QGIS quits
         result["error"] = traceback.format_exc()
     MANIFEST.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -1,0 +1,25 @@
+"""The decisions of :mod:`.matching`, in a module of their own: it imports nothing, so the Processing
+dialog declares them (defaults included) where numpy or shapely are missing."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class MatchThresholds:
+    """The decision parameters (defaults chosen on tuning-seed data, see model/matching_results.md).
+
+    iou : t of p_same = P(IoU >= t).
+    cover : c of p_part = P(cover of the smaller feature >= c).
+    p_edge : a pair is an edge when p_same or p_part reaches it.
+    shape_offset_m : a 1:1 pair is modified when, after the centroid move, its boundaries lie further
+        apart than this on average (symmetric difference / mean perimeter, metres).
+    alpha_translation : ... or when the centroid move is this improbable under σ.
+    sigma_floor : metres; the σ of that test is at least this (a σ of 0 still allows rounding).
+    """
+
+    iou: float = 0.5
+    cover: float = 0.5
+    p_edge: float = 0.2
+    shape_offset_m: float = 0.2
+    alpha_translation: float = 0.001
+    sigma_floor: float = 0.05
