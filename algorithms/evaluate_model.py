@@ -168,7 +168,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
         status, verdict = verdict_summary(target_verdicts(metrics, evaluation.settings))
         (feedback.pushWarning if status == "missed" else feedback.pushInfo)(verdict)
         feedback.setProgress(100)
-        results = {OUTPUT: out_path}
+        results = {OUTPUT: out_path, **run.pair.feature_counts()}
         for name, _, key in NUMERIC_OUTPUTS:
             value = metrics.get(key)
             results[name] = None if value is None or not np.isfinite(value) else value

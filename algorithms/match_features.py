@@ -218,7 +218,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         if not self.finished(feedback, context, *dest.values(), groups_dest):
             return {}
         return {OUTPUT: dest[OUTPUT], OUTPUT_REFERENCE: dest[OUTPUT_REFERENCE], OUTPUT_GROUPS: groups_dest,
-                N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b}
+                N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b,
+                **run.pair.feature_counts()}
 
     def _discard_all(self, context, destinations):
         """A cancel leaves no output behind, not even those already complete."""

@@ -120,7 +120,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         if not self.finished(feedback, context, dest_id):
             return {}
         self.style_on_load(dest_id, "relevance")
-        return {OUTPUT: dest_id}
+        return {OUTPUT: dest_id, **run.pair.feature_counts()}
 
     @staticmethod
     def _check_names(input_names, prefix, dbase):
