@@ -10,9 +10,11 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
+    QgsProperty,
 )
 
 from ..plugin.compat import (
@@ -116,6 +118,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             ("Matched input (OUTPUT)", "every input feature with its fields and geometry, plus the m_ fields"),
             ("Matched reference (OUTPUT_REFERENCE)", "every reference feature likewise"),
             ("Match groups (OUTPUT_GROUPS)", "a table, one row per group: " + ", ".join(n for n, _, _ in GROUP_FIELDS)),
+            ("(outputs)", "each of the three is optional: qgis_process and scripts write only those named"),
             *((name, meaning) for name, _, meaning in MATCH_FIELDS),
         ]
 
@@ -126,9 +129,13 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             declare(self, QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE, default, minValue=low,
                                                        maxValue=high), advanced=True, decimals=decimals,
                     help_text=text)
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Matched input", SOURCE_POLYGON))
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_REFERENCE, "Matched reference", SOURCE_POLYGON))
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_GROUPS, "Match groups", SOURCE_TABLE))
+        # Each output is optional, as in QGIS's own join by location: the dialog creates all three by default,
+        # qgis_process and processing.run only those named.
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Matched input", SOURCE_POLYGON, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_REFERENCE, "Matched reference", SOURCE_POLYGON,
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_GROUPS, "Match groups", SOURCE_TABLE,
+                                                            optional=True))
         self.addOutput(QgsProcessingOutputNumber(N_GROUPS, "Match groups"))
         self.addOutput(QgsProcessingOutputNumber(N_MATCHED_INPUT, "Input features in a group"))
         self.addOutput(QgsProcessingOutputNumber(N_MATCHED_REFERENCE, "Reference features in a group"))
@@ -190,6 +197,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         writing_started = time.perf_counter()
         for output, source, fids, key_template, other_keys, group, klass, partner, p, change in sides:
             fields = self._feature_fields(source.fields(), key_template)
+            if not _named(parameters, output):
+                continue
             sink, dest_id = self.parameterAsSink(parameters, output, context, fields, source.wkbType(),
                                                  source.sourceCrs())
             if sink is None:
@@ -199,12 +208,15 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if not self._write_features(sink, source, fields, rows, feedback, output, parameters):
                 return self._discard_all(context, dest)
             del sink
-        groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
+        if _named(parameters, OUTPUT_GROUPS):
+            dest[OUTPUT_GROUPS] = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
-            return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
-        for dest_id in dest.values():
-            self.style_on_load(dest_id, "matches")
-        self.style_on_load(groups_dest, "exact")
+            return self._discard_all(context, dest)
+        for output, dest_id in dest.items():
+            self.style_on_load(dest_id, "exact" if output == OUTPUT_GROUPS else "matches")
+        if not dest:
+            feedback.pushInfo("No output was named (OUTPUT, OUTPUT_REFERENCE, OUTPUT_GROUPS): only the counts are "
+                              "given.")
         run.report_timings(feedback, writing=time.perf_counter() - writing_started)
 
         counts = {klass: int(np.count_nonzero(result.groups["class"] == klass)) for klass in ("1:1", "1:n", "n:1",
@@ -215,10 +227,9 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             f"{len(result.groups['id'])} groups ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
             f"{matched_a} of {len(result.group_a)} input and {matched_b} of {len(result.group_b)} reference features "
             f"are in a group; {run.n_pairs} candidate pairs ({time.perf_counter() - started:.1f} s).")
-        if not self.finished(feedback, context, *dest.values(), groups_dest):
+        if not self.finished(feedback, context, *dest.values()):
             return {}
-        return {OUTPUT: dest[OUTPUT], OUTPUT_REFERENCE: dest[OUTPUT_REFERENCE], OUTPUT_GROUPS: groups_dest,
-                N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b,
+        return {**dest, N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b,
                 **run.pair.feature_counts()}
 
     def _discard_all(self, context, destinations):
@@ -280,6 +291,16 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT_GROUPS))
         del sink
         return table_destination(context, dest_id)
+
+
+def _named(parameters, name):
+    """Whether the optional output ``name`` was asked for: given, and not skipped (None or empty in the dialog)."""
+    value = parameters.get(name)
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):  # a static destination, or an expression or field that gives one
+        value = f"{value.staticValue() or ''}{value.expressionString()}{value.field()}"
+    return value is not None and str(value).strip() != ""
 
 
 class _Rows:
