@@ -55,7 +55,10 @@ def test_the_clearing_reaches_nested_make_calls():
     assert not set(CLEARED) & set(json.loads(result.stdout)["env"])
 
 
-KEY_IMPORTS = {
+KEY_IMPORTS = {  # make target -> (environment, what must import there); `setup` less its apt step
+    ".venv/.setup-done": (".venv", "import shapely, pytest, pytest_qgis, tqdm, qgis.core; "
+                                   "assert int(shapely.__version__.split('.')[0]) >= 2; "
+                                   "import overlap_relevance.algorithms.sources"),
     "setup-dask": (".venv-dask", "import dask, distributed, dask_geopandas, geopandas, pyogrio, pyarrow, scipy, "
                                  "shapely, pyproj, packaging; import overlap_relevance.scaleout.cli"),
     "setup-train": (".venv-train", "import tensorflow, numpy, shapely, pyproj, packaging; "
