@@ -34,6 +34,14 @@ ZIP := $(BUILD)/overlap_relevance.zip
 PLUGIN_FILES := __init__.py metadata.txt LICENSE README.md plugin algorithms model resources
 
 export QT_QPA_PLATFORM := offscreen
+# The environments must not depend on the caller's shell. A PYTHONPATH (the README's qgis_process lines export
+# one), PYTHONHOME, an activated venv or a user site would make pip take another environment's packages as
+# installed (a .venv-train without `packaging`) or start another Python's standard library; PIP_TARGET and the
+# like would send pip's installs elsewhere or without their dependencies. No recipe sees them. pip's own
+# configuration (PIP_CERT, PIP_INDEX_URL, PIP_FIND_LINKS, ...: what the machine needs to reach packages) stays.
+unexport PYTHONPATH PYTHONHOME PYTHONUSERBASE PYTHONSTARTUP PYTHONINSPECT VIRTUAL_ENV
+unexport PIP_TARGET PIP_PREFIX PIP_ROOT PIP_USER PIP_NO_DEPS PIP_NO_DEPENDENCIES
+export PYTHONNOUSERSITE := 1
 # TEST_REPORTS=DIR writes a JUnit XML file per pytest run there (used by make test-compat).
 junit = $(if $(TEST_REPORTS),--junitxml=$(TEST_REPORTS)/$(1).xml)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider

@@ -71,7 +71,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
     def output_help(self):
         return [("Report", "an HTML file: the verdict against each target, the metrics, plots (embedded) and "
-                           "tables by σ and by vertex count; it opens in the Results Viewer"),
+                           "tables by σ and by vertex count; it opens in the Results Viewer (a temporary file unless named)"),
                 *((name, description) for name, description, _ in NUMERIC_OUTPUTS),
                 ("(numbers)", "outputs of the algorithm, so models and scripts can use them; a metric that cannot "
                               "be measured (e.g. no pair has truth) is empty")]
@@ -90,7 +90,9 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
         declare(self, QgsProcessingParameterNumber(SEED, "Seed", NUMBER_INTEGER, 3, minValue=0), advanced=True,
                 help_text="Seeds the subset of pairs, the displacements and the randomised PIT: the same seed gives "
                           "the same report.")
-        self.addParameter(QgsProcessingParameterFileDestination(OUTPUT, "Evaluation report", "HTML files (*.html)"))
+        # A temporary file unless the user names one, as QGIS's own reports do (qgis_process needs no OUTPUT).
+        self.addParameter(QgsProcessingParameterFileDestination(OUTPUT, "Evaluation report", "HTML files (*.html)",
+                                                                "TEMPORARY_OUTPUT"))
         for name, description, _ in NUMERIC_OUTPUTS:
             self.addOutput(QgsProcessingOutputNumber(name, description))
 
@@ -170,7 +172,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
         status, verdict = verdict_summary(target_verdicts(metrics, evaluation.settings))
         (feedback.pushWarning if status == "missed" else feedback.pushInfo)(verdict)
         feedback.setProgress(100)
-        results = {OUTPUT: out_path}
+        results = {OUTPUT: out_path, **run.pair.feature_counts()}
         for name, _, key in NUMERIC_OUTPUTS:
             value = metrics.get(key)
             results[name] = None if value is None or not np.isfinite(value) else value

@@ -99,4 +99,4 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
         dest_id = table_destination(context, dest_id)
         self.style_on_load(dest_id, "exact", "Exact overlaps of {input} with {reference}")
-        return {OUTPUT: dest_id, PAIR_COUNT: n_pairs}
+        return {OUTPUT: dest_id, PAIR_COUNT: n_pairs, **pair.feature_counts()}

@@ -8,12 +8,17 @@ from qgis.core import QgsField, QgsProcessingException
 
 from ..model.frame import InvalidCrsError, layer_to_lonlat
 from ..model.parallel import ordered_map
+from ..model.skipped import REASONS, TAKES_PART, reason_counts, skip_codes
 from ..plugin.compat import field_type
 from .parameters import (
     INPUT,
+    INPUT_FEATURES,
     INPUT_KEY,
+    INPUT_SKIPPED,
     REFERENCE,
+    REFERENCE_FEATURES,
     REFERENCE_KEY,
+    REFERENCE_SKIPPED,
     SEARCH_DISTANCE,
     finite_double,
     read_key_field,
@@ -58,19 +63,30 @@ class LayerPair:
         return lonlat_input, lonlat_reference
 
     def report_missing(self, feedback, lonlat_input, lonlat_reference):
-        """Tell the user how many features had no usable geometry on each side."""
-        for label, arrays, lonlat in (("input", self.input, lonlat_input),
-                                      ("reference", self.reference, lonlat_reference)):
-            unusable = int(np.count_nonzero(~lonlat.usable))
-            if unusable:
-                feedback.pushWarning(
-                    f"{unusable} {label} feature(s) have no usable geometry (null, empty, with coordinates that "
-                    "are not finite or lie off the globe in lon/lat, or reaching more than 90° from their centre, "
-                    "which no local frame can measure) and were skipped."
-                )
-            if arrays.n_unreadable:
-                feedback.pushWarning(f"{arrays.n_unreadable} {label} geometries could not be read by GEOS.")
+        """Name the features that take no part, by key with the core's reason, and log how many take part.
 
+        Sets :attr:`taking_part` ({"input": (taking part, skipped), "reference": ...}) for the results.
+        """
+        self.taking_part = {}
+        for label, arrays, lonlat, key_name in (
+                ("input", self.input, lonlat_input, self.input_key_template.name()),
+                ("reference", self.reference, lonlat_reference, self.reference_key_template.name())):
+            codes = skip_codes(lonlat, arrays.unreadable)
+            skipped = np.flatnonzero(codes != TAKES_PART)
+            self.taking_part[label] = (len(codes) - len(skipped), len(skipped))
+            if len(skipped):
+                feedback.pushWarning(skipped_warning(label, key_name, arrays.keys, arrays.fids, codes))
+        (used_a, skipped_a), (used_b, skipped_b) = self.taking_part["input"], self.taking_part["reference"]
+        feedback.pushInfo(f"Features taking part: {used_a:,} of {used_a + skipped_a:,} input and "
+                          f"{used_b:,} of {used_b + skipped_b:,} reference features.")
+
+    def feature_counts(self):
+        """The results that say how many features took part (see :data:`.parameters.FEATURE_COUNT_OUTPUTS`)."""
+        counts = getattr(self, "taking_part", None)
+        if counts is None:
+            return {}
+        return {INPUT_FEATURES: counts["input"][0], INPUT_SKIPPED: counts["input"][1],
+                REFERENCE_FEATURES: counts["reference"][0], REFERENCE_SKIPPED: counts["reference"][1]}
 
     @staticmethod
     def report_repaired(feedback, repaired_input, repaired_reference):
@@ -85,6 +101,27 @@ class LayerPair:
                 f"Repaired invalid geometries (GEOS make_valid): {counts[0]} input and {counts[1]} reference "
                 "feature(s)."
             )
+
+
+SKIPPED_NAMED = 20  # skipped features named one by one in the warning; the rest are counted
+
+
+def skipped_warning(label, key_name, keys, fids, codes, limit=SKIPPED_NAMED):
+    """The warning that names the skipped features of one layer: the first ``limit`` by key with their reason,
+    the count of the rest, and how many were skipped for each reason. codes: :func:`..model.skipped.skip_codes`."""
+    skipped = np.flatnonzero(codes != TAKES_PART)
+    by_reason = "; ".join(f"{reason}: {count:,}" for reason, count in reason_counts(codes).items())
+    named = ", ".join(f"{_key_text(key_name, keys[i], fids[i])} ({REASONS[int(codes[i])]})" for i in skipped[:limit])
+    more = f", and {len(skipped) - limit:,} more" if len(skipped) > limit else ""
+    return (f"{len(skipped):,} of {len(codes):,} {label} feature(s) take no part and were skipped ({by_reason}): "
+            f"{named}{more}.")
+
+
+def _key_text(key_name, key, fid):
+    """How a skipped feature is named: its key (the feature id when there is no key field)."""
+    if key is None:
+        return f"{key_name} NULL at feature id {fid}"
+    return f"{key_name} {key!r}" if isinstance(key, str) else f"{key_name} {key}"
 
 
 def _layer_to_lonlat(arrays, label):

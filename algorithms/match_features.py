@@ -9,9 +9,11 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
+    QgsProperty,
 )
 
 from ..model.match_thresholds import MatchThresholds
@@ -36,6 +38,13 @@ relevance_run = lazy_import(".relevance_run", __package__)
 OUTPUT = "OUTPUT"
 OUTPUT_REFERENCE = "OUTPUT_REFERENCE"
 OUTPUT_GROUPS = "OUTPUT_GROUPS"
+# Style kind, loaded layer's name and layer-tree order of each output: the reference side as outlines above
+# the filled input, so both stay visible.
+_RESULT_STYLES = {
+    OUTPUT: ("matches", "{input} matched to {reference}", 1),
+    OUTPUT_REFERENCE: ("reference_matches", "{reference} matched to {input}", 2),
+    OUTPUT_GROUPS: ("exact", "Match groups of {input} and {reference}", 0),
+}
 N_GROUPS = "N_GROUPS"
 N_MATCHED_INPUT = "N_MATCHED_INPUT"
 N_MATCHED_REFERENCE = "N_MATCHED_REFERENCE"
@@ -118,6 +127,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             ("Matched input (OUTPUT)", "every input feature with its fields and geometry, plus the m_ fields"),
             ("Matched reference (OUTPUT_REFERENCE)", "every reference feature likewise"),
             ("Match groups (OUTPUT_GROUPS)", "a table, one row per group: " + ", ".join(n for n, _, _ in GROUP_FIELDS)),
+            ("(outputs)", "each of the three is optional: qgis_process and scripts write only those named"),
             *((name, meaning) for name, _, meaning in MATCH_FIELDS),
         ]
 
@@ -128,9 +138,13 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             declare(self, QgsProcessingParameterNumber(name, label, NUMBER_DOUBLE, default, minValue=low,
                                                        maxValue=high), advanced=True, decimals=decimals,
                     help_text=text)
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Matched input", SOURCE_POLYGON))
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_REFERENCE, "Matched reference", SOURCE_POLYGON))
-        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_GROUPS, "Match groups", SOURCE_TABLE))
+        # Each output is optional, as in QGIS's own join by location: the dialog creates all three by default,
+        # qgis_process and processing.run only those named.
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Matched input", SOURCE_POLYGON, optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_REFERENCE, "Matched reference", SOURCE_POLYGON,
+                                                            optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT_GROUPS, "Match groups", SOURCE_TABLE,
+                                                            optional=True))
         self.addOutput(QgsProcessingOutputNumber(N_GROUPS, "Match groups"))
         self.addOutput(QgsProcessingOutputNumber(N_MATCHED_INPUT, "Input features in a group"))
         self.addOutput(QgsProcessingOutputNumber(N_MATCHED_REFERENCE, "Reference features in a group"))
@@ -191,6 +205,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         writing_started = time.perf_counter()
         for output, source, fids, key_template, other_keys, group, klass, partner, p, change in sides:
             fields = self._feature_fields(source.fields(), key_template)
+            if not _named(parameters, output):
+                continue
             sink, dest_id = self.parameterAsSink(parameters, output, context, fields, source.wkbType(),
                                                  source.sourceCrs())
             if sink is None:
@@ -200,13 +216,15 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if not self._write_features(sink, source, fields, rows, feedback, output, parameters):
                 return self._discard_all(context, dest)
             del sink
-        groups_dest = self._write_groups(parameters, context, result, keys_a, keys_b)
+        if _named(parameters, OUTPUT_GROUPS):
+            dest[OUTPUT_GROUPS] = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
-            return self._discard_all(context, {**dest, OUTPUT_GROUPS: groups_dest})
-        self.style_on_load(dest[OUTPUT], "matches", "{input} matched to {reference}", above=1)
-        # Outlines, above the filled input: both sides stay visible.
-        self.style_on_load(dest[OUTPUT_REFERENCE], "reference_matches", "{reference} matched to {input}", above=2)
-        self.style_on_load(groups_dest, "exact", "Match groups of {input} and {reference}")
+            return self._discard_all(context, dest)
+        for output, dest_id in dest.items():
+            self.style_on_load(dest_id, *_RESULT_STYLES[output])
+        if not dest:
+            feedback.pushInfo("No output was named (OUTPUT, OUTPUT_REFERENCE, OUTPUT_GROUPS): only the counts are "
+                              "given.")
         run.report_timings(feedback, "scoring and matching", writing=time.perf_counter() - writing_started)
 
         counts = {klass: int(np.count_nonzero(result.groups["class"] == klass)) for klass in ("1:1", "1:n", "n:1",
@@ -217,10 +235,10 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             f"{len(result.groups['id'])} groups ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
             f"{matched_a} of {len(result.group_a)} input and {matched_b} of {len(result.group_b)} reference features "
             f"are in a group; {run.n_pairs} candidate pairs ({time.perf_counter() - started:.1f} s).")
-        if not self.finished(feedback, context, *dest.values(), groups_dest):
+        if not self.finished(feedback, context, *dest.values()):
             return {}
-        return {OUTPUT: dest[OUTPUT], OUTPUT_REFERENCE: dest[OUTPUT_REFERENCE], OUTPUT_GROUPS: groups_dest,
-                N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b}
+        return {**dest, N_GROUPS: len(result.groups["id"]), N_MATCHED_INPUT: matched_a, N_MATCHED_REFERENCE: matched_b,
+                **run.pair.feature_counts()}
 
     def _discard_all(self, context, destinations):
         """A cancel leaves no output behind, not even those already complete."""
@@ -281,6 +299,16 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT_GROUPS))
         del sink
         return table_destination(context, dest_id)
+
+
+def _named(parameters, name):
+    """Whether the optional output ``name`` was asked for: given, and not skipped (None or empty in the dialog)."""
+    value = parameters.get(name)
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):  # a static destination, or an expression or field that gives one
+        value = f"{value.staticValue() or ''}{value.expressionString()}{value.field()}"
+    return value is not None and str(value).strip() != ""
 
 
 class _Rows:

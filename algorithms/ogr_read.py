@@ -8,6 +8,11 @@ edits), GDAL's Arrow stream returns the same feature ids and the same WKB in col
 about ten times faster. Anything else, and any doubt, goes through QGIS
 (:func:`.sources.read_polygon_source` falls back when this module returns None).
 
+GDAL 3.6's Arrow stream returns NULL for geometries it cannot decode in bulk, e.g. SpatiaLite blobs
+in a GeoPackage (Russia and Ukraine in QGIS's own world_map.gpkg), which OGR's feature reading, and so
+QGIS, read; every feature the stream returns without a geometry is read again by FID through OGR's
+feature reading (:func:`_reread_missing`), so that a NULL here is a NULL in QGIS too.
+
 QGIS's OGR provider uses OGR's FIDs as feature ids, which is what makes the two readings
 interchangeable; :func:`.sources.read_polygon_source` checks it (every id where key or value
 fields are read through QGIS as well, else the first thousand), and the writing pass of the
@@ -90,17 +95,37 @@ def read_ogr_geometries(layer, feedback=None, label="input"):
             n_read += len(fids[-1])
             if feedback is not None:  # the count after the batch: what has been read, not what had been
                 feedback.setProgressText(f"Reading {label} features: {n_read}/{total}")
-        del stream, ogr_layer, dataset
+        del stream
+        if not fids:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+        fids, wkbs = np.concatenate(fids), np.concatenate(wkbs)
+        if len(fids) != layer.featureCount() or len(np.unique(fids)) != len(fids):
+            return None
+        if not _reread_missing(ogr_layer, fids, wkbs, feedback):
+            return False
+        del ogr_layer, dataset
     except Exception:  # noqa: BLE001 - any GDAL trouble: QGIS reads the layer instead
         return None
     finally:
         gdal.PopErrorHandler()
-    if not fids:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-    fids, wkbs = np.concatenate(fids), np.concatenate(wkbs)
-    if len(fids) != layer.featureCount() or len(np.unique(fids)) != len(fids):
-        return None
     return fids, wkbs
+
+
+def _reread_missing(ogr_layer, fids, wkbs, feedback):
+    """Fill, in place, the NULL entries of ``wkbs`` that OGR's feature reading gives a geometry for.
+
+    The Arrow stream leaves NULL what it cannot decode in bulk (GDAL 3.6: SpatiaLite blobs in a
+    GeoPackage); OGR's own reading of the same feature, the one QGIS uses, decodes it. A feature
+    that is NULL there as well stays NULL. Returns False when the user cancels.
+    """
+    for count, index in enumerate(np.flatnonzero([wkb is None for wkb in wkbs])):
+        if count % 1000 == 0 and feedback is not None and feedback.isCanceled():
+            return False
+        feature = ogr_layer.GetFeature(int(fids[index]))
+        geometry = feature.GetGeometryRef() if feature is not None else None  # owned by ``feature``
+        if geometry is not None:
+            wkbs[index] = bytes(geometry.ExportToIsoWkb())
+    return True
 
 
 def _given(value):

@@ -87,7 +87,7 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
             return self.discard_output(context, dest_id) if dest_id else {}
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
         self.style_on_load(dest_id, "location", "Overlap locations of {input} with {reference}")
-        return {OUTPUT: dest_id}
+        return {OUTPUT: dest_id, **run.pair.feature_counts()}
 
     @staticmethod
     def _write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level):

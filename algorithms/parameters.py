@@ -71,8 +71,23 @@ def declare(algorithm, parameter, help_text=None, advanced=False, decimals=None)
     return parameter
 
 
+#: The results of every algorithm that reads both layers: how many features took part, how many were
+#: skipped (each named in a warning, :func:`.layers.skipped_warning`); set by :meth:`.layers.LayerPair.feature_counts`.
+INPUT_FEATURES, INPUT_SKIPPED = "INPUT_FEATURES", "INPUT_SKIPPED"
+REFERENCE_FEATURES, REFERENCE_SKIPPED = "REFERENCE_FEATURES", "REFERENCE_SKIPPED"
+FEATURE_COUNT_OUTPUTS = (
+    (INPUT_FEATURES, "Input features that took part"),
+    (INPUT_SKIPPED, "Input features skipped (no usable geometry)"),
+    (REFERENCE_FEATURES, "Reference features that took part"),
+    (REFERENCE_SKIPPED, "Reference features skipped (no usable geometry)"),
+)
+
+
 def add_layer_pair_parameters(algorithm, with_input_key=True):
-    """Declare INPUT, INPUT_KEY, REFERENCE, REFERENCE_KEY and SEARCH_DISTANCE on ``algorithm``."""
+    """Declare INPUT, INPUT_KEY, REFERENCE, REFERENCE_KEY and SEARCH_DISTANCE on ``algorithm``, and the
+    outputs of :data:`FEATURE_COUNT_OUTPUTS`."""
+    from qgis.core import QgsProcessingOutputNumber
+
     declare(algorithm, QgsProcessingParameterFeatureSource(INPUT, "Input layer", [SOURCE_POLYGON]))
     if with_input_key:
         declare(algorithm, QgsProcessingParameterField(
@@ -82,6 +97,8 @@ def add_layer_pair_parameters(algorithm, with_input_key=True):
         REFERENCE_KEY, "Reference key field (default: feature id)", None, REFERENCE, FIELD_ANY, optional=True))
     declare(algorithm, QgsProcessingParameterNumber(
         SEARCH_DISTANCE, "Search distance (metres)", NUMBER_DOUBLE, 0.0, minValue=0.0), decimals=2)
+    for name, description in FEATURE_COUNT_OUTPUTS:
+        algorithm.addOutput(QgsProcessingOutputNumber(name, description))
 
 
 def add_sigma_parameters(algorithm, default=0.0):

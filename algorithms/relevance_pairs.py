@@ -119,7 +119,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             return {}
         dest_id = table_destination(context, dest_id)
         self.style_on_load(dest_id, "pairs", "Relevance pairs of {input} with {reference}")
-        return {OUTPUT: dest_id}
+        return {OUTPUT: dest_id, **run.pair.feature_counts()}
 
     @staticmethod
     def _chunk_columns(run, chunk, compute_exact, with_lines):

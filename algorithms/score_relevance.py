@@ -122,7 +122,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         if not self.finished(feedback, context, dest_id):
             return {}
         self.style_on_load(dest_id, "relevance", "{input} with relevance to {reference}")
-        return {OUTPUT: dest_id}
+        return {OUTPUT: dest_id, **run.pair.feature_counts()}
 
     @staticmethod
     def _check_names(input_names, prefix, dbase):

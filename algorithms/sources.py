@@ -27,6 +27,7 @@ class SourceArrays:
     crs : a string pyproj understands (authority code or WKT).
     n_unreadable : geometries present in QGIS that GEOS could not read even after fixing.
     values : dict of (n,) float arrays, one per requested numeric field (NULL -> NaN).
+    unreadable : (n,) bool, which features those are (their ``geoms`` entry is None).
     """
 
     fids: np.ndarray
@@ -35,6 +36,7 @@ class SourceArrays:
     crs: str
     n_unreadable: int
     values: dict
+    unreadable: np.ndarray = None
 
 
 def crs_for_core(qgs_crs, layer_label):
@@ -87,12 +89,12 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
         rows = _read_with_qgis(source, layer_label, key_index, value_index, feedback)
     if rows is False:
         return None
-    fids, keys, values, geoms, n_unreadable = rows
+    fids, keys, values, geoms, unreadable = rows
     key_array = np.empty(len(fids), dtype=object)
     key_array[:] = [None if _is_null(k) else k for k in keys] if key_index >= 0 else fids.tolist()
     value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
                     for name, column in zip(value_fields, values)}
-    return SourceArrays(fids, key_array, geoms, crs, n_unreadable, value_arrays)
+    return SourceArrays(fids, key_array, geoms, crs, int(np.count_nonzero(unreadable)), value_arrays, unreadable)
 
 
 def _request(key_index, value_index):
@@ -106,9 +108,14 @@ def _request(key_index, value_index):
     return request
 
 
-def _read_with_qgis(source, layer_label, key_index, value_index, feedback):
-    """(fids, keys, values, geoms, n_unreadable) read feature by feature through QGIS; False when cancelled."""
+def _read_with_qgis(source, layer_label, key_index, value_index, feedback, only=None):
+    """(fids, keys, values, geoms, unreadable mask) read feature by feature through QGIS; False when cancelled.
+
+    only: the ids of the only features to read (returned in QGIS's order, not necessarily this one).
+    """
     request = _request(key_index, value_index)
+    if only is not None:
+        request.setFilterFids([int(fid) for fid in only])
     total = max(source.featureCount(), 1)
     needs_conversion = {}  # geometry type -> whether GEOS needs it converted (see _for_geos)
     fids, keys, wkbs = [], [], []
@@ -133,12 +140,12 @@ def _read_with_qgis(source, layer_label, key_index, value_index, feedback):
             if convert is None:
                 convert = needs_conversion[wkb_type] = _needs_conversion(wkb_type)
             wkbs.append(bytes((_for_geos(geometry) if convert else geometry).asWkb()))
-    if feedback is not None:
+    if feedback is not None and only is None:
         feedback.setProgressText(f"Read {len(fids)} {layer_label} features")
     wkb_array = np.empty(len(wkbs), dtype=object)
     wkb_array[:] = wkbs
-    geoms, n_unreadable = _from_wkb(wkb_array)
-    return np.asarray(fids, dtype=np.int64), keys, values, geoms, n_unreadable
+    geoms, unreadable = _from_wkb(wkb_array)
+    return np.asarray(fids, dtype=np.int64), keys, values, geoms, unreadable
 
 
 def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback):
@@ -147,12 +154,19 @@ def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback)
     if rows is None or rows is False:
         return rows
     fids, wkbs = rows
-    try:
-        geoms, n_unreadable = _from_wkb(wkbs)
-    except Exception:  # noqa: BLE001 - WKB this GEOS cannot take as it is: QGIS's reading converts it
-        return None
-    if n_unreadable or not np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS).all():
-        return None  # curves (unreadable, or read as such), collections: QGIS's reading converts or reports them
+    geoms, unreadable = _from_wkb(wkbs)
+    # What GEOS could not read, or read as something other than a polygon (curves, collections), QGIS
+    # reads again, feature by feature, as :func:`_read_with_qgis` would have: converted, or reported.
+    odd = np.flatnonzero(unreadable | ~np.isin(shapely.get_type_id(geoms), _POLYGON_TYPE_IDS))
+    if len(odd):
+        again = _read_with_qgis(source, layer_label, -1, [], feedback, only=fids[odd])
+        if again is False:
+            return False
+        found, order = again[0], np.argsort(again[0])  # QGIS returns a set of ids in its own order
+        if len(found) != len(odd) or not np.array_equal(found[order], np.sort(fids[odd])):
+            return None  # QGIS does not find them by GDAL's ids: QGIS reads the whole layer
+        at = order[np.searchsorted(found[order], fids[odd])]
+        geoms[odd], unreadable[odd] = again[3][at], again[4][at]
     # QGIS reads the key and value fields, and the ids to compare with GDAL's: every id, or, when no
     # field is wanted, the first _IDS_CHECKED, enough to tell that QGIS numbers features as GDAL does.
     request = _request(key_index, value_index)
@@ -172,17 +186,29 @@ def _read_with_ogr(source, layer, layer_label, key_index, value_index, feedback)
     expected = fids[:_IDS_CHECKED] if ids_only else fids
     if not np.array_equal(np.asarray(attribute_fids, dtype=np.int64), expected):
         return None  # QGIS and GDAL disagree on ids or order: QGIS's reading is the one to trust
-    return fids, keys, values, geoms, n_unreadable
+    return fids, keys, values, geoms, unreadable
 
 
 def _from_wkb(wkbs):
-    """(n,) WKB (None where absent) -> (geometries, number present that GEOS could not read)."""
+    """(n,) WKB (None where absent) -> (geometries, (n,) bool: present but not read by GEOS)."""
     present = np.array([w is not None for w in wkbs], dtype=bool)
     geoms = np.full(len(wkbs), None, dtype=object)
     if present.any():
         with np.errstate(invalid="ignore"):  # NaN coordinates: flagged later (frame.layer_to_lonlat)
-            geoms[present] = shapely.from_wkb(wkbs[present], on_invalid="fix")
-    return geoms, int(np.count_nonzero(present & shapely.is_missing(geoms)))
+            try:
+                geoms[present] = shapely.from_wkb(wkbs[present], on_invalid="fix")
+            except Exception:  # noqa: BLE001 - one WKB GEOS refuses (a curve type it lacks): one at a time
+                read = np.empty(int(present.sum()), dtype=object)
+                read[:] = [_one_from_wkb(wkb) for wkb in wkbs[present]]
+                geoms[present] = read
+    return geoms, present & shapely.is_missing(geoms)
+
+
+def _one_from_wkb(wkb):
+    try:
+        return shapely.from_wkb(wkb, on_invalid="fix")
+    except Exception:  # noqa: BLE001 - unreadable: None, counted by the caller
+        return None
 
 
 def _needs_conversion(wkb_type):

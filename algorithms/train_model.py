@@ -192,7 +192,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
         feedback.setProgress(100)
         final = done.get("final_val_loss")
         return {OUTPUT_MODEL: out_path, LAYER_PAIRS: meta["layer_pairs"], TRAINING_SAMPLES: n_samples,
-                FINAL_VAL_LOSS: float(final) if final is not None else None}
+                FINAL_VAL_LOSS: float(final) if final is not None else None, **self._feature_counts}
 
     def _seed(self, parameters, context):
         if parameters.get(SEED) in (None, ""):
@@ -216,6 +216,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
             return None
         sigma = positional_uncertainty(self, parameters, context, pair.input, feedback)
         lonlat_input, lonlat_reference = pair.to_lonlat(feedback)
+        self._feature_counts = pair.feature_counts()  # results of the run (processAlgorithm)
         displacements = self.parameterAsInt(parameters, DISPLACEMENTS, context)
         n_synthetic = self.parameterAsInt(parameters, SYNTHETIC_PAIRS, context)
 

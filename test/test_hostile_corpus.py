@@ -155,7 +155,11 @@ def test_features_off_the_globe_get_null_relevance_and_a_warning(provider, folde
     assert rows[0]["rel_score"] is None and rows[3]["rel_score"] is None  # beyond the poles: unusable
     assert rows[1]["rel_n"] == 0 and rows[2]["rel_n"] == 0  # wrapped to -160 and -80: nothing there
     assert rows[4]["rel_match"] is not None
-    assert any(m.startswith("2 input feature(s) have no usable geometry") for m in feedback.messages), feedback.messages
+    # Both named by key (the feature id: scorerelevance has no input key) with the core's reason.
+    assert any(m.startswith("2 of 5 input feature(s) take no part and were skipped (coordinates not finite")
+               and "fid 1 (coordinates not finite, or off the globe in lon/lat)" in m and "fid 4 (" in m
+               for m in feedback.messages), feedback.messages
+    assert any("Features taking part: 3 of 5 input" in m for m in feedback.messages), feedback.messages
 
 
 def test_longitudes_beyond_180_find_their_neighbours_across_the_antimeridian(provider, folder):
@@ -223,4 +227,4 @@ def test_a_whole_world_box_is_skipped_with_a_warning_not_silently(provider, fold
     rows = {r["cid"]: r for r in layer_rows(_run("scorerelevance", feedback, INPUT=case.make(folder),
                                                  REFERENCE=case.partner())["OUTPUT"])}
     assert rows[3]["rel_score"] is None and rows[0]["rel_match"] is not None
-    assert any("more than 90° from their centre" in m for m in feedback.messages), feedback.messages
+    assert any("more than 90° from its centre" in m for m in feedback.messages), feedback.messages

@@ -4,6 +4,8 @@ Both readings must give the same ids, keys, values and geometries; anything the 
 cannot honour (a selection, a subset, edits, another provider, curves) must go through QGIS.
 """
 
+import os
+
 import numpy as np
 import pytest
 import shapely
@@ -21,6 +23,7 @@ from qgis.core import (
 
 from tools.geometry import square
 from tools.layers import layer_rows, memory_layer
+from tools.spatialite import blob_starts, rewrite_as_spatialite
 
 from overlap_relevance.algorithms.ogr_read import read_ogr_geometries, whole_ogr_layer
 from overlap_relevance.algorithms.sources import read_polygon_source
@@ -190,3 +193,108 @@ def test_scores_from_a_file_equal_scores_from_its_copy_in_memory(provider, tmp_p
                 assert value == pytest.approx(row_memory[key], rel=1e-9, abs=1e-12), key
             else:
                 assert value == row_memory[key], key
+
+
+def spatialite_gpkg(path, geoms, stored_as_spatialite, srid=25833):
+    """A GeoPackage of ``geoms`` (None: NULL) whose features at ``stored_as_spatialite`` hold SpatiaLite blobs.
+
+    Written by OGR without a spatial index (its triggers need GDAL's SQL functions), then the chosen
+    rows rewritten with plain sqlite3, as files written by older tools hold them.
+    """
+    from osgeo import ogr, osr
+
+    dataset = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(srid)
+    ogr_layer = dataset.CreateLayer("blobs", srs, ogr.wkbMultiPolygon, options=["SPATIAL_INDEX=NO"])
+    ogr_layer.CreateField(ogr.FieldDefn("name", ogr.OFTString))
+    for i, geometry in enumerate(geoms):
+        feature = ogr.Feature(ogr_layer.GetLayerDefn())
+        feature.SetField("name", f"f{i}")
+        if geometry is not None:
+            feature.SetGeometry(ogr.ForceToMultiPolygon(ogr.CreateGeometryFromWkb(shapely.to_wkb(geometry))))
+        ogr_layer.CreateFeature(feature)
+        feature = None
+    ogr_layer = dataset = None
+    rewrite_as_spatialite(path, "blobs", {i + 1: geoms[i] for i in stored_as_spatialite}, srid)
+    return str(path)
+
+
+def arrow_geometries(path):
+    """The geometry column as GDAL's Arrow stream alone gives it (None where it returns NULL)."""
+    from osgeo import gdal
+
+    dataset = gdal.OpenEx(path, gdal.OF_VECTOR)
+    ogr_layer = dataset.GetLayer(0)
+    if not hasattr(ogr_layer, "GetArrowStreamAsNumPy"):
+        return None
+    batches = list(ogr_layer.GetArrowStreamAsNumPy(options=["USE_MASKED_ARRAYS=NO"]))
+    return [w for batch in batches for w in batch[ogr_layer.GetGeometryColumn()]]
+
+
+BLOB_GEOMS = [shapely.affinity.translate(g, 500000, 5800000) if g is not None else None for g in (
+    square(0, 0), shapely.MultiPolygon([square(50, 0), square(90, 0)]), None,
+    shapely.Polygon(square(200, 0).exterior, [square(205, 5, 5).exterior]), square(300, 0, 7))]
+SPATIALITE_ROWS = [1, 3]  # a multipolygon and a polygon with a hole
+
+
+def test_spatialite_blobs_are_read_with_the_geometry_qgis_reads(provider, tmp_path):
+    from osgeo import gdal
+
+    path = spatialite_gpkg(tmp_path / "blobs.gpkg", BLOB_GEOMS, SPATIALITE_ROWS)
+    layer = QgsVectorLayer(path, "blobs", "ogr")
+    assert layer.isValid() and layer.featureCount() == len(BLOB_GEOMS)
+    assert blob_starts(path, "blobs") == [b"GP", b"\x00\x01", None, b"\x00\x01", b"GP"]  # SpatiaLite's where asked
+    arrow = arrow_geometries(path)
+    if arrow is not None:  # GDAL 3.6 gives NULL for the SpatiaLite blobs; a later GDAL may decode them itself
+        assert [w is None for w in arrow[::2]] == [False, True, False]
+        if gdal.VersionInfo().startswith("306"):
+            assert arrow[1] is None and arrow[3] is None  # what the re-reading by FID is there for
+    fids, wkbs = read_ogr_geometries(layer)
+    assert fids.tolist() == [1, 2, 3, 4, 5]
+    assert [w is None for w in wkbs] == [g is None for g in BLOB_GEOMS]  # only the true NULL stays NULL
+    with_gdal, with_qgis = both_readings_keyed(layer, "name")
+    assert with_gdal.keys.tolist() == with_qgis.keys.tolist() == ["f0", "f1", "f2", "f3", "f4"]
+    qgis_geoms = [None if not f.hasGeometry() else shapely.from_wkb(bytes(f.geometry().asWkb()))
+                  for f in layer.getFeatures()]
+    present = [i for i, g in enumerate(BLOB_GEOMS) if g is not None]
+    for geoms in (with_gdal.geoms, with_qgis.geoms):
+        assert [g is None for g in geoms] == [g is None for g in BLOB_GEOMS]
+        # The same polygons vertex for vertex (QGIS may hand a polygon as a one-part MultiPolygon).
+        same_parts(geoms[present], np.asarray(qgis_geoms, dtype=object)[present])
+        assert shapely.equals(geoms[present], np.asarray(BLOB_GEOMS, dtype=object)[present]).all()
+    assert with_gdal.n_unreadable == with_qgis.n_unreadable == 0
+    assert with_gdal.unreadable.tolist() == [False] * len(BLOB_GEOMS)
+
+
+WORLD_MAP = "/usr/share/qgis/resources/data/world_map.gpkg"
+
+
+@pytest.mark.skipif(not os.path.exists(WORLD_MAP), reason="this QGIS ships no world_map.gpkg")
+def test_world_map_russia_and_ukraine_are_read(provider):
+    layer = QgsVectorLayer(WORLD_MAP + "|layername=countries", "countries", "ogr")
+    assert layer.isValid()
+    with_gdal, with_qgis = both_readings_keyed(layer, "NAME")
+    assert read_ogr_geometries(layer) not in (None, False)
+    assert with_gdal.fids.tolist() == with_qgis.fids.tolist()
+    assert not shapely.is_missing(with_gdal.geoms).any() and not shapely.is_missing(with_qgis.geoms).any()
+    same_parts(with_gdal.geoms, with_qgis.geoms)
+    by_name = dict(zip(with_gdal.keys, with_gdal.geoms))
+    for name, fid in (("Russia", 8), ("Ukraine", 383)):
+        feature = layer.getFeature(fid)
+        assert feature[layer.fields().lookupField("NAME")] == name
+        same_parts(np.array([by_name[name]]), np.array([shapely.from_wkb(bytes(feature.geometry().asWkb()))]))
+        assert shapely.get_num_coordinates(by_name[name]) > 900
+
+
+def same_parts(geoms, others):
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    other_parts, other_owner = shapely.get_parts(others, return_index=True)
+    assert owner.tolist() == other_owner.tolist()
+    assert shapely.equals_exact(parts, other_parts, tolerance=0).all()
+
+
+def both_readings_keyed(layer, key):
+    source = QgsProcessingFeatureSource(layer, QgsProcessingContext())
+    return (read_polygon_source(source, "reference", key, None, layer=layer),
+            read_polygon_source(source, "reference", key, None))
