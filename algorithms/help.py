@@ -86,9 +86,10 @@ def _row_texts(parameter):
     flags = parameter.flags()
     destination = DESTINATIONS.get(parameter.type()) if parameter.isDestination() else None
     meaning = html.escape(parameter.help() or "") or (destination[0] if destination else "")
-    default = _default_text(parameter) or (destination[1] if destination else
-                                           "empty" if flags & PARAMETER_OPTIONAL else "none: to be chosen")
-    use = "output" if destination else "optional" if flags & PARAMETER_OPTIONAL else "required"
+    default = (destination[1] if destination and parameter.defaultValue() in (None, "", "TEMPORARY_OUTPUT")
+               else _default_text(parameter) or ("empty" if flags & PARAMETER_OPTIONAL else "none: to be chosen"))
+    optional = flags & PARAMETER_OPTIONAL
+    use = ("output, optional" if optional else "output") if destination else "optional" if optional else "required"
     if flags & PARAMETER_ADVANCED:
         use += ", advanced"
     return meaning, default, use
