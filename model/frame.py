@@ -355,9 +355,11 @@ class LonLatLayer:
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
-      oversized: (n,) bool, a vertex lies more than 90 degrees from the
-        feature's centre: no local frame can measure it (a whole-world box, a
-        band round the globe); None means none is.
+      oversized: kept for callers of earlier versions; no feature is left out for its size
+        any more (None).
+      full_detail, detail_error: set by :func:`.encoding.model_layer` on a model layer: the
+        same layer repaired but not simplified (None when nothing was simplified), and (n,)
+        metres within which each model geometry lies of its full-detail one (0: the same).
     """
 
     geoms: np.ndarray
@@ -366,6 +368,8 @@ class LonLatLayer:
     crs: pyproj.CRS
     transformation: str = ""
     oversized: np.ndarray = None
+    full_detail: "LonLatLayer" = None
+    detail_error: np.ndarray = None
 
     def __len__(self):
         return len(self.geoms)
@@ -723,6 +727,14 @@ class PairFrames:
     def n_repaired_b(self) -> int:
         """Number of unique source features of B that needed repair in some frame."""
         return int(np.unique(self.index_b[self.repaired_b]).size)
+
+    def with_rows(self, rows, other):
+        """These frames with pairs ``rows`` (int (k,)) taken from ``other`` (k pairs, the same source features)."""
+        merged = {name: getattr(self, name).copy() for name in
+                  ("a", "b", "lon0", "lat0", "index_a", "index_b", "repaired_a", "repaired_b")}
+        for name, values in merged.items():
+            values[rows] = getattr(other, name)
+        return PairFrames(**merged)
 
     def subset(self, keep):
         """The pairs selected by ``keep`` (a bool mask or an index array), as new PairFrames."""

@@ -60,7 +60,9 @@ def plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
     chunk is :func:`pair_chunk`.
     """
     distance = np.asarray(search_distance_m, dtype=float)
-    index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
+    # Candidates are found on the full-detail geometries, where a model layer has them.
+    index_a, index_b = coarse_candidates(_geometries(full_detail(lonlat_a)), _geometries(full_detail(lonlat_b)),
+                                         distance)
     if ids_a is not None and ids_b is not None:
         keep = np.asarray(ids_a)[index_a] != np.asarray(ids_b)[index_b]
         index_a, index_b = index_a[keep], index_b[keep]
@@ -81,6 +83,8 @@ def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repa
     distance = np.asarray(search_distance_m, dtype=float)
     frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large)
     pair_distance = distance[chunk_a] if distance.ndim else distance
+    # Simplified model geometries: the full-detail features may reach this much further (encoding.model_layer).
+    pair_distance = pair_distance + _detail_error(lonlat_a, chunk_a) + _detail_error(lonlat_b, chunk_b)
     near = boxes_within(frames.a, frames.b, pair_distance)
     if not near.all():
         frames = frames.subset(near)
@@ -117,3 +121,15 @@ def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
 
 def _geometries(layer):
     return np.asarray(getattr(layer, "geoms", layer), dtype=object)
+
+
+def full_detail(layer):
+    """The full-detail layer of a model layer (:func:`.encoding.model_layer`), else the layer itself."""
+    full = getattr(layer, "full_detail", None)
+    return layer if full is None else full
+
+
+def _detail_error(layer, index):
+    """(k,) metres within which the model geometries of features ``index`` lie of their full detail."""
+    error = getattr(layer, "detail_error", None)
+    return 0.0 if error is None else error[index]

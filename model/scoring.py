@@ -299,8 +299,9 @@ class ScoredChunk:
     index_a, index_b : (p,) positions in the two layers.
     summary : :class:`OverlapSummary` of the pairs.
     overlap, centroid : the predicted mixtures (centroid in frame metres).
-    frames : the pairs' :class:`.frame.PairFrames`, holding the model geometries
-        (simplified where large, see :func:`.encoding.model_layer`).
+    frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the model
+        geometries (simplified where large, see :func:`.encoding.model_layer`), and at σ = 0 the
+        full-detail ones of the pairs that hold a simplified feature.
     complete_before : every input position below it has had all its candidate pairs in this
         chunk or an earlier one, so its best match is final (results can be written while
         later chunks are scored).
@@ -346,6 +347,8 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
                             max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
     for layer in (lonlat_a, lonlat_b):  # large features projected once, before the threads start
         getattr(layer, "own_frames", None)
+        if getattr(layer, "full_detail", None) is not None and np.any(sigma_a == 0):
+            getattr(layer.full_detail, "own_frames", None)
     # An input position is complete once no later chunk holds it: below the smallest position of all later chunks.
     smallest = [int(chunk_a.min()) if len(chunk_a) else len(sigma_a) for chunk_a, _ in plan]
     complete_before = np.minimum.accumulate([*smallest, len(sigma_a)][::-1])[::-1][1:]
@@ -355,14 +358,34 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
         chunk = pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, distance, repair=False, centre_on_large=True)
         if chunk is None:
             return None
-        overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],
-                                                 model_geometries=True)
+        frames = _full_detail_at_sigma0(chunk.frames, lonlat_a, lonlat_b, sigma_a)
+        overlap, centroid = model.predict_frames(frames.a, frames.b, sigma_a[chunk.index_a], model_geometries=True)
         summary = summarise_overlap(overlap, threshold)
-        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames, int(complete))
+        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, frames, int(complete))
 
     for scored in ordered_map(score, zip(plan, complete_before), workers, cancelled):
         if scored is not None:
             yield scored
+
+
+def _full_detail_at_sigma0(frames, lonlat_a, lonlat_b, sigma_a):
+    """``frames`` with the pairs at σ = 0 that hold a simplified feature projected from the full-detail layers.
+
+    At σ = 0 what is written is the exact overlap of the geometries measured, so those are the full-detail
+    ones there (:func:`.encoding.model_layer` keeps them); elsewhere the model geometries serve.
+    """
+    full_a, full_b = getattr(lonlat_a, "full_detail", None), getattr(lonlat_b, "full_detail", None)
+    if full_a is None and full_b is None:
+        return frames
+    from .pairs import _detail_error
+
+    simplified = (_detail_error(lonlat_a, frames.index_a) + _detail_error(lonlat_b, frames.index_b)) > 0
+    rows = np.flatnonzero(simplified & (sigma_a[frames.index_a] == 0))
+    if not len(rows):
+        return frames
+    full_frames = project_pairs(lonlat_a if full_a is None else full_a, lonlat_b if full_b is None else full_b,
+                                frames.index_a[rows], frames.index_b[rows], repair=False, centre_on_large=True)
+    return frames.with_rows(rows, full_frames)
 
 
 class BestMatches:
