@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..model.overlap import exact_overlap
+from ..model.overlap import exact_overlap_of_frames
 from ..model.pairs import iter_pair_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
@@ -77,7 +77,7 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
                                       *pair.same_layer_ids()):
             if feedback.isCanceled():
                 return self.discard_output(context, dest_id)
-            overlap = exact_overlap(chunk.frames.a, chunk.frames.b)
+            overlap = exact_overlap_of_frames(chunk.frames, assume_valid=False)
             repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
             repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
             columns = np.column_stack([overlap.area_a, overlap.area_b, overlap.area_inter, overlap.cover_a,

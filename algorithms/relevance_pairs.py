@@ -13,7 +13,8 @@ from qgis.core import (
 )
 
 from ..model.frame import project_pairs
-from ..model.overlap import exact_overlap
+from ..model.overlap import exact_overlap_of_frames
+from ..model.pairs import full_detail
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
@@ -128,9 +129,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             "rel_sd": chunk.summary.iou_sd,
         }
         if compute_exact:
-            # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail.
-            full = project_pairs(run.lonlat_input, run.lonlat_reference, chunk.index_a, chunk.index_b)
-            exact = exact_overlap(full.a, full.b, assume_valid=True)
+            # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail,
+            # measured in the frames scoring uses (a straight edge bends differently in another frame).
+            full = project_pairs(full_detail(run.model_input), full_detail(run.model_reference), chunk.index_a,
+                                 chunk.index_b, repair=False, centre_on_large=True, reach_m=chunk.reach_m)
+            exact = exact_overlap_of_frames(full)
             columns.update(ex_iou=exact.iou, ex_cov=exact.cover_a, ex_covref=exact.cover_b)
         if with_lines:
             centroids = shapely.centroid(np.stack([chunk.frames.a, chunk.frames.b], axis=1))  # (p, 2)

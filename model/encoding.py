@@ -304,7 +304,7 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     return replace(layer, geoms=result, full_detail=full_detail, detail_error=detail_error), repaired
 
 
-def pair_descriptors(a, b, sigma):
+def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
     """Descriptors of n pairs for the network.
 
     Parameters
@@ -313,6 +313,8 @@ def pair_descriptors(a, b, sigma):
         :func:`model_geometry`) in each pair's local frame, metres; None allowed.
     sigma : float or (n,) positional uncertainty in metres: the per-axis standard
         deviation of a rigid translation of B relative to A.
+    area_a, area_b : optional (n,) whole areas of features of which a frame holds only the
+        parts within reach (:attr:`.frame.PairFrames.area_a`; NaN: the geometry's own area).
 
     Returns
     -------
@@ -332,7 +334,7 @@ def pair_descriptors(a, b, sigma):
     n = len(a)
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
     scale, box_centre = pair_scale_and_centre(a, b)
-    overlap = exact_overlap(a, b, assume_valid=True)
+    overlap = exact_overlap(a, b, assume_valid=True, area_a=area_a, area_b=area_b)
     area_a, area_b = overlap.area_a, overlap.area_b
     present = ~(shapely.is_missing(a) | shapely.is_missing(b) | shapely.is_empty(a) | shapely.is_empty(b))
 

@@ -35,9 +35,13 @@ Limitations
   polar cap as their box).
 * The frame is only meant for the neighbourhood of the pair: points more than
   a few thousand km from the centre are distorted in shape (never in area)
-  and the antipode of the centre is singular, so a feature reaching more than
-  90 degrees from its own centre (a whole-world box) is flagged ``oversized``
-  by :func:`layer_to_lonlat` and not measured.
+  and the antipode of the centre is singular. So a pair holding a *spread*
+  feature (one reaching more than :data:`SPREAD_DEGREES` from its centre, as
+  Norway with Bouvet Island) is measured only on what can meet: the parts of
+  each feature that come within reach of the other, in a frame centred on
+  them; its coverages and IoU use the whole feature's area, computed once per
+  feature (:attr:`LonLatLayer.true_area`). A single polygon part reaching
+  round the globe (a whole-world box) is not yet cut to the pair.
 """
 from __future__ import annotations
 
@@ -398,6 +402,27 @@ class LonLatLayer:
         return geometry_unit_centres(self.geoms)
 
     @cached_property
+    def radii(self) -> np.ndarray:
+        """(n,) radians from each feature's centre to its furthest vertex (an upper bound for small ones)."""
+        return _angular_radii(self.geoms, self.unit_centres, limit_degrees=SPREAD_DEGREES / 2.0)
+
+    @cached_property
+    def spread(self) -> np.ndarray:
+        """(n,) bool: the feature reaches more than SPREAD_DEGREES from its centre (measured by its parts)."""
+        return self.radii > np.deg2rad(SPREAD_DEGREES)
+
+    @cached_property
+    def spread_parts(self) -> "_SpreadParts":
+        """The polygon parts of the spread features, with their caps (cached)."""
+        return _SpreadParts.of(self.geoms, self.spread)
+
+    @cached_property
+    def true_area(self) -> np.ndarray:
+        """(n,) m², the whole area of each spread feature (each part measured in its own frame); NaN elsewhere."""
+        parts = self.spread_parts
+        return _true_areas(parts.parts, parts.owner, len(self.geoms))
+
+    @cached_property
     def own_frames(self) -> "_OwnFrames":
         """The features with many vertices projected once into a frame centred on each (cached)."""
         return _OwnFrames.of(self.geoms, self.unit_centres, self.vertex_trig)
@@ -429,8 +454,8 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     * features with non-finite coordinates or latitudes beyond +-90 degrees
       (input or after the transform) -> None, flagged in ``nonfinite``;
     * longitudes beyond +-180 degrees are wrapped into [-180, 180];
-    * features reaching more than 90 degrees from their centre -> None,
-      flagged in ``oversized`` (a local frame cannot hold them).
+    * features spread over the globe are kept (pairs measure the parts within reach,
+      see :func:`project_pairs`).
 
     Raises
     ------
@@ -485,9 +510,7 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
     geoms[nonfinite] = None
     _wrap_longitudes(geoms)
-    oversized = _beyond_hemisphere_mask(geoms)
-    geoms[oversized] = None
-    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, oversized)
+    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, np.zeros(n, dtype=bool))
 
 
 # --------------------------------------------------------------------------
@@ -539,23 +562,71 @@ def geometry_unit_centres(geoms) -> np.ndarray:
     return _normalise_rows(sums, first_vertex)
 
 
-def _beyond_hemisphere_mask(geoms):
-    """(n,) bool: the lon/lat geometry has a vertex more than 90 degrees from its centre.
+#: A feature with a vertex further than this from its centre is *spread*: its pairs are measured on the
+#: parts of it within reach of the other feature (:func:`project_pairs`).
+SPREAD_DEGREES = 20.0
+# Added to the reach when parts are chosen by their caps: rounding, and bounding caps by their vertices.
+_REACH_MARGIN_DEGREES = 0.5
 
-    Such a feature (a whole-world box, a band round the globe) comes near the antipode of
-    any frame centred on it, where the LAEA frame is singular. Only features whose box is
-    more than 90 degrees wide plus high can (two points are at most that far apart), so
-    only those are looked at vertex by vertex.
+
+def _angular_radii(geoms, centres, limit_degrees=0.0):
+    """(n,) radians from each centre ((n, 3) unit vectors) to the furthest vertex of its geometry.
+
+    Only geometries whose box is more than ``limit_degrees`` wide plus high are measured vertex by
+    vertex; the others get the half-diagonal of their box, an upper bound (0 for None).
     """
-    oversized = np.zeros(len(geoms), dtype=bool)
-    bounds = shapely.bounds(geoms)  # NaN for None: never large
-    large = np.flatnonzero((bounds[:, 2] - bounds[:, 0]) + (bounds[:, 3] - bounds[:, 1]) > 90.0)
+    bounds = shapely.bounds(geoms)  # NaN for None
+    size = np.nan_to_num((bounds[:, 2] - bounds[:, 0]) + (bounds[:, 3] - bounds[:, 1]), nan=0.0)
+    radii = np.deg2rad(size)  # width + height bounds the diagonal
+    large = np.flatnonzero(size > limit_degrees)
     if len(large):
         coords, owner = shapely.get_coordinates(geoms[large], return_index=True)
-        centres = geometry_unit_centres(geoms[large])
-        cosine = np.einsum("ij,ij->i", _lonlat_to_unit(coords[:, 0], coords[:, 1]), centres[owner])
-        oversized[large] = np.bincount(owner[cosine < -1e-12], minlength=len(large)) > 0
-    return oversized
+        cosine = np.einsum("ij,ij->i", _lonlat_to_unit(coords[:, 0], coords[:, 1]), centres[large][owner])
+        lowest = np.ones(len(large))
+        np.minimum.at(lowest, owner, cosine)
+        radii[large] = np.arccos(np.clip(lowest, -1.0, 1.0))
+    return radii
+
+
+@dataclass
+class _SpreadParts:
+    """The polygon parts of a layer's spread features, with the cap that holds each.
+
+    parts : (m,) Polygons (lon/lat); owner : (m,) feature index; centres : (m, 3) unit vectors;
+    radii : (m,) radians.
+    """
+
+    parts: np.ndarray
+    owner: np.ndarray
+    centres: np.ndarray
+    radii: np.ndarray
+
+    @classmethod
+    def of(cls, geoms, spread):
+        index = np.flatnonzero(spread)
+        parts, owner = shapely.get_parts(geoms[index], return_index=True)
+        centres = geometry_unit_centres(parts)
+        return cls(parts, index[owner], centres, _angular_radii(parts, centres))
+
+
+def _caps(layer, index):
+    """Caps of the features ``index``: (centres (k, 3), radii (k,)) of whole features."""
+    return layer.unit_centres[index], layer.radii[index]
+
+
+def _true_areas(parts, owner, n):
+    """(n,) m²: the sum over each feature's parts of the part's area in a frame centred on that part."""
+    areas = np.full(n, np.nan)
+    if len(parts):
+        lon0, lat0 = _unit_to_lonlat(geometry_unit_centres(parts))
+        coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
+        x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[vertex_part], lat0[vertex_part])
+        local = shapely.set_coordinates(parts.copy(), np.column_stack([x, y]))
+        repair_polygonal(local)
+        part_area = np.nan_to_num(shapely.area(local), nan=0.0)
+        used = np.unique(owner)
+        areas[used] = np.bincount(owner, weights=part_area, minlength=n)[used]
+    return areas
 
 
 # Features with more vertices than this keep their per-vertex trigonometry (:class:`_VertexTrig`):
@@ -703,7 +774,15 @@ class PairFrames:
       index_a, index_b: (n,) the source feature indices of each pair.
       repaired_a, repaired_b: (n,) bool, whether that side needed validity repair
         in this pair's frame.
+      area_a, area_b: (n,) m², the whole feature's area where the frame holds only the parts of
+        a spread feature within reach of the other (NaN: the frame geometry's own area); None: no such pair.
     """
+
+    _FIELDS = ("a", "b", "lon0", "lat0", "index_a", "index_b", "repaired_a", "repaired_b")
+
+    def whole_areas(self):
+        """(area_a, area_b): (n,) arrays of the whole features' areas where known, NaN elsewhere."""
+        return tuple(np.full(len(self), np.nan) if area is None else area for area in (self.area_a, self.area_b))
 
     a: np.ndarray
     b: np.ndarray
@@ -714,6 +793,8 @@ class PairFrames:
     repaired_a: np.ndarray
     repaired_b: np.ndarray
     _params: _CentreParams = field(repr=False, default=None)
+    area_a: np.ndarray = None
+    area_b: np.ndarray = None
 
     def __len__(self):
         return len(self.a)
@@ -730,10 +811,11 @@ class PairFrames:
 
     def with_rows(self, rows, other):
         """These frames with pairs ``rows`` (int (k,)) taken from ``other`` (k pairs, the same source features)."""
-        merged = {name: getattr(self, name).copy() for name in
-                  ("a", "b", "lon0", "lat0", "index_a", "index_b", "repaired_a", "repaired_b")}
+        merged = {name: getattr(self, name).copy() for name in self._FIELDS}
+        merged["area_a"], merged["area_b"] = self.whole_areas()
+        other_areas = dict(zip(("area_a", "area_b"), other.whole_areas()))
         for name, values in merged.items():
-            values[rows] = getattr(other, name)
+            values[rows] = other_areas[name] if name in other_areas else getattr(other, name)
         return PairFrames(**merged)
 
     def subset(self, keep):
@@ -742,6 +824,8 @@ class PairFrames:
             a=self.a[keep], b=self.b[keep], lon0=self.lon0[keep], lat0=self.lat0[keep],
             index_a=self.index_a[keep], index_b=self.index_b[keep],
             repaired_a=self.repaired_a[keep], repaired_b=self.repaired_b[keep],
+            area_a=None if self.area_a is None else self.area_a[keep],
+            area_b=None if self.area_b is None else self.area_b[keep],
         )
 
     def _centre_params(self):
@@ -783,8 +867,62 @@ def _layer_geoms_and_centres(layer, index):
     return geoms, geometry_unit_centres(geoms[used])[inverse.reshape(-1)]
 
 
+def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
+    """The parts of each side of pairs ``rows`` that come within reach of the other side.
+
+    A spread feature is split into its polygon parts, any other feature is one piece; a piece is kept
+    when its cap (centre, radius) comes within ``reach_rad`` (+ a margin) of a piece of the other side:
+    beyond that nothing can meet. Returns (k,) geometries per side (the whole feature where it is not
+    spread; an empty MultiPolygon where no part is within reach).
+    """
+    reach = np.broadcast_to(np.asarray(reach_rad, dtype=float), (len(index_a),))[rows] + np.deg2rad(
+        _REACH_MARGIN_DEGREES)
+    sides = []
+    for layer, index in ((layer_a, index_a[rows]), (layer_b, index_b[rows])):
+        spread = layer.spread[index]
+        whole = np.flatnonzero(~spread)
+        parts = layer.spread_parts
+        features = index[spread]
+        first = np.searchsorted(parts.owner, features, side="left")
+        counts = np.searchsorted(parts.owner, features, side="right") - first
+        part_row = np.repeat(np.flatnonzero(spread), counts)
+        part_pos = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        sides.append(dict(
+            row=np.concatenate([whole, part_row]),
+            centre=np.concatenate([layer.unit_centres[index[whole]], parts.centres[part_pos]]),
+            radius=np.concatenate([layer.radii[index[whole]], parts.radii[part_pos]]),
+            part=np.concatenate([np.full(len(whole), -1), part_pos]),
+        ))
+    a, b = sides
+    order_b = np.argsort(b["row"], kind="stable")
+    per_row_b = np.bincount(b["row"], minlength=len(rows))
+    start_b = np.r_[0, np.cumsum(per_row_b)[:-1]]
+    repeat = per_row_b[a["row"]]
+    piece_a = np.repeat(np.arange(len(a["row"])), repeat)
+    piece_b = order_b[np.repeat(start_b[a["row"]] - np.r_[0, np.cumsum(repeat)[:-1]], repeat)
+                      + np.arange(repeat.sum())]
+    cosine = np.einsum("ij,ij->i", a["centre"][piece_a], b["centre"][piece_b])
+    near = np.arccos(np.clip(cosine, -1.0, 1.0)) <= a["radius"][piece_a] + b["radius"][piece_b] + reach[
+        a["row"][piece_a]]
+    out = []
+    for side, piece, layer, index in ((a, piece_a, layer_a, index_a[rows]), (b, piece_b, layer_b, index_b[rows])):
+        geoms = np.array(layer.geoms[index], dtype=object)
+        keep = np.bincount(piece[near], minlength=len(side["row"])) > 0
+        split = side["part"] >= 0
+        spread_rows = np.unique(side["row"][split])
+        geoms[spread_rows] = shapely.from_wkt("MULTIPOLYGON EMPTY")
+        kept = keep & split
+        if kept.any():
+            part_rows = side["row"][kept]
+            order = np.argsort(part_rows, kind="stable")
+            shapely.multipolygons(layer.spread_parts.parts[side["part"][kept]][order], indices=part_rows[order],
+                                  out=geoms)
+        out.append(geoms)
+    return out
+
+
 def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,
-                  centre_on_large=False) -> PairFrames:
+                  centre_on_large=False, reach_m=0.0) -> PairFrames:
     """Project n pairs of lon/lat polygons into per-pair local LAEA frames.
 
     Pair k is ``(lonlat_a[index_a[k]], lonlat_b[index_b[k]])``.
@@ -806,6 +944,10 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         side (:class:`_OwnFrames`), which is projected once for all its pairs. Areas are
         the same in either frame (equal-area); a country bordering eighty provinces is
         projected once instead of eighty times.
+    reach_m : float or (n,) metres: beyond this two features cannot meet (the search distance, and
+        what σ can move). A pair with a spread feature (:attr:`LonLatLayer.spread`, with LonLatLayers)
+        is measured on the parts of each side within reach of the other, in a frame centred on them,
+        and its ``area_a`` / ``area_b`` give the spread features' whole areas.
 
     Returns
     -------
@@ -835,10 +977,41 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         on_b = ~shapely.is_missing(own_b.geoms[index_b]) & ~on_a
         lon0[on_a], lat0[on_a] = own_a.lon0[index_a[on_a]], own_a.lat0[index_a[on_a]]
         lon0[on_b], lat0[on_b] = own_b.lon0[index_b[on_b]], own_b.lat0[index_b[on_b]]
+    spread_rows = np.zeros(0, dtype=np.intp)
+    if centers is None and isinstance(lonlat_a, LonLatLayer) and isinstance(lonlat_b, LonLatLayer):
+        spread_rows = np.flatnonzero(lonlat_a.spread[index_a] | lonlat_b.spread[index_b])
+    if len(spread_rows):
+        near_a, near_b = _parts_within_reach(lonlat_a, lonlat_b, index_a, index_b, spread_rows,
+                                             np.asarray(reach_m, dtype=float) / _RQ)
+        centre_a, centre_b = geometry_unit_centres(near_a), geometry_unit_centres(near_b)
+        lon0[spread_rows], lat0[spread_rows] = _unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
+        on_a, on_b = on_a.copy(), on_b.copy()
+        on_a[spread_rows] = on_b[spread_rows] = False
     params = _CentreParams.from_centres(lon0, lat0)
 
-    frame_a = _frame_side(geoms_a, index_a, params, _vertex_trig(lonlat_a), on_a, lonlat_a)
-    frame_b = _frame_side(geoms_b, index_b, params, _vertex_trig(lonlat_b), on_b, lonlat_b)
+    keep_whole = np.ones(len(index_a), dtype=bool)
+    keep_whole[spread_rows] = False
+    frame_a = np.full(len(index_a), None, dtype=object)
+    frame_b = np.full(len(index_a), None, dtype=object)
+    whole = np.flatnonzero(keep_whole)
+    if len(whole):
+        sub = params.take(whole)
+        frame_a[whole] = _frame_side(geoms_a, index_a[whole], sub, _vertex_trig(lonlat_a), on_a[whole], lonlat_a)
+        frame_b[whole] = _frame_side(geoms_b, index_b[whole], sub, _vertex_trig(lonlat_b), on_b[whole], lonlat_b)
+    area_a = area_b = None
+    if len(spread_rows):
+        usable_a = ~shapely.is_missing(near_a)
+        usable_b = ~shapely.is_missing(near_b)
+        sub = params.take(spread_rows)
+        frame_a[spread_rows] = near_a
+        frame_b[spread_rows] = near_b
+        if usable_a.any():
+            frame_a[spread_rows[usable_a]] = _frame_polygons(near_a[usable_a], sub.take(np.flatnonzero(usable_a)))
+        if usable_b.any():
+            frame_b[spread_rows[usable_b]] = _frame_polygons(near_b[usable_b], sub.take(np.flatnonzero(usable_b)))
+        area_a, area_b = np.full(len(index_a), np.nan), np.full(len(index_a), np.nan)
+        area_a[spread_rows] = lonlat_a.true_area[index_a[spread_rows]]
+        area_b[spread_rows] = lonlat_b.true_area[index_b[spread_rows]]
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
     else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)
@@ -853,4 +1026,6 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         repaired_a=repaired_a,
         repaired_b=repaired_b,
         _params=params,
+        area_a=area_a,
+        area_b=area_b,
     )

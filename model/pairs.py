@@ -18,6 +18,9 @@ from .parallel import ordered_map
 # About 6 MB of coordinates per chunk, and well under a second of work, so that a
 # cancel in QGIS is honoured quickly; larger chunks gain little throughput.
 DEFAULT_CHUNK_VERTICES = 100_000
+#: Parts of features further apart than this many search distances cannot meet: the search distance is at
+#: least 3σ, and a displacement beyond 6σ has probability exp(-18).
+REACH_FACTOR = 3.0
 
 
 @dataclass
@@ -31,6 +34,7 @@ class PairChunk:
     index_a: np.ndarray
     index_b: np.ndarray
     frames: object
+    reach_m: object = 0.0
 
 
 def chunk_bounds(vertex_counts, max_vertices):
@@ -81,14 +85,18 @@ def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repa
     centre_on_large : see :func:`.frame.project_pairs`.
     """
     distance = np.asarray(search_distance_m, dtype=float)
-    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large)
     pair_distance = distance[chunk_a] if distance.ndim else distance
     # Simplified model geometries: the full-detail features may reach this much further (encoding.model_layer).
     pair_distance = pair_distance + _detail_error(lonlat_a, chunk_a) + _detail_error(lonlat_b, chunk_b)
+    # What can meet: within the search distance (at least 3σ), and what a displacement of up to 6σ can close.
+    reach = REACH_FACTOR * pair_distance
+    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large,
+                           reach_m=reach)
     near = boxes_within(frames.a, frames.b, pair_distance)
     if not near.all():
         frames = frames.subset(near)
-    return PairChunk(frames.index_a, frames.index_b, frames) if len(frames) else None
+        reach = reach[near] if np.ndim(reach) else reach
+    return PairChunk(frames.index_a, frames.index_b, frames, reach) if len(frames) else None
 
 
 def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,

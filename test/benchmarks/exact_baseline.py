@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import read_layer  # noqa: E402
 from overlap_relevance.model.frame import layer_to_lonlat  # noqa: E402
-from overlap_relevance.model.overlap import exact_overlap  # noqa: E402
+from overlap_relevance.model.overlap import exact_overlap, exact_overlap_of_frames  # noqa: E402
 from overlap_relevance.model.encoding import model_layer  # noqa: E402
 from overlap_relevance.model.pairs import full_detail, pair_chunk, plan_pair_chunks  # noqa: E402
 from overlap_relevance.model.parallel import default_workers, ordered_map  # noqa: E402
@@ -54,7 +54,7 @@ def exact_pairs(input_source, reference_source, search_distance=0.0):
         chunk = pair_chunk(lonlat_a, lonlat_b, *planned, search_distance, repair=False, centre_on_large=True)
         if chunk is None:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        return chunk.index_a, chunk.index_b, exact_overlap(chunk.frames.a, chunk.frames.b, assume_valid=True).iou
+        return chunk.index_a, chunk.index_b, exact_overlap_of_frames(chunk.frames).iou
 
     chunks = plan_pair_chunks(lonlat_a, lonlat_b, search_distance)
     for a, b, value in ordered_map(overlay, chunks, default_workers()):
