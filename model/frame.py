@@ -423,6 +423,11 @@ class LonLatLayer:
         return _true_areas(parts.parts, parts.owner, len(self.geoms))
 
     @cached_property
+    def long_edges(self) -> np.ndarray:
+        """(n,) bool: the feature has an edge longer than LONG_EDGE_M, which frames bend differently."""
+        return _long_edge_mask(self.geoms)
+
+    @cached_property
     def own_frames(self) -> "_OwnFrames":
         """The features with many vertices projected once into a frame centred on each (cached)."""
         return _OwnFrames.of(self.geoms, self.unit_centres, self.vertex_trig)
@@ -586,6 +591,33 @@ def _angular_radii(geoms, centres, limit_degrees=0.0):
         np.minimum.at(lowest, owner, cosine)
         radii[large] = np.arccos(np.clip(lowest, -1.0, 1.0))
     return radii
+
+
+#: An edge longer than this (metres) is a straight line in each frame, and frames centred apart bend it apart:
+#: a 50 km edge at mid-latitudes by some 50 m. Such features are counted and named in a warning.
+LONG_EDGE_M = 50_000.0
+
+
+def _long_edge_mask(geoms):
+    """(n,) bool: a lon/lat geometry has an edge longer than LONG_EDGE_M (chord on the authalic sphere).
+
+    Only geometries whose box is larger than that edge can hold one, so only those are looked at.
+    """
+    long = np.zeros(len(geoms), dtype=bool)
+    bounds = shapely.bounds(geoms)
+    limit_deg = np.rad2deg(LONG_EDGE_M / _RQ)
+    candidates = np.flatnonzero(np.nan_to_num(np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]),
+                                              nan=0.0) > limit_deg)
+    if len(candidates):
+        parts, part_owner = shapely.get_parts(geoms[candidates], return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        coords, ring = shapely.get_coordinates(rings, return_index=True)
+        unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
+        same = ring[1:] == ring[:-1]
+        length = np.linalg.norm(unit[1:] - unit[:-1], axis=1) * _RQ
+        owner = part_owner[ring_part[ring[1:]]]
+        long[candidates] = np.bincount(owner[same & (length > LONG_EDGE_M)], minlength=len(candidates)) > 0
+    return long
 
 
 @dataclass

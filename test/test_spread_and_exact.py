@@ -162,3 +162,9 @@ def test_world_map_every_state_takes_its_exact_best_country():
     # Russian, Ukrainian and Norwegian states among them.
     for key in ("RUS", "UKR", "NOR"):
         assert (best.index_b[state_keys == key] >= 0).all()
+
+
+def test_long_lonlat_edges_are_counted():
+    """A 4-vertex lon/lat box round a pole has edges thousands of km long: flagged, so the run warns."""
+    geoms = np.array([shapely.box(-180.0, 80.0, 180.0, 90.0), square(10.0, 10.0, 0.1), None], dtype=object)
+    assert layer_to_lonlat(geoms, "EPSG:4326").long_edges.tolist() == [True, False, False]
