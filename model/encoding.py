@@ -243,7 +243,7 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     """
     from dataclasses import replace
 
-    from .frame import laea_forward, laea_inverse, repair_polygonal
+    from .frame import HUGE_PART_DEGREES, laea_forward, laea_inverse, repair_polygonal
     from .pairs import chunk_bounds
     from .parallel import ordered_map
 
@@ -259,6 +259,15 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     wide = (bounds[:, 2] - bounds[:, 0] > _DIRECT_MAX_DEGREES) | (bounds[:, 3] - bounds[:, 1] > _DIRECT_MAX_DEGREES)
     direct = ~wide & (shapely.get_num_coordinates(geoms[usable]) <= MAX_MODEL_VERTICES)
     direct[direct] = shapely.is_valid(geoms[usable[direct]])
+    # A feature that reaches round the globe (a whole-world box) has no frame of its own: it is repaired as
+    # drawn in lon/lat, kept at full detail, and cut to each pair (.frame.project_pairs).
+    huge = ~direct & (layer.radii[usable] > np.deg2rad(HUGE_PART_DEGREES))
+    if huge.any():
+        geoms = geoms.copy()
+        whole = geoms[usable[huge]]
+        repaired[usable[huge]] = repair_polygonal(whole)
+        geoms[usable[huge]] = whole
+        direct |= huge
     usable = usable[~direct]
     if not len(usable):
         return replace(layer, geoms=geoms.copy()), repaired

@@ -420,7 +420,7 @@ class LonLatLayer:
     def true_area(self) -> np.ndarray:
         """(n,) m², the whole area of each spread feature (each part measured in its own frame); NaN elsewhere."""
         parts = self.spread_parts
-        return _true_areas(parts.parts, parts.owner, len(self.geoms))
+        return _true_areas(parts.parts, parts.owner, len(self.geoms), parts.radii)
 
     @cached_property
     def long_edges(self) -> np.ndarray:
@@ -572,6 +572,12 @@ def geometry_unit_centres(geoms) -> np.ndarray:
 SPREAD_DEGREES = 20.0
 # Added to the reach when parts are chosen by their caps: rounding, and bounding caps by their vertices.
 _REACH_MARGIN_DEGREES = 0.5
+#: A polygon part reaching further than this from its centre (a whole-world box) is cut, in lon/lat, to the
+#: box of the other side of each pair (widened by the reach), and its area is summed over lon/lat tiles.
+HUGE_PART_DEGREES = 60.0
+_TILE_DEGREES = 30.0
+# Tile edges are straight lines in lon/lat; densified to this step so that each tile's frame follows them.
+_TILE_EDGE_DEGREES = 0.25
 
 
 def _angular_radii(geoms, centres, limit_degrees=0.0):
@@ -590,6 +596,11 @@ def _angular_radii(geoms, centres, limit_degrees=0.0):
         lowest = np.ones(len(large))
         np.minimum.at(lowest, owner, cosine)
         radii[large] = np.arccos(np.clip(lowest, -1.0, 1.0))
+    # A ring with an edge from -180 to 180 runs round the whole parallel (a whole-world box, a polar cap drawn
+    # as a box): its vertices do not show how far it reaches, so it counts as reaching everywhere.
+    round_the_world = np.flatnonzero(np.nan_to_num(bounds[:, 2] - bounds[:, 0], nan=0.0) >= 360.0 - 1e-9)
+    if len(round_the_world):
+        radii[round_the_world[_runs_round_a_parallel(geoms[round_the_world])]] = np.pi
     return radii
 
 
@@ -646,9 +657,32 @@ def _caps(layer, index):
     return layer.unit_centres[index], layer.radii[index]
 
 
-def _true_areas(parts, owner, n):
+def _tiles_of_huge_parts(parts, owner, radii):
+    """Parts reaching beyond HUGE_PART_DEGREES cut into lon/lat tiles (densified), each a part of its own.
+
+    Returns (parts, owner) with the huge parts replaced by their non-empty tiles.
+    """
+    huge = np.flatnonzero(radii > np.deg2rad(HUGE_PART_DEGREES))
+    if not len(huge):
+        return parts, owner
+    lon = np.arange(-180.0, 180.0, _TILE_DEGREES)
+    lat = np.arange(-90.0, 90.0, _TILE_DEGREES)
+    west, south = (grid.ravel() for grid in np.meshgrid(lon, lat))
+    tiles = shapely.box(west, south, west + _TILE_DEGREES, south + _TILE_DEGREES)
+    cut = shapely.intersection(np.repeat(parts[huge], len(tiles)), np.tile(tiles, len(huge)))
+    cut_owner = np.repeat(owner[huge], len(tiles))
+    cut = shapely.segmentize(cut, _TILE_EDGE_DEGREES)
+    kept = ~shapely.is_empty(cut) & (shapely.area(cut) > 0)
+    rest = np.ones(len(parts), dtype=bool)
+    rest[huge] = False
+    return np.concatenate([parts[rest], cut[kept]]), np.concatenate([owner[rest], cut_owner[kept]])
+
+
+def _true_areas(parts, owner, n, radii=None):
     """(n,) m²: the sum over each feature's parts of the part's area in a frame centred on that part."""
     areas = np.full(n, np.nan)
+    if radii is not None:
+        parts, owner = _tiles_of_huge_parts(parts, owner, radii)
     if len(parts):
         lon0, lat0 = _unit_to_lonlat(geometry_unit_centres(parts))
         coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
@@ -947,10 +981,71 @@ def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
         if kept.any():
             part_rows = side["row"][kept]
             order = np.argsort(part_rows, kind="stable")
-            shapely.multipolygons(layer.spread_parts.parts[side["part"][kept]][order], indices=part_rows[order],
-                                  out=geoms)
+            pieces = layer.spread_parts.parts[side["part"][kept]][order]
+            huge = side["radius"][kept][order] > np.deg2rad(HUGE_PART_DEGREES)
+            if huge.any():
+                pieces[huge] = _cut_to_other_side(pieces[huge], part_rows[order][huge], layer_a, layer_b,
+                                                  index_a[rows], index_b[rows], side is a, reach)
+            pieces, which = shapely.get_parts(pieces, return_index=True)  # a cut may leave several polygons
+            shapely.multipolygons(pieces, indices=part_rows[order][which], out=geoms)
         out.append(geoms)
     return out
+
+
+def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, is_a, reach):
+    """Huge polygon parts cut, in lon/lat, to the box of the other side of their pairs, widened by the reach.
+
+    Only the part that can meet the other side matters for the overlap (the whole area comes from
+    :attr:`LonLatLayer.true_area`); a huge part that crosses the date line is left whole.
+    """
+    other_layer, other_index = (layer_b, index_b) if is_a else (layer_a, index_a)
+    others = other_layer.geoms[other_index[piece_rows]]
+    box = shapely.bounds(others)
+    # A neighbour across the date line: its box in 0..360 longitudes, where it is narrow.
+    across = np.flatnonzero(np.nan_to_num(box[:, 2] - box[:, 0], nan=0.0) > 180.0)
+    if len(across):
+        coords, owner = shapely.get_coordinates(others[across], return_index=True)
+        lon360 = np.mod(coords[:, 0], 360.0)
+        west360, east360 = np.full(len(across), np.inf), np.full(len(across), -np.inf)
+        np.minimum.at(west360, owner, lon360)
+        np.maximum.at(east360, owner, lon360)
+        narrower = (east360 - west360) < (box[across, 2] - box[across, 0])
+        box[across[narrower], 0], box[across[narrower], 2] = west360[narrower], east360[narrower]
+    widen = np.rad2deg(reach[piece_rows])[:, None] + _REACH_MARGIN_DEGREES
+    lat_low = np.maximum(box[:, 1:2] - widen, -90.0)
+    lat_high = np.minimum(box[:, 3:4] + widen, 90.0)
+    stretch = 1.0 / np.maximum(np.cos(np.deg2rad(np.maximum(np.abs(lat_low), np.abs(lat_high)))), 1e-3)
+    west, east = box[:, 0:1] - widen * stretch, box[:, 2:3] + widen * stretch
+    clip = shapely.box(west[:, 0], lat_low[:, 0], east[:, 0], lat_high[:, 0])
+    # Past the date line the box goes on at the other end of the longitudes.
+    for beyond, shift in ((east[:, 0] > 180.0, -360.0), (west[:, 0] < -180.0, 360.0)):
+        if beyond.any():
+            twin = shapely.box(west[beyond, 0] + shift, lat_low[beyond, 0], east[beyond, 0] + shift,
+                               lat_high[beyond, 0])
+            clip[beyond] = shapely.union(clip[beyond], twin)
+    bounds = shapely.bounds(pieces)
+    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | _runs_round_a_parallel(pieces)
+    small_other = (box[:, 2] - box[:, 0]) <= 180.0
+    cut = planar & small_other & np.isfinite(box).all(axis=1)
+    out = pieces.copy()
+    if cut.any():
+        out[cut] = shapely.intersection(pieces[cut], clip[cut])
+        polygonal = np.isin(shapely.get_type_id(out[cut]), (_POLYGON, _MULTIPOLYGON))
+        bad = np.flatnonzero(cut)[~polygonal]
+        if len(bad):
+            out[bad] = _polygonal_parts_of_collections(_wrap_in_collections(out[bad]))
+        out[shapely.is_missing(out)] = shapely.from_wkt("POLYGON EMPTY")
+        # The long edges the huge part and the cut bring are lines in lon/lat: densified, the frame follows them.
+        out[cut] = shapely.segmentize(out[cut], _TILE_EDGE_DEGREES)
+    return out
+
+
+def _runs_round_a_parallel(geoms):
+    """(n,) bool: a lon/lat geometry has an edge from -180 to 180 (the whole parallel: a whole-world box)."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    step = np.abs(np.diff(coords[:, 0]))
+    same = owner[1:] == owner[:-1]
+    return np.bincount(owner[1:][same & (step >= 360.0 - 1e-9)], minlength=len(geoms)) > 0
 
 
 def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,

@@ -168,3 +168,25 @@ def test_long_lonlat_edges_are_counted():
     """A 4-vertex lon/lat box round a pole has edges thousands of km long: flagged, so the run warns."""
     geoms = np.array([shapely.box(-180.0, 80.0, 180.0, 90.0), square(10.0, 10.0, 0.1), None], dtype=object)
     assert layer_to_lonlat(geoms, "EPSG:4326").long_edges.tolist() == [True, False, False]
+
+
+def test_whole_world_and_polar_box_polygons():
+    """A whole-world box and a 4-vertex lon/lat box round the north pole: every small feature inside them is
+    a candidate and lies wholly inside, against their whole areas."""
+    world = shapely.box(-180.0, -90.0, 180.0, 90.0)
+    cap = shapely.box(-180.0, 80.0, 180.0, 90.0)
+    across = shapely.Polygon([(179.0, 82.0), (-179.0, 82.0), (-179.0, 83.0), (179.0, 83.0)])
+    small = np.array([square(10.0, 84.0, 2.0), across, square(-150.0, -50.0, 1.0), square(-10.0, -89.0, 20.0)],
+                     dtype=object)
+    best, chunks, _, model_b = best_at_sigma0(small, np.array([world, cap], dtype=object))
+    lonlat_b = layer_to_lonlat(np.array([world, cap], dtype=object), "EPSG:4326")
+    assert lonlat_b.true_area[0] == pytest.approx(5.10065622e14, rel=1e-5)  # the WGS84 ellipsoid's area
+    cap_area = 2 * np.pi * 6371007.2**2 * (1 - np.sin(np.deg2rad(80.0)))  # on the authalic sphere
+    assert lonlat_b.true_area[1] == pytest.approx(cap_area, rel=1e-2)
+    index_a = np.concatenate([c.index_a for c in chunks])
+    index_b = np.concatenate([c.index_b for c in chunks])
+    cover_a = np.concatenate([c.summary.cover_a_mean for c in chunks])
+    pairs = dict(zip(zip(index_a.tolist(), index_b.tolist()), cover_a))
+    assert set(pairs) == {(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 0)}
+    assert np.array(list(pairs.values())) == pytest.approx(np.ones(6), abs=1e-6)
+    assert best.index_b.tolist() == [1, 1, 0, 0]  # the cap is the better match where both hold a feature
