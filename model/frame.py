@@ -636,25 +636,25 @@ class _SpreadParts:
     """The polygon parts of a layer's spread features, with the cap that holds each.
 
     parts : (m,) Polygons (lon/lat); owner : (m,) feature index; centres : (m, 3) unit vectors;
-    radii : (m,) radians.
+    radii : (m,) radians; sums : (m, 3) sums of the parts' vertices' unit vectors (the centre of several
+    parts is their normalised total, as :func:`geometry_unit_centres` computes it).
     """
 
     parts: np.ndarray
     owner: np.ndarray
     centres: np.ndarray
     radii: np.ndarray
+    sums: np.ndarray
 
     @classmethod
     def of(cls, geoms, spread):
         index = np.flatnonzero(spread)
         parts, owner = shapely.get_parts(geoms[index], return_index=True)
+        coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
+        unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
+        sums = np.column_stack([np.bincount(vertex_part, weights=unit[:, k], minlength=len(parts)) for k in range(3)])
         centres = geometry_unit_centres(parts)
-        return cls(parts, index[owner], centres, _angular_radii(parts, centres))
-
-
-def _caps(layer, index):
-    """Caps of the features ``index``: (centres (k, 3), radii (k,)) of whole features."""
-    return layer.unit_centres[index], layer.radii[index]
+        return cls(parts, index[owner], centres, _angular_radii(parts, centres), sums)
 
 
 def _tiles_of_huge_parts(parts, owner, radii):
@@ -939,7 +939,8 @@ def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
     A spread feature is split into its polygon parts, any other feature is one piece; a piece is kept
     when its cap (centre, radius) comes within ``reach_rad`` (+ a margin) of a piece of the other side:
     beyond that nothing can meet. Returns (k,) geometries per side (the whole feature where it is not
-    spread; an empty MultiPolygon where no part is within reach).
+    spread; an empty MultiPolygon where no part is within reach), each with the (k, 3) unit centres of
+    what was kept.
     """
     reach = np.broadcast_to(np.asarray(reach_rad, dtype=float), (len(index_a),))[rows] + np.deg2rad(
         _REACH_MARGIN_DEGREES)
@@ -973,6 +974,7 @@ def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
     out = []
     for side, piece, layer, index in ((a, piece_a, layer_a, index_a[rows]), (b, piece_b, layer_b, index_b[rows])):
         geoms = np.array(layer.geoms[index], dtype=object)
+        centres = layer.unit_centres[index].copy()
         keep = np.bincount(piece[near], minlength=len(side["row"])) > 0
         split = side["part"] >= 0
         spread_rows = np.unique(side["row"][split])
@@ -982,13 +984,22 @@ def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
             part_rows = side["row"][kept]
             order = np.argsort(part_rows, kind="stable")
             pieces = layer.spread_parts.parts[side["part"][kept]][order]
+            # The centre of the kept parts, from their cached vertex sums.
+            sums = layer.spread_parts.sums[side["part"][kept]]
+            total = np.column_stack([np.bincount(part_rows, weights=sums[:, k], minlength=len(rows))
+                                     for k in range(3)])
             huge = side["radius"][kept][order] > np.deg2rad(HUGE_PART_DEGREES)
             if huge.any():
                 pieces[huge] = _cut_to_other_side(pieces[huge], part_rows[order][huge], layer_a, layer_b,
                                                   index_a[rows], index_b[rows], side is a, reach)
             pieces, which = shapely.get_parts(pieces, return_index=True)  # a cut may leave several polygons
             shapely.multipolygons(pieces, indices=part_rows[order][which], out=geoms)
-        out.append(geoms)
+            with_parts = np.unique(part_rows)
+            centres[with_parts] = _normalise_rows(total[with_parts], centres[with_parts])
+            cut_rows = np.unique(part_rows[order][huge])
+            if len(cut_rows):  # the centre of what was kept of a huge part
+                centres[cut_rows] = geometry_unit_centres(geoms[cut_rows])
+        out.append((geoms, centres))
     return out
 
 
@@ -1108,9 +1119,8 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
     if centers is None and isinstance(lonlat_a, LonLatLayer) and isinstance(lonlat_b, LonLatLayer):
         spread_rows = np.flatnonzero(lonlat_a.spread[index_a] | lonlat_b.spread[index_b])
     if len(spread_rows):
-        near_a, near_b = _parts_within_reach(lonlat_a, lonlat_b, index_a, index_b, spread_rows,
-                                             np.asarray(reach_m, dtype=float) / _RQ)
-        centre_a, centre_b = geometry_unit_centres(near_a), geometry_unit_centres(near_b)
+        (near_a, centre_a), (near_b, centre_b) = _parts_within_reach(
+            lonlat_a, lonlat_b, index_a, index_b, spread_rows, np.asarray(reach_m, dtype=float) / _RQ)
         lon0[spread_rows], lat0[spread_rows] = _unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
         on_a, on_b = on_a.copy(), on_b.copy()
         on_a[spread_rows] = on_b[spread_rows] = False
