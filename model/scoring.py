@@ -347,7 +347,12 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     from .pairs import DEFAULT_CHUNK_VERTICES, pair_chunk, plan_pair_chunks
     from .parallel import ordered_map
 
+    from .pairs import full_detail
+
     sigma_a = np.asarray(sigma_a, dtype=float)
+    if len(sigma_a) and not sigma_a.any():
+        # σ = 0 everywhere: every pair is measured on the full-detail geometries, so they are projected directly.
+        lonlat_a, lonlat_b = full_detail(lonlat_a), full_detail(lonlat_b)
     distance = search_distances(search_distance_m, sigma_a)
     plan = plan_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
                             max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
