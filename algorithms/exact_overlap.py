@@ -11,7 +11,7 @@ from qgis.core import (
 )
 
 from ..model.overlap import exact_overlap_of_frames
-from ..model.pairs import iter_pair_chunks
+from ..model.pairs import full_detail_layers, iter_measured_chunks
 from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .layers import read_layer_pair
@@ -72,14 +72,13 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
 
         n_input = max(len(pair.input.fids), 1)
         n_pairs = 0
-        repaired_a, repaired_b = [], []
-        for chunk in iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
-                                      *pair.same_layer_ids()):
+        # Full detail, repaired once per feature, each pair in the frame scorerelevance measures it in at σ = 0.
+        (full_a, full_b), repaired = full_detail_layers(lonlat_a, lonlat_b)
+        repaired_a, repaired_b = [np.flatnonzero(repaired[0])], [np.flatnonzero(repaired[1])]
+        for chunk in iter_measured_chunks(full_a, full_b, pair.search_distance, *pair.same_layer_ids()):
             if feedback.isCanceled():
                 return self.discard_output(context, dest_id)
-            overlap = exact_overlap_of_frames(chunk.frames, assume_valid=False)
-            repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
-            repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
+            overlap = exact_overlap_of_frames(chunk.frames)
             columns = np.column_stack([overlap.area_a, overlap.area_b, overlap.area_inter, overlap.cover_a,
                                        overlap.cover_b, overlap.iou]).tolist()
             keys_a = pair.input.keys[chunk.index_a]

@@ -141,3 +141,30 @@ def _detail_error(layer, index):
     """(k,) metres within which the model geometries of features ``index`` lie of their full detail."""
     error = getattr(layer, "detail_error", None)
     return 0.0 if error is None else error[index]
+
+
+def full_detail_layers(lonlat_a, lonlat_b, workers=None):
+    """Both layers repaired once, each feature in its own frame, at full detail: ((a, b), (repaired_a, repaired_b)).
+
+    What exact measures take, in the frames scoring measures pairs in (:func:`iter_measured_chunks`).
+    """
+    from .encoding import model_layer
+
+    (model_a, repaired_a), (model_b, repaired_b) = (model_layer(layer, workers=workers)
+                                                    for layer in (lonlat_a, lonlat_b))
+    return (full_detail(model_a), full_detail(model_b)), (repaired_a, repaired_b)
+
+
+def iter_measured_chunks(full_a, full_b, search_distance_m=0.0, ids_a=None, ids_b=None,
+                         max_vertices=DEFAULT_CHUNK_VERTICES, workers=1, cancelled=None):
+    """As :func:`iter_pair_chunks`, on layers from :func:`full_detail_layers`, each pair in the frame
+    scoring measures it in at σ = 0 (centred on its larger feature when that one is large), so exact
+    overlaps are those :mod:`.scoring` writes at σ = 0."""
+    plan = plan_pair_chunks(full_a, full_b, search_distance_m, ids_a, ids_b, max_vertices)
+
+    def project(chunk):
+        return pair_chunk(full_a, full_b, *chunk, search_distance_m, repair=False, centre_on_large=True)
+
+    for chunk in ordered_map(project, plan, workers, cancelled):
+        if chunk is not None:
+            yield chunk

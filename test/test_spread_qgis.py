@@ -27,3 +27,10 @@ def test_nordic_states_take_their_countries_at_sigma0(provider):
     for row in rows:
         assert row["rel_match"] == row["adm0_a3"]
         assert 0.0 < row["rel_score"] <= 1.0 and row["rel_cov"] > 0.99
+    # exactoverlap writes the same exact IoU for those pairs (full detail, the same frames): within 1e-6.
+    exact = processing.run("overlaprelevance:exactoverlap", {
+        "INPUT": states, "INPUT_KEY": "name", "REFERENCE": countries, "REFERENCE_KEY": "ISO_A3",
+        "OUTPUT": "memory:"})["OUTPUT"]
+    iou = {(row["in_key"], row["ref_key"]): row["iou"] for row in layer_rows(exact)}
+    for row in rows:
+        assert abs(row["rel_score"] - iou[(row["name"], row["rel_match"])]) <= 1e-6

@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datasets import read_layer  # noqa: E402
 from overlap_relevance.model.frame import layer_to_lonlat  # noqa: E402
 from overlap_relevance.model.overlap import exact_overlap, exact_overlap_of_frames  # noqa: E402
-from overlap_relevance.model.encoding import model_layer  # noqa: E402
-from overlap_relevance.model.pairs import full_detail, pair_chunk, plan_pair_chunks  # noqa: E402
+from overlap_relevance.model.pairs import full_detail_layers, iter_measured_chunks  # noqa: E402
 from overlap_relevance.model.parallel import default_workers, ordered_map  # noqa: E402
 
 MC_SEED = 7
@@ -46,17 +45,13 @@ def exact_pairs(input_source, reference_source, search_distance=0.0):
     fids_b, geoms_b, crs_b = read_layer(reference_source)
     # Every feature repaired once in its own frame, at full detail; each pair in the frame the plugin measures it
     # in (centred on its larger feature when that one is large): straight edges bend differently in other frames.
-    lonlat_a, lonlat_b = (full_detail(model_layer(layer_to_lonlat(geoms, crs))[0])
-                          for geoms, crs in ((geoms_a, crs_a), (geoms_b, crs_b)))
+    (lonlat_a, lonlat_b), _ = full_detail_layers(layer_to_lonlat(geoms_a, crs_a), layer_to_lonlat(geoms_b, crs_b))
     index_a, index_b, iou = [], [], []
 
-    def overlay(planned):
-        chunk = pair_chunk(lonlat_a, lonlat_b, *planned, search_distance, repair=False, centre_on_large=True)
-        if chunk is None:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    def overlay(chunk):
         return chunk.index_a, chunk.index_b, exact_overlap_of_frames(chunk.frames).iou
 
-    chunks = plan_pair_chunks(lonlat_a, lonlat_b, search_distance)
+    chunks = iter_measured_chunks(lonlat_a, lonlat_b, search_distance, workers=1)
     for a, b, value in ordered_map(overlay, chunks, default_workers()):
         index_a.append(a)
         index_b.append(b)
