@@ -74,14 +74,13 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
 
         n_input = max(len(pair.input.fids), 1)
         n_pairs = 0
-        repaired_a, repaired_b = [], []
-        for chunk in pairs.iter_pair_chunks(lonlat_a, lonlat_b, pair.search_distance,
-                                      *pair.same_layer_ids()):
+        # Full detail, repaired once per feature, each pair in the frame scorerelevance measures it in at σ = 0.
+        (full_a, full_b), repaired = pairs.full_detail_layers(lonlat_a, lonlat_b)
+        repaired_a, repaired_b = [np.flatnonzero(repaired[0])], [np.flatnonzero(repaired[1])]
+        for chunk in pairs.iter_measured_chunks(full_a, full_b, pair.search_distance, *pair.same_layer_ids()):
             if feedback.isCanceled():
                 return self.discard_output(context, dest_id)
-            exact = overlap.exact_overlap(chunk.frames.a, chunk.frames.b)
-            repaired_a.append(chunk.index_a[chunk.frames.repaired_a])
-            repaired_b.append(chunk.index_b[chunk.frames.repaired_b])
+            exact = overlap.exact_overlap_of_frames(chunk.frames)
             columns = np.column_stack([exact.area_a, exact.area_b, exact.area_inter, exact.cover_a,
                                        exact.cover_b, exact.iou]).tolist()
             keys_a = pair.input.keys[chunk.index_a]

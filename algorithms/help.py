@@ -31,8 +31,10 @@ NOTES = {
     "geometry": ("Geometries",
                  "Invalid geometries are repaired (GEOS make_valid) and counted in the log; curves are segmentized "
                  "and Z/M values ignored. Features without a usable geometry are skipped and counted in the log: no "
-                 "geometry, an empty one, coordinates that are not finite or lie off the globe, or a feature "
-                 "reaching more than 90° from its centre, which no local frame can measure."),
+                 "geometry, an empty one, or coordinates that are not finite or lie off the globe. A feature spread "
+                 "over the globe (islands on both hemispheres, a whole-world polygon) is measured in each pair on its "
+                 "parts within reach of the other feature, against its whole area. Edges are straight lines in "
+                 "each pair's frame: features with edges over 50 km get a warning (densify them for exact results)."),
     "model": ("The model",
               "A trained mixture density network predicts, for each candidate pair, a Gaussian mixture over the two "
               "coverages (the share of the input feature covered by the reference feature, and the reverse) and "

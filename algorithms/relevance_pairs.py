@@ -19,6 +19,7 @@ np = lazy_import("numpy")
 shapely = lazy_import("shapely")
 frame = lazy_import("..model.frame", __package__)
 overlap = lazy_import("..model.overlap", __package__)
+pairs = lazy_import("..model.pairs", __package__)
 geometry_out = lazy_import(".geometry_out", __package__)
 relevance_run = lazy_import(".relevance_run", __package__)
 
@@ -130,9 +131,12 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             "rel_sd": chunk.summary.iou_sd,
         }
         if compute_exact:
-            # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail.
-            full = frame.project_pairs(run.lonlat_input, run.lonlat_reference, chunk.index_a, chunk.index_b)
-            exact = overlap.exact_overlap(full.a, full.b, assume_valid=True)
+            # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail,
+            # measured in the frames scoring uses (a straight edge bends differently in another frame).
+            full = frame.project_pairs(pairs.full_detail(run.model_input), pairs.full_detail(run.model_reference),
+                                       chunk.index_a, chunk.index_b, repair=False, centre_on_large=True,
+                                       reach_m=chunk.reach_m)
+            exact = overlap.exact_overlap_of_frames(full)
             columns.update(ex_iou=exact.iou, ex_cov=exact.cover_a, ex_covref=exact.cover_b)
         if with_lines:
             centroids = shapely.centroid(np.stack([chunk.frames.a, chunk.frames.b], axis=1))  # (p, 2)

@@ -99,5 +99,19 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
         model_layer, [lonlat_input, lonlat_reference])  # both layers at once
     seconds["model geometries"] = time.perf_counter() - started
     pair.report_repaired(feedback, [np.flatnonzero(repaired_input)], [np.flatnonzero(repaired_reference)])
+    _report_long_edges(feedback, lonlat_input, lonlat_reference)
     return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold,
                         seconds)
+
+
+def _report_long_edges(feedback, *layers):
+    """Warn, with a count per layer, about features whose edges are long enough for the frames to bend them."""
+    from ..model.frame import LONG_EDGE_M
+
+    counts = [int(np.count_nonzero(layer.long_edges & layer.usable)) for layer in layers]
+    if any(counts):
+        feedback.pushWarning(
+            f"{counts[0]} input and {counts[1]} reference feature(s) have edges longer than {LONG_EDGE_M / 1000:.0f} km. "
+            "Each pair is measured in its own local frame, where an edge is a straight line; frames centred apart "
+            "bend a long edge apart (a 50 km edge at mid-latitudes by some 50 m), so their overlaps may be off "
+            "by that much. Densify the layers (Processing: Densify by interval) for exact results.")

@@ -58,6 +58,9 @@ def lonlat_boxes(lonlat_geoms):
         # Keep the original box for shapes that really are wider than 180 degrees
         # (continents); use the shifted box and its -360 twin for true crossers.
         narrower = (shifted[:, 2] - shifted[:, 0]) < (bounds[crossing, 2] - bounds[crossing, 0])
+        # An edge from -180 to 180 runs all the way round its parallel (a whole-world box, a polar cap drawn
+        # as a box): such a ring spans every longitude, it does not cross the date line.
+        narrower &= ~_runs_round_a_parallel(coords, vertex_owner, len(crossing_index))
         # A ring that winds once round a pole holds it, however it reaches it (cut along the
         # antimeridian up to the pole, or not, as after simplification or from a polar CRS):
         # its box is the whole cap, every longitude up to the pole.
@@ -74,6 +77,13 @@ def lonlat_boxes(lonlat_geoms):
         boxes = [bounds[keep_original], shifted[narrower], west[narrower]]
         owners = [index[keep_original], crossing_index[narrower], crossing_index[narrower]]
     return np.concatenate(boxes), np.concatenate(owners)
+
+
+def _runs_round_a_parallel(coords, owner, n):
+    """(n,) bool: a geometry has an edge whose longitudes differ by 360 degrees (the whole parallel)."""
+    step = np.abs(np.diff(coords[:, 0]))
+    same = owner[1:] == owner[:-1]
+    return np.bincount(owner[1:][same & (step >= 360.0 - 1e-9)], minlength=n) > 0
 
 
 def _encircled_poles(geoms):

@@ -52,6 +52,9 @@ MAX_MODEL_VERTICES = 256
 # Features narrower than this (degrees) that are valid in lon/lat skip the frame in model_layer.
 _DIRECT_MAX_DEGREES = 0.5
 SIMPLIFY_TOLERANCE = 5e-4
+# A simplified geometry lies within its tolerance of the full one in its own frame; other frames of a pair
+# stretch lengths by well under this factor.
+_DETAIL_ERROR_MARGIN = 1.5
 _EPS = 1e-4
 
 POINT_FEATURE_NAMES = ("geometry_a", "geometry_b", "exterior", "hole")
@@ -232,11 +235,15 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     ``workers`` threads (None: :func:`.parallel.default_workers`).
 
     Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
-    features whose geometry needed repair.
+    features whose geometry needed repair. The layer's ``full_detail`` is the layer repaired but not
+    simplified (None when nothing was simplified), and its ``detail_error`` (n,) the distance in metres
+    within which each model geometry lies of its full-detail geometry (0 where not simplified): scoring
+    at σ = 0 measures the pairs that hold a simplified feature on the full-detail geometries, and finds
+    candidates on them, so that what is written at σ = 0 is exact.
     """
     from dataclasses import replace
 
-    from .frame import laea_forward, laea_inverse, repair_polygonal
+    from .frame import HUGE_PART_DEGREES, laea_forward, laea_inverse, repair_polygonal
     from .pairs import chunk_bounds
     from .parallel import ordered_map
 
@@ -252,6 +259,15 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     wide = (bounds[:, 2] - bounds[:, 0] > _DIRECT_MAX_DEGREES) | (bounds[:, 3] - bounds[:, 1] > _DIRECT_MAX_DEGREES)
     direct = ~wide & (shapely.get_num_coordinates(geoms[usable]) <= MAX_MODEL_VERTICES)
     direct[direct] = shapely.is_valid(geoms[usable[direct]])
+    # A feature that reaches round the globe (a whole-world box) has no frame of its own: it is repaired as
+    # drawn in lon/lat, kept at full detail, and cut to each pair (.frame.project_pairs).
+    huge = ~direct & (layer.radii[usable] > np.deg2rad(HUGE_PART_DEGREES))
+    if huge.any():
+        geoms = geoms.copy()
+        whole = geoms[usable[huge]]
+        repaired[usable[huge]] = repair_polygonal(whole)
+        geoms[usable[huge]] = whole
+        direct |= huge
     usable = usable[~direct]
     if not len(usable):
         return replace(layer, geoms=geoms.copy()), repaired
@@ -270,20 +286,34 @@ def model_layer(layer, max_vertices=50_000, workers=None):
         changed = repaired_here | (shapely.get_num_coordinates(local) > MAX_MODEL_VERTICES)
         if not changed.any():
             return index, repaired_here, changed, None
-        local = model_geometry(local[changed])
-        coords, owner = shapely.get_coordinates(local, return_index=True)
-        lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0[changed][owner], lat0[changed][owner])
-        return index, repaired_here, changed, shapely.set_coordinates(local, np.column_stack([lon, lat]))
+        full = local[changed]
+        simplified = model_geometry(full)
+        fewer = shapely.get_num_coordinates(simplified) < shapely.get_num_coordinates(full)
+        # Hausdorff bound of the simplification (its tolerance), with room for the scale of other frames.
+        error = np.where(fewer, _DETAIL_ERROR_MARGIN * SIMPLIFY_TOLERANCE * np.sqrt(shapely.area(full)), 0.0)
+        both = np.concatenate([simplified, full[repaired_here[changed]]])
+        lon0_c, lat0_c = lon0[changed], lat0[changed]
+        centre_index = np.concatenate([np.arange(len(full)), np.flatnonzero(repaired_here[changed])])
+        coords, owner = shapely.get_coordinates(both, return_index=True)
+        lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0_c[centre_index][owner], lat0_c[centre_index][owner])
+        both = shapely.set_coordinates(both, np.column_stack([lon, lat]))
+        return index, repaired_here, changed, (both[:len(full)], both[len(full):], error)
 
     runs = chunk_bounds(shapely.get_num_coordinates(geoms[usable]), max_vertices)
+    full_result = geoms.copy()
+    detail_error = np.zeros(len(geoms))
     for index, repaired_here, changed, lonlat in ordered_map(prepare, runs, workers):
         repaired[index] = repaired_here
         if lonlat is not None:
-            result[index[changed]] = lonlat
-    return replace(layer, geoms=result), repaired
+            model_geoms, repaired_full, error = lonlat
+            result[index[changed]] = model_geoms
+            full_result[index[changed & repaired_here]] = repaired_full
+            detail_error[index[changed]] = error
+    full_detail = replace(layer, geoms=full_result) if detail_error.any() else None
+    return replace(layer, geoms=result, full_detail=full_detail, detail_error=detail_error), repaired
 
 
-def pair_descriptors(a, b, sigma):
+def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
     """Descriptors of n pairs for the network.
 
     Parameters
@@ -292,6 +322,8 @@ def pair_descriptors(a, b, sigma):
         :func:`model_geometry`) in each pair's local frame, metres; None allowed.
     sigma : float or (n,) positional uncertainty in metres: the per-axis standard
         deviation of a rigid translation of B relative to A.
+    area_a, area_b : optional (n,) whole areas of features of which a frame holds only the
+        parts within reach (:attr:`.frame.PairFrames.area_a`; NaN: the geometry's own area).
 
     Returns
     -------
@@ -311,7 +343,7 @@ def pair_descriptors(a, b, sigma):
     n = len(a)
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
     scale, box_centre = pair_scale_and_centre(a, b)
-    overlap = exact_overlap(a, b, assume_valid=True)
+    overlap = exact_overlap(a, b, assume_valid=True, area_a=area_a, area_b=area_b)
     area_a, area_b = overlap.area_a, overlap.area_b
     present = ~(shapely.is_missing(a) | shapely.is_missing(b) | shapely.is_empty(a) | shapely.is_empty(b))
 

@@ -35,9 +35,13 @@ Limitations
   polar cap as their box).
 * The frame is only meant for the neighbourhood of the pair: points more than
   a few thousand km from the centre are distorted in shape (never in area)
-  and the antipode of the centre is singular, so a feature reaching more than
-  90 degrees from its own centre (a whole-world box) is flagged ``oversized``
-  by :func:`layer_to_lonlat` and not measured.
+  and the antipode of the centre is singular. So a pair holding a *spread*
+  feature (one reaching more than :data:`SPREAD_DEGREES` from its centre, as
+  Norway with Bouvet Island) is measured only on what can meet: the parts of
+  each feature that come within reach of the other, in a frame centred on
+  them; its coverages and IoU use the whole feature's area, computed once per
+  feature (:attr:`LonLatLayer.true_area`). A single polygon part reaching
+  round the globe (a whole-world box) is not yet cut to the pair.
 """
 from __future__ import annotations
 
@@ -355,9 +359,9 @@ class LonLatLayer:
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
-      oversized: (n,) bool, a vertex lies more than 90 degrees from the
-        feature's centre: no local frame can measure it (a whole-world box, a
-        band round the globe); None means none is.
+      full_detail, detail_error: set by :func:`.encoding.model_layer` on a model layer: the
+        same layer repaired but not simplified (None when nothing was simplified), and (n,)
+        metres within which each model geometry lies of its full-detail one (0: the same).
     """
 
     geoms: np.ndarray
@@ -365,7 +369,8 @@ class LonLatLayer:
     nonfinite: np.ndarray
     crs: pyproj.CRS
     transformation: str = ""
-    oversized: np.ndarray = None
+    full_detail: "LonLatLayer" = None
+    detail_error: np.ndarray = None
 
     def __len__(self):
         return len(self.geoms)
@@ -379,19 +384,40 @@ class LonLatLayer:
         return int(self.nonfinite.sum())
 
     @property
-    def n_oversized(self) -> int:
-        return 0 if self.oversized is None else int(self.oversized.sum())
-
-    @property
     def usable(self) -> np.ndarray:
-        """(n,) bool: features with a geometry to measure."""
-        unusable = self.missing | self.nonfinite
-        return ~(unusable if self.oversized is None else unusable | self.oversized)
+        """(n,) bool: features with a geometry to measure (no feature is left out for its size or spread)."""
+        return ~(self.missing | self.nonfinite)
 
     @cached_property
     def unit_centres(self) -> np.ndarray:
         """(n, 3) unit vectors of each feature's centre (see :func:`geometry_unit_centres`), cached."""
         return geometry_unit_centres(self.geoms)
+
+    @cached_property
+    def radii(self) -> np.ndarray:
+        """(n,) radians from each feature's centre to its furthest vertex (an upper bound for small ones)."""
+        return _angular_radii(self.geoms, self.unit_centres, limit_degrees=SPREAD_DEGREES / 2.0)
+
+    @cached_property
+    def spread(self) -> np.ndarray:
+        """(n,) bool: the feature reaches more than SPREAD_DEGREES from its centre (measured by its parts)."""
+        return self.radii > np.deg2rad(SPREAD_DEGREES)
+
+    @cached_property
+    def spread_parts(self) -> "_SpreadParts":
+        """The polygon parts of the spread features, with their caps (cached)."""
+        return _SpreadParts.of(self.geoms, self.spread)
+
+    @cached_property
+    def true_area(self) -> np.ndarray:
+        """(n,) m², the whole area of each spread feature (each part measured in its own frame); NaN elsewhere."""
+        parts = self.spread_parts
+        return _true_areas(parts.parts, parts.owner, len(self.geoms), parts.radii)
+
+    @cached_property
+    def long_edges(self) -> np.ndarray:
+        """(n,) bool: the feature has an edge longer than LONG_EDGE_M, which frames bend differently."""
+        return _long_edge_mask(self.geoms)
 
     @cached_property
     def own_frames(self) -> "_OwnFrames":
@@ -425,8 +451,8 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     * features with non-finite coordinates or latitudes beyond +-90 degrees
       (input or after the transform) -> None, flagged in ``nonfinite``;
     * longitudes beyond +-180 degrees are wrapped into [-180, 180];
-    * features reaching more than 90 degrees from their centre -> None,
-      flagged in ``oversized`` (a local frame cannot hold them).
+    * features spread over the globe are kept (pairs measure the parts within reach,
+      see :func:`project_pairs`).
 
     Raises
     ------
@@ -481,9 +507,7 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
     geoms[nonfinite] = None
     _wrap_longitudes(geoms)
-    oversized = _beyond_hemisphere_mask(geoms)
-    geoms[oversized] = None
-    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, oversized)
+    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, np.zeros(n, dtype=bool))
 
 
 # --------------------------------------------------------------------------
@@ -535,23 +559,132 @@ def geometry_unit_centres(geoms) -> np.ndarray:
     return _normalise_rows(sums, first_vertex)
 
 
-def _beyond_hemisphere_mask(geoms):
-    """(n,) bool: the lon/lat geometry has a vertex more than 90 degrees from its centre.
+#: A feature with a vertex further than this from its centre is *spread*: its pairs are measured on the
+#: parts of it within reach of the other feature (:func:`project_pairs`).
+SPREAD_DEGREES = 20.0
+# Added to the reach when parts are chosen by their caps: rounding, and bounding caps by their vertices.
+_REACH_MARGIN_DEGREES = 0.5
+#: A polygon part reaching further than this from its centre (a whole-world box) is cut, in lon/lat, to the
+#: box of the other side of each pair (widened by the reach), and its area is summed over lon/lat tiles.
+HUGE_PART_DEGREES = 60.0
+_TILE_DEGREES = 30.0
+# Tile edges are straight lines in lon/lat; densified to this step so that each tile's frame follows them.
+_TILE_EDGE_DEGREES = 0.25
 
-    Such a feature (a whole-world box, a band round the globe) comes near the antipode of
-    any frame centred on it, where the LAEA frame is singular. Only features whose box is
-    more than 90 degrees wide plus high can (two points are at most that far apart), so
-    only those are looked at vertex by vertex.
+
+def _angular_radii(geoms, centres, limit_degrees=0.0):
+    """(n,) radians from each centre ((n, 3) unit vectors) to the furthest vertex of its geometry.
+
+    Only geometries whose box is more than ``limit_degrees`` wide plus high are measured vertex by
+    vertex; the others get the half-diagonal of their box, an upper bound (0 for None).
     """
-    oversized = np.zeros(len(geoms), dtype=bool)
-    bounds = shapely.bounds(geoms)  # NaN for None: never large
-    large = np.flatnonzero((bounds[:, 2] - bounds[:, 0]) + (bounds[:, 3] - bounds[:, 1]) > 90.0)
+    bounds = shapely.bounds(geoms)  # NaN for None
+    size = np.nan_to_num((bounds[:, 2] - bounds[:, 0]) + (bounds[:, 3] - bounds[:, 1]), nan=0.0)
+    radii = np.deg2rad(size)  # width + height bounds the diagonal
+    large = np.flatnonzero(size > limit_degrees)
     if len(large):
         coords, owner = shapely.get_coordinates(geoms[large], return_index=True)
-        centres = geometry_unit_centres(geoms[large])
-        cosine = np.einsum("ij,ij->i", _lonlat_to_unit(coords[:, 0], coords[:, 1]), centres[owner])
-        oversized[large] = np.bincount(owner[cosine < -1e-12], minlength=len(large)) > 0
-    return oversized
+        cosine = np.einsum("ij,ij->i", _lonlat_to_unit(coords[:, 0], coords[:, 1]), centres[large][owner])
+        lowest = np.ones(len(large))
+        np.minimum.at(lowest, owner, cosine)
+        radii[large] = np.arccos(np.clip(lowest, -1.0, 1.0))
+    # A ring with an edge from -180 to 180 runs round the whole parallel (a whole-world box, a polar cap drawn
+    # as a box): its vertices do not show how far it reaches, so it counts as reaching everywhere.
+    round_the_world = np.flatnonzero(np.nan_to_num(bounds[:, 2] - bounds[:, 0], nan=0.0) >= 360.0 - 1e-9)
+    if len(round_the_world):
+        radii[round_the_world[_runs_round_a_parallel(geoms[round_the_world])]] = np.pi
+    return radii
+
+
+#: An edge longer than this (metres) is a straight line in each frame, and frames centred apart bend it apart:
+#: a 50 km edge at mid-latitudes by some 50 m. Such features are counted and named in a warning.
+LONG_EDGE_M = 50_000.0
+
+
+def _long_edge_mask(geoms):
+    """(n,) bool: a lon/lat geometry has an edge longer than LONG_EDGE_M (chord on the authalic sphere).
+
+    Only geometries whose box is larger than that edge can hold one, so only those are looked at.
+    """
+    long = np.zeros(len(geoms), dtype=bool)
+    bounds = shapely.bounds(geoms)
+    limit_deg = np.rad2deg(LONG_EDGE_M / _RQ)
+    candidates = np.flatnonzero(np.nan_to_num(np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]),
+                                              nan=0.0) > limit_deg)
+    if len(candidates):
+        parts, part_owner = shapely.get_parts(geoms[candidates], return_index=True)
+        rings, ring_part = shapely.get_rings(parts, return_index=True)
+        coords, ring = shapely.get_coordinates(rings, return_index=True)
+        unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
+        same = ring[1:] == ring[:-1]
+        length = np.linalg.norm(unit[1:] - unit[:-1], axis=1) * _RQ
+        owner = part_owner[ring_part[ring[1:]]]
+        long[candidates] = np.bincount(owner[same & (length > LONG_EDGE_M)], minlength=len(candidates)) > 0
+    return long
+
+
+@dataclass
+class _SpreadParts:
+    """The polygon parts of a layer's spread features, with the cap that holds each.
+
+    parts : (m,) Polygons (lon/lat); owner : (m,) feature index; centres : (m, 3) unit vectors;
+    radii : (m,) radians; sums : (m, 3) sums of the parts' vertices' unit vectors (the centre of several
+    parts is their normalised total, as :func:`geometry_unit_centres` computes it).
+    """
+
+    parts: np.ndarray
+    owner: np.ndarray
+    centres: np.ndarray
+    radii: np.ndarray
+    sums: np.ndarray
+
+    @classmethod
+    def of(cls, geoms, spread):
+        index = np.flatnonzero(spread)
+        parts, owner = shapely.get_parts(geoms[index], return_index=True)
+        coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
+        unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
+        sums = np.column_stack([np.bincount(vertex_part, weights=unit[:, k], minlength=len(parts)) for k in range(3)])
+        centres = geometry_unit_centres(parts)
+        return cls(parts, index[owner], centres, _angular_radii(parts, centres), sums)
+
+
+def _tiles_of_huge_parts(parts, owner, radii):
+    """Parts reaching beyond HUGE_PART_DEGREES cut into lon/lat tiles (densified), each a part of its own.
+
+    Returns (parts, owner) with the huge parts replaced by their non-empty tiles.
+    """
+    huge = np.flatnonzero(radii > np.deg2rad(HUGE_PART_DEGREES))
+    if not len(huge):
+        return parts, owner
+    lon = np.arange(-180.0, 180.0, _TILE_DEGREES)
+    lat = np.arange(-90.0, 90.0, _TILE_DEGREES)
+    west, south = (grid.ravel() for grid in np.meshgrid(lon, lat))
+    tiles = shapely.box(west, south, west + _TILE_DEGREES, south + _TILE_DEGREES)
+    cut = shapely.intersection(np.repeat(parts[huge], len(tiles)), np.tile(tiles, len(huge)))
+    cut_owner = np.repeat(owner[huge], len(tiles))
+    cut = shapely.segmentize(cut, _TILE_EDGE_DEGREES)
+    kept = ~shapely.is_empty(cut) & (shapely.area(cut) > 0)
+    rest = np.ones(len(parts), dtype=bool)
+    rest[huge] = False
+    return np.concatenate([parts[rest], cut[kept]]), np.concatenate([owner[rest], cut_owner[kept]])
+
+
+def _true_areas(parts, owner, n, radii=None):
+    """(n,) m²: the sum over each feature's parts of the part's area in a frame centred on that part."""
+    areas = np.full(n, np.nan)
+    if radii is not None:
+        parts, owner = _tiles_of_huge_parts(parts, owner, radii)
+    if len(parts):
+        lon0, lat0 = _unit_to_lonlat(geometry_unit_centres(parts))
+        coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
+        x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[vertex_part], lat0[vertex_part])
+        local = shapely.set_coordinates(parts.copy(), np.column_stack([x, y]))
+        repair_polygonal(local)
+        part_area = np.nan_to_num(shapely.area(local), nan=0.0)
+        used = np.unique(owner)
+        areas[used] = np.bincount(owner, weights=part_area, minlength=n)[used]
+    return areas
 
 
 # Features with more vertices than this keep their per-vertex trigonometry (:class:`_VertexTrig`):
@@ -699,7 +832,15 @@ class PairFrames:
       index_a, index_b: (n,) the source feature indices of each pair.
       repaired_a, repaired_b: (n,) bool, whether that side needed validity repair
         in this pair's frame.
+      area_a, area_b: (n,) m², the whole feature's area where the frame holds only the parts of
+        a spread feature within reach of the other (NaN: the frame geometry's own area); None: no such pair.
     """
+
+    _FIELDS = ("a", "b", "lon0", "lat0", "index_a", "index_b", "repaired_a", "repaired_b")
+
+    def whole_areas(self):
+        """(area_a, area_b): (n,) arrays of the whole features' areas where known, NaN elsewhere."""
+        return tuple(np.full(len(self), np.nan) if area is None else area for area in (self.area_a, self.area_b))
 
     a: np.ndarray
     b: np.ndarray
@@ -710,6 +851,8 @@ class PairFrames:
     repaired_a: np.ndarray
     repaired_b: np.ndarray
     _params: _CentreParams = field(repr=False, default=None)
+    area_a: np.ndarray = None
+    area_b: np.ndarray = None
 
     def __len__(self):
         return len(self.a)
@@ -724,12 +867,23 @@ class PairFrames:
         """Number of unique source features of B that needed repair in some frame."""
         return int(np.unique(self.index_b[self.repaired_b]).size)
 
+    def with_rows(self, rows, other):
+        """These frames with pairs ``rows`` (int (k,)) taken from ``other`` (k pairs, the same source features)."""
+        merged = {name: getattr(self, name).copy() for name in self._FIELDS}
+        merged["area_a"], merged["area_b"] = self.whole_areas()
+        other_areas = dict(zip(("area_a", "area_b"), other.whole_areas()))
+        for name, values in merged.items():
+            values[rows] = other_areas[name] if name in other_areas else getattr(other, name)
+        return PairFrames(**merged)
+
     def subset(self, keep):
         """The pairs selected by ``keep`` (a bool mask or an index array), as new PairFrames."""
         return PairFrames(
             a=self.a[keep], b=self.b[keep], lon0=self.lon0[keep], lat0=self.lat0[keep],
             index_a=self.index_a[keep], index_b=self.index_b[keep],
             repaired_a=self.repaired_a[keep], repaired_b=self.repaired_b[keep],
+            area_a=None if self.area_a is None else self.area_a[keep],
+            area_b=None if self.area_b is None else self.area_b[keep],
         )
 
     def _centre_params(self):
@@ -771,8 +925,134 @@ def _layer_geoms_and_centres(layer, index):
     return geoms, geometry_unit_centres(geoms[used])[inverse.reshape(-1)]
 
 
+def _parts_within_reach(layer_a, layer_b, index_a, index_b, rows, reach_rad):
+    """The parts of each side of pairs ``rows`` that come within reach of the other side.
+
+    A spread feature is split into its polygon parts, any other feature is one piece; a piece is kept
+    when its cap (centre, radius) comes within ``reach_rad`` (+ a margin) of a piece of the other side:
+    beyond that nothing can meet. Returns (k,) geometries per side (the whole feature where it is not
+    spread; an empty MultiPolygon where no part is within reach), each with the (k, 3) unit centres of
+    what was kept.
+    """
+    reach = np.broadcast_to(np.asarray(reach_rad, dtype=float), (len(index_a),))[rows] + np.deg2rad(
+        _REACH_MARGIN_DEGREES)
+    sides = []
+    for layer, index in ((layer_a, index_a[rows]), (layer_b, index_b[rows])):
+        spread = layer.spread[index]
+        whole = np.flatnonzero(~spread)
+        parts = layer.spread_parts
+        features = index[spread]
+        first = np.searchsorted(parts.owner, features, side="left")
+        counts = np.searchsorted(parts.owner, features, side="right") - first
+        part_row = np.repeat(np.flatnonzero(spread), counts)
+        part_pos = np.repeat(first - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+        sides.append(dict(
+            row=np.concatenate([whole, part_row]),
+            centre=np.concatenate([layer.unit_centres[index[whole]], parts.centres[part_pos]]),
+            radius=np.concatenate([layer.radii[index[whole]], parts.radii[part_pos]]),
+            part=np.concatenate([np.full(len(whole), -1), part_pos]),
+        ))
+    a, b = sides
+    order_b = np.argsort(b["row"], kind="stable")
+    per_row_b = np.bincount(b["row"], minlength=len(rows))
+    start_b = np.r_[0, np.cumsum(per_row_b)[:-1]]
+    repeat = per_row_b[a["row"]]
+    piece_a = np.repeat(np.arange(len(a["row"])), repeat)
+    piece_b = order_b[np.repeat(start_b[a["row"]] - np.r_[0, np.cumsum(repeat)[:-1]], repeat)
+                      + np.arange(repeat.sum())]
+    cosine = np.einsum("ij,ij->i", a["centre"][piece_a], b["centre"][piece_b])
+    near = np.arccos(np.clip(cosine, -1.0, 1.0)) <= a["radius"][piece_a] + b["radius"][piece_b] + reach[
+        a["row"][piece_a]]
+    out = []
+    for side, piece, layer, index in ((a, piece_a, layer_a, index_a[rows]), (b, piece_b, layer_b, index_b[rows])):
+        geoms = np.array(layer.geoms[index], dtype=object)
+        centres = layer.unit_centres[index].copy()
+        keep = np.bincount(piece[near], minlength=len(side["row"])) > 0
+        split = side["part"] >= 0
+        spread_rows = np.unique(side["row"][split])
+        geoms[spread_rows] = shapely.from_wkt("MULTIPOLYGON EMPTY")
+        kept = keep & split
+        if kept.any():
+            part_rows = side["row"][kept]
+            order = np.argsort(part_rows, kind="stable")
+            pieces = layer.spread_parts.parts[side["part"][kept]][order]
+            # The centre of the kept parts, from their cached vertex sums.
+            sums = layer.spread_parts.sums[side["part"][kept]]
+            total = np.column_stack([np.bincount(part_rows, weights=sums[:, k], minlength=len(rows))
+                                     for k in range(3)])
+            huge = side["radius"][kept][order] > np.deg2rad(HUGE_PART_DEGREES)
+            if huge.any():
+                pieces[huge] = _cut_to_other_side(pieces[huge], part_rows[order][huge], layer_a, layer_b,
+                                                  index_a[rows], index_b[rows], side is a, reach)
+            pieces, which = shapely.get_parts(pieces, return_index=True)  # a cut may leave several polygons
+            shapely.multipolygons(pieces, indices=part_rows[order][which], out=geoms)
+            with_parts = np.unique(part_rows)
+            centres[with_parts] = _normalise_rows(total[with_parts], centres[with_parts])
+            cut_rows = np.unique(part_rows[order][huge])
+            if len(cut_rows):  # the centre of what was kept of a huge part
+                centres[cut_rows] = geometry_unit_centres(geoms[cut_rows])
+        out.append((geoms, centres))
+    return out
+
+
+def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, is_a, reach):
+    """Huge polygon parts cut, in lon/lat, to the box of the other side of their pairs, widened by the reach.
+
+    Only the part that can meet the other side matters for the overlap (the whole area comes from
+    :attr:`LonLatLayer.true_area`); a huge part that crosses the date line is left whole.
+    """
+    other_layer, other_index = (layer_b, index_b) if is_a else (layer_a, index_a)
+    others = other_layer.geoms[other_index[piece_rows]]
+    box = shapely.bounds(others)
+    # A neighbour across the date line: its box in 0..360 longitudes, where it is narrow.
+    across = np.flatnonzero(np.nan_to_num(box[:, 2] - box[:, 0], nan=0.0) > 180.0)
+    if len(across):
+        coords, owner = shapely.get_coordinates(others[across], return_index=True)
+        lon360 = np.mod(coords[:, 0], 360.0)
+        west360, east360 = np.full(len(across), np.inf), np.full(len(across), -np.inf)
+        np.minimum.at(west360, owner, lon360)
+        np.maximum.at(east360, owner, lon360)
+        narrower = (east360 - west360) < (box[across, 2] - box[across, 0])
+        box[across[narrower], 0], box[across[narrower], 2] = west360[narrower], east360[narrower]
+    widen = np.rad2deg(reach[piece_rows])[:, None] + _REACH_MARGIN_DEGREES
+    lat_low = np.maximum(box[:, 1:2] - widen, -90.0)
+    lat_high = np.minimum(box[:, 3:4] + widen, 90.0)
+    stretch = 1.0 / np.maximum(np.cos(np.deg2rad(np.maximum(np.abs(lat_low), np.abs(lat_high)))), 1e-3)
+    west, east = box[:, 0:1] - widen * stretch, box[:, 2:3] + widen * stretch
+    clip = shapely.box(west[:, 0], lat_low[:, 0], east[:, 0], lat_high[:, 0])
+    # Past the date line the box goes on at the other end of the longitudes.
+    for beyond, shift in ((east[:, 0] > 180.0, -360.0), (west[:, 0] < -180.0, 360.0)):
+        if beyond.any():
+            twin = shapely.box(west[beyond, 0] + shift, lat_low[beyond, 0], east[beyond, 0] + shift,
+                               lat_high[beyond, 0])
+            clip[beyond] = shapely.union(clip[beyond], twin)
+    bounds = shapely.bounds(pieces)
+    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | _runs_round_a_parallel(pieces)
+    small_other = (box[:, 2] - box[:, 0]) <= 180.0
+    cut = planar & small_other & np.isfinite(box).all(axis=1)
+    out = pieces.copy()
+    if cut.any():
+        out[cut] = shapely.intersection(pieces[cut], clip[cut])
+        polygonal = np.isin(shapely.get_type_id(out[cut]), (_POLYGON, _MULTIPOLYGON))
+        bad = np.flatnonzero(cut)[~polygonal]
+        if len(bad):
+            out[bad] = _polygonal_parts_of_collections(_wrap_in_collections(out[bad]))
+        out[shapely.is_missing(out)] = shapely.from_wkt("POLYGON EMPTY")
+        # The long edges the huge part and the cut bring are lines in lon/lat: densified, the frame follows them.
+        out[cut] = shapely.segmentize(out[cut], _TILE_EDGE_DEGREES)
+    return out
+
+
+def _runs_round_a_parallel(geoms):
+    """(n,) bool: a lon/lat geometry has an edge from -180 to 180 (the whole parallel: a whole-world box)."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    step = np.abs(np.diff(coords[:, 0]))
+    same = owner[1:] == owner[:-1]
+    return np.bincount(owner[1:][same & (step >= 360.0 - 1e-9)], minlength=len(geoms)) > 0
+
+
 def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,
-                  centre_on_large=False) -> PairFrames:
+                  centre_on_large=False, reach_m=0.0) -> PairFrames:
     """Project n pairs of lon/lat polygons into per-pair local LAEA frames.
 
     Pair k is ``(lonlat_a[index_a[k]], lonlat_b[index_b[k]])``.
@@ -794,6 +1074,10 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         side (:class:`_OwnFrames`), which is projected once for all its pairs. Areas are
         the same in either frame (equal-area); a country bordering eighty provinces is
         projected once instead of eighty times.
+    reach_m : float or (n,) metres: beyond this two features cannot meet (the search distance, and
+        what σ can move). A pair with a spread feature (:attr:`LonLatLayer.spread`, with LonLatLayers)
+        is measured on the parts of each side within reach of the other, in a frame centred on them,
+        and its ``area_a`` / ``area_b`` give the spread features' whole areas.
 
     Returns
     -------
@@ -823,10 +1107,40 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         on_b = ~shapely.is_missing(own_b.geoms[index_b]) & ~on_a
         lon0[on_a], lat0[on_a] = own_a.lon0[index_a[on_a]], own_a.lat0[index_a[on_a]]
         lon0[on_b], lat0[on_b] = own_b.lon0[index_b[on_b]], own_b.lat0[index_b[on_b]]
+    spread_rows = np.zeros(0, dtype=np.intp)
+    if centers is None and isinstance(lonlat_a, LonLatLayer) and isinstance(lonlat_b, LonLatLayer):
+        spread_rows = np.flatnonzero(lonlat_a.spread[index_a] | lonlat_b.spread[index_b])
+    if len(spread_rows):
+        (near_a, centre_a), (near_b, centre_b) = _parts_within_reach(
+            lonlat_a, lonlat_b, index_a, index_b, spread_rows, np.asarray(reach_m, dtype=float) / _RQ)
+        lon0[spread_rows], lat0[spread_rows] = _unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
+        on_a, on_b = on_a.copy(), on_b.copy()
+        on_a[spread_rows] = on_b[spread_rows] = False
     params = _CentreParams.from_centres(lon0, lat0)
 
-    frame_a = _frame_side(geoms_a, index_a, params, _vertex_trig(lonlat_a), on_a, lonlat_a)
-    frame_b = _frame_side(geoms_b, index_b, params, _vertex_trig(lonlat_b), on_b, lonlat_b)
+    keep_whole = np.ones(len(index_a), dtype=bool)
+    keep_whole[spread_rows] = False
+    frame_a = np.full(len(index_a), None, dtype=object)
+    frame_b = np.full(len(index_a), None, dtype=object)
+    whole = np.flatnonzero(keep_whole)
+    if len(whole):
+        sub = params.take(whole)
+        frame_a[whole] = _frame_side(geoms_a, index_a[whole], sub, _vertex_trig(lonlat_a), on_a[whole], lonlat_a)
+        frame_b[whole] = _frame_side(geoms_b, index_b[whole], sub, _vertex_trig(lonlat_b), on_b[whole], lonlat_b)
+    area_a = area_b = None
+    if len(spread_rows):
+        usable_a = ~shapely.is_missing(near_a)
+        usable_b = ~shapely.is_missing(near_b)
+        sub = params.take(spread_rows)
+        frame_a[spread_rows] = near_a
+        frame_b[spread_rows] = near_b
+        if usable_a.any():
+            frame_a[spread_rows[usable_a]] = _frame_polygons(near_a[usable_a], sub.take(np.flatnonzero(usable_a)))
+        if usable_b.any():
+            frame_b[spread_rows[usable_b]] = _frame_polygons(near_b[usable_b], sub.take(np.flatnonzero(usable_b)))
+        area_a, area_b = np.full(len(index_a), np.nan), np.full(len(index_a), np.nan)
+        area_a[spread_rows] = lonlat_a.true_area[index_a[spread_rows]]
+        area_b[spread_rows] = lonlat_b.true_area[index_b[spread_rows]]
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
     else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)
@@ -841,4 +1155,6 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         repaired_a=repaired_a,
         repaired_b=repaired_b,
         _params=params,
+        area_a=area_a,
+        area_b=area_b,
     )

@@ -432,7 +432,7 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
     import shapely
 
     from .frame import project_pairs
-    from .overlap import exact_overlap
+    from .overlap import exact_overlap, exact_overlap_of_frames
     from .parallel import ordered_map
 
     sigma_a = np.asarray(sigma_a, dtype=float)
@@ -440,7 +440,7 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
     def test(rows):
         ia, ib = index_a[rows], index_b[rows]
         frames = project_pairs(lonlat_a, lonlat_b, ia, ib)
-        raw_iou = (exact_overlap(frames.a, frames.b, assume_valid=True).iou if exact_iou
+        raw_iou = (exact_overlap_of_frames(frames).iou if exact_iou
                    else np.full(len(ia), np.nan))
         move = shapely.get_coordinates(shapely.centroid(frames.a)) - shapely.get_coordinates(shapely.centroid(frames.b))
         coords, owner = shapely.get_coordinates(frames.b, return_index=True)

@@ -8,7 +8,7 @@ import shapely
 
 from .frame import repair_polygonal
 
-__all__ = ["ExactOverlap", "exact_overlap"]
+__all__ = ["ExactOverlap", "exact_overlap", "exact_overlap_of_frames"]
 
 
 @dataclass
@@ -65,7 +65,13 @@ def _ratio(numerator, denominator):
     return np.clip(r, 0.0, 1.0)
 
 
-def exact_overlap(a, b, assume_valid=False) -> ExactOverlap:
+def exact_overlap_of_frames(frames, assume_valid=True) -> ExactOverlap:
+    """:func:`exact_overlap` of a :class:`.frame.PairFrames`, with the whole areas of spread features."""
+    area_a, area_b = frames.whole_areas()
+    return exact_overlap(frames.a, frames.b, assume_valid, area_a, area_b)
+
+
+def exact_overlap(a, b, assume_valid=False, area_a=None, area_b=None) -> ExactOverlap:
     """Exact areas, covers, IoU and intersection centroid of aligned pairs.
 
     Parameters
@@ -75,6 +81,8 @@ def exact_overlap(a, b, assume_valid=False) -> ExactOverlap:
         zero area.
     assume_valid : skip the validity check and repair, for geometries that are
         already valid (``PairFrames`` output is); saves a GEOS pass per geometry.
+    area_a, area_b : optional (n,) m², the whole features' areas where a frame holds only the
+        parts of a feature that can meet the other (NaN: the geometry's own area).
 
     Returns
     -------
@@ -89,8 +97,13 @@ def exact_overlap(a, b, assume_valid=False) -> ExactOverlap:
     if a.shape != b.shape:
         raise ValueError(f"a and b differ in length: {a.size} vs {b.size}")
 
+    whole_a, whole_b = area_a, area_b
     area_a = np.nan_to_num(shapely.area(a), nan=0.0)
     area_b = np.nan_to_num(shapely.area(b), nan=0.0)
+    for area, whole in ((area_a, whole_a), (area_b, whole_b)):
+        if whole is not None:
+            known = np.isfinite(whole)
+            area[known] = whole[known]
     try:
         inter = shapely.intersection(a, b)
     except shapely.errors.GEOSException:

@@ -18,6 +18,9 @@ from .parallel import ordered_map
 # About 6 MB of coordinates per chunk, and well under a second of work, so that a
 # cancel in QGIS is honoured quickly; larger chunks gain little throughput.
 DEFAULT_CHUNK_VERTICES = 100_000
+#: Parts of features further apart than this many search distances cannot meet: the search distance is at
+#: least 3σ, and a displacement beyond 6σ has probability exp(-18).
+REACH_FACTOR = 3.0
 
 
 @dataclass
@@ -31,6 +34,7 @@ class PairChunk:
     index_a: np.ndarray
     index_b: np.ndarray
     frames: object
+    reach_m: object = 0.0
 
 
 def chunk_bounds(vertex_counts, max_vertices):
@@ -60,7 +64,9 @@ def plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
     chunk is :func:`pair_chunk`.
     """
     distance = np.asarray(search_distance_m, dtype=float)
-    index_a, index_b = coarse_candidates(_geometries(lonlat_a), _geometries(lonlat_b), distance)
+    # Candidates are found on the full-detail geometries, where a model layer has them.
+    index_a, index_b = coarse_candidates(_geometries(full_detail(lonlat_a)), _geometries(full_detail(lonlat_b)),
+                                         distance)
     if ids_a is not None and ids_b is not None:
         keep = np.asarray(ids_a)[index_a] != np.asarray(ids_b)[index_b]
         index_a, index_b = index_a[keep], index_b[keep]
@@ -79,12 +85,18 @@ def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repa
     centre_on_large : see :func:`.frame.project_pairs`.
     """
     distance = np.asarray(search_distance_m, dtype=float)
-    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large)
     pair_distance = distance[chunk_a] if distance.ndim else distance
+    # Simplified model geometries: the full-detail features may reach this much further (encoding.model_layer).
+    pair_distance = pair_distance + _detail_error(lonlat_a, chunk_a) + _detail_error(lonlat_b, chunk_b)
+    # What can meet: within the search distance (at least 3σ), and what a displacement of up to 6σ can close.
+    reach = REACH_FACTOR * pair_distance
+    frames = project_pairs(lonlat_a, lonlat_b, chunk_a, chunk_b, repair=repair, centre_on_large=centre_on_large,
+                           reach_m=reach)
     near = boxes_within(frames.a, frames.b, pair_distance)
     if not near.all():
         frames = frames.subset(near)
-    return PairChunk(frames.index_a, frames.index_b, frames) if len(frames) else None
+        reach = reach[near] if np.ndim(reach) else reach
+    return PairChunk(frames.index_a, frames.index_b, frames, reach) if len(frames) else None
 
 
 def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,
@@ -117,3 +129,42 @@ def iter_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_
 
 def _geometries(layer):
     return np.asarray(getattr(layer, "geoms", layer), dtype=object)
+
+
+def full_detail(layer):
+    """The full-detail layer of a model layer (:func:`.encoding.model_layer`), else the layer itself."""
+    full = getattr(layer, "full_detail", None)
+    return layer if full is None else full
+
+
+def _detail_error(layer, index):
+    """(k,) metres within which the model geometries of features ``index`` lie of their full detail."""
+    error = getattr(layer, "detail_error", None)
+    return 0.0 if error is None else error[index]
+
+
+def full_detail_layers(lonlat_a, lonlat_b, workers=None):
+    """Both layers repaired once, each feature in its own frame, at full detail: ((a, b), (repaired_a, repaired_b)).
+
+    What exact measures take, in the frames scoring measures pairs in (:func:`iter_measured_chunks`).
+    """
+    from .encoding import model_layer
+
+    (model_a, repaired_a), (model_b, repaired_b) = (model_layer(layer, workers=workers)
+                                                    for layer in (lonlat_a, lonlat_b))
+    return (full_detail(model_a), full_detail(model_b)), (repaired_a, repaired_b)
+
+
+def iter_measured_chunks(full_a, full_b, search_distance_m=0.0, ids_a=None, ids_b=None,
+                         max_vertices=DEFAULT_CHUNK_VERTICES, workers=1, cancelled=None):
+    """As :func:`iter_pair_chunks`, on layers from :func:`full_detail_layers`, each pair in the frame
+    scoring measures it in at σ = 0 (centred on its larger feature when that one is large), so exact
+    overlaps are those :mod:`.scoring` writes at σ = 0."""
+    plan = plan_pair_chunks(full_a, full_b, search_distance_m, ids_a, ids_b, max_vertices)
+
+    def project(chunk):
+        return pair_chunk(full_a, full_b, *chunk, search_distance_m, repair=False, centre_on_large=True)
+
+    for chunk in ordered_map(project, plan, workers, cancelled):
+        if chunk is not None:
+            yield chunk

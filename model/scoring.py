@@ -193,17 +193,18 @@ class OverlapModel:
         config, weights = load_model_file(path)
         return cls(config, weights, path)
 
-    def predict_frames(self, a, b, sigma, model_geometries=False):
+    def predict_frames(self, a, b, sigma, model_geometries=False, areas=(None, None)):
         """Distributions for pairs already in their local frames (metres).
 
         a, b : (n,) valid polygons in each pair's frame; sigma : scalar or (n,) metres.
         model_geometries : True when a and b already are model geometries (from
             :func:`.encoding.model_layer`), so they need no simplification here.
+        areas : (area_a, area_b), the whole areas of spread features (:meth:`.frame.PairFrames.whole_areas`).
         Returns (overlap mixture, centroid mixture in frame metres).
         """
         if not model_geometries:
             a, b = model_geometry(a), model_geometry(b)
-        descriptors, context = pair_descriptors(a, b, sigma)
+        descriptors, context = pair_descriptors(a, b, sigma, *areas)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
             raw = self.network.raw(descriptors)
         broken = ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
@@ -255,7 +256,8 @@ class OverlapModel:
         for start in range(0, max(n, 1), PREDICT_CHUNK_PAIRS):
             chunk = index[start:start + PREDICT_CHUNK_PAIRS]
             frames = project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False)
-            overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk], model_geometries=True)
+            overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk], model_geometries=True,
+                                                    areas=frames.whole_areas())
             parts.append((frames, overlap, centroid, summarise_overlap(overlap)))
         frames = _concat_frames([p[0] for p in parts])
         overlap = _concat_mixtures([p[1] for p in parts])
@@ -336,8 +338,11 @@ def _concat_mixtures(mixtures):
 def _concat_frames(frames):
     if len(frames) == 1:
         return frames[0]
-    fields = ("a", "b", "lon0", "lat0", "index_a", "index_b", "repaired_a", "repaired_b")
-    return PairFrames(**{name: np.concatenate([getattr(f, name) for f in frames]) for name in fields})
+    merged = {name: np.concatenate([getattr(f, name) for f in frames]) for name in PairFrames._FIELDS}
+    if any(f.area_a is not None or f.area_b is not None for f in frames):
+        areas = [f.whole_areas() for f in frames]
+        merged["area_a"], merged["area_b"] = (np.concatenate([area[k] for area in areas]) for k in range(2))
+    return PairFrames(**merged)
 
 
 def load_model(path=None):
@@ -352,8 +357,9 @@ class ScoredChunk:
     index_a, index_b : (p,) positions in the two layers.
     summary : :class:`OverlapSummary` of the pairs.
     overlap, centroid : the predicted mixtures (centroid in frame metres).
-    frames : the pairs' :class:`.frame.PairFrames`, holding the model geometries
-        (simplified where large, see :func:`.encoding.model_layer`).
+    frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the model
+        geometries (simplified where large, see :func:`.encoding.model_layer`), and at σ = 0 the
+        full-detail ones of the pairs that hold a simplified feature.
     complete_before : every input position below it has had all its candidate pairs in this
         chunk or an earlier one, so its best match is final (results can be written while
         later chunks are scored).
@@ -366,6 +372,7 @@ class ScoredChunk:
     centroid: GaussianMixture
     frames: PairFrames
     complete_before: int = 0
+    reach_m: object = 0.0  # metres beyond which the pairs' features cannot meet (see .pairs.pair_chunk)
 
 
 def search_distances(search_distance_m, sigma_m):
@@ -393,12 +400,19 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     from .pairs import DEFAULT_CHUNK_VERTICES, pair_chunk, plan_pair_chunks
     from .parallel import ordered_map
 
+    from .pairs import full_detail
+
     sigma_a = np.asarray(sigma_a, dtype=float)
+    if len(sigma_a) and not sigma_a.any():
+        # σ = 0 everywhere: every pair is measured on the full-detail geometries, so they are projected directly.
+        lonlat_a, lonlat_b = full_detail(lonlat_a), full_detail(lonlat_b)
     distance = search_distances(search_distance_m, sigma_a)
     plan = plan_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
                             max_vertices=max_vertices or DEFAULT_CHUNK_VERTICES)
     for layer in (lonlat_a, lonlat_b):  # large features projected once, before the threads start
         getattr(layer, "own_frames", None)
+        if getattr(layer, "full_detail", None) is not None and np.any(sigma_a == 0):
+            getattr(layer.full_detail, "own_frames", None)
     # An input position is complete once no later chunk holds it: below the smallest position of all later chunks.
     smallest = [int(chunk_a.min()) if len(chunk_a) else len(sigma_a) for chunk_a, _ in plan]
     complete_before = np.minimum.accumulate([*smallest, len(sigma_a)][::-1])[::-1][1:]
@@ -408,14 +422,37 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
         chunk = pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, distance, repair=False, centre_on_large=True)
         if chunk is None:
             return None
-        overlap, centroid = model.predict_frames(chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a],
-                                                 model_geometries=True)
+        frames = _full_detail_at_sigma0(chunk.frames, lonlat_a, lonlat_b, sigma_a, chunk.reach_m)
+        overlap, centroid = model.predict_frames(frames.a, frames.b, sigma_a[chunk.index_a], model_geometries=True,
+                                                 areas=frames.whole_areas())
         summary = summarise_overlap(overlap, threshold)
-        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, chunk.frames, int(complete))
+        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, frames, int(complete),
+                           chunk.reach_m)
 
     for scored in ordered_map(score, zip(plan, complete_before), workers, cancelled):
         if scored is not None:
             yield scored
+
+
+def _full_detail_at_sigma0(frames, lonlat_a, lonlat_b, sigma_a, reach_m=0.0):
+    """``frames`` with the pairs at σ = 0 that hold a simplified feature projected from the full-detail layers.
+
+    At σ = 0 what is written is the exact overlap of the geometries measured, so those are the full-detail
+    ones there (:func:`.encoding.model_layer` keeps them); elsewhere the model geometries serve.
+    """
+    full_a, full_b = getattr(lonlat_a, "full_detail", None), getattr(lonlat_b, "full_detail", None)
+    if full_a is None and full_b is None:
+        return frames
+    from .pairs import _detail_error
+
+    simplified = (_detail_error(lonlat_a, frames.index_a) + _detail_error(lonlat_b, frames.index_b)) > 0
+    rows = np.flatnonzero(simplified & (sigma_a[frames.index_a] == 0))
+    if not len(rows):
+        return frames
+    full_frames = project_pairs(lonlat_a if full_a is None else full_a, lonlat_b if full_b is None else full_b,
+                                frames.index_a[rows], frames.index_b[rows], repair=False, centre_on_large=True,
+                                reach_m=reach_m[rows] if np.ndim(reach_m) else reach_m)
+    return frames.with_rows(rows, full_frames)
 
 
 class BestMatches:

@@ -1,7 +1,7 @@
 """Why a feature takes no part in a run: one reason code per feature, from the masks the core reports.
 
-The core marks features it cannot measure in :class:`.frame.LonLatLayer` (``missing``, ``nonfinite`` and,
-where the frame still has one, ``oversized``); the reading side may add features whose geometry could not
+The core marks features it cannot measure in :class:`.frame.LonLatLayer` (``missing``, ``nonfinite``);
+the reading side may add features whose geometry could not
 be read. :func:`skip_codes` turns those masks into one code per feature, so that whoever reports a run
 (the QGIS algorithms, the command line) can name every skipped feature with its reason. A feature the
 core finds unusable for a reason without a code of its own here is still counted, as :data:`OTHER`.
@@ -13,20 +13,18 @@ TAKES_PART = 0
 UNREADABLE = 1
 NO_GEOMETRY = 2
 NOT_FINITE = 3
-TOO_WIDE = 4
-OTHER = 5
+OTHER = 4
 
 #: code -> the reason, as a user reads it.
 REASONS = {
     UNREADABLE: "geometry not readable by GEOS",
     NO_GEOMETRY: "no geometry (NULL or empty)",
     NOT_FINITE: "coordinates not finite, or off the globe in lon/lat",
-    TOO_WIDE: "reaches more than 90° from its centre",
     OTHER: "no usable geometry",
 }
 
 # The mask each code comes from, most particular first: the first that holds names the reason.
-_MASKS = ((UNREADABLE, None), (NO_GEOMETRY, "missing"), (NOT_FINITE, "nonfinite"), (TOO_WIDE, "oversized"))
+_MASKS = ((UNREADABLE, None), (NO_GEOMETRY, "missing"), (NOT_FINITE, "nonfinite"))
 
 
 def skip_codes(layer, unreadable=None):

@@ -18,6 +18,8 @@ import numpy as np
 from .kernel import FIELD_PREFIX, RELEVANCE_SUFFIXES, best_matches, relevance_columns
 from .staging import (
     INTERNAL,
+    DETAIL,
+    DETAIL_ERROR,
     MODEL,
     ORDER,
     REF_KEY,
@@ -45,13 +47,17 @@ def _score_bucket(files, lo, hi, references, model_path, threshold, key_dtype, p
     right = read_reference_near(references, bucket_area(left))
     if right is not None:
         reference_geoms, reference_keys = right[MODEL].to_numpy(), right[REF_KEY].to_numpy()
+        reference_detail = (right[DETAIL].to_numpy(), right[DETAIL_ERROR].to_numpy())
         right_order = right[ORDER].to_numpy()
     else:
         reference_geoms, reference_keys = np.empty(0, dtype=object), np.empty(0, dtype=object)
+        reference_detail = None
         right_order = np.empty(0, dtype=np.int64)
     ids = (left[ORDER].to_numpy(), right_order) if same_layer else (None, None)
     best, _ = best_matches(_model(model_path), left[MODEL].to_numpy(), reference_geoms, left[SIGMA].to_numpy(),
-                           left[DISTANCE].to_numpy(), threshold, *ids, workers=1)
+                           left[DISTANCE].to_numpy(), threshold, *ids, workers=1,
+                           input_detail=(left[DETAIL].to_numpy(), left[DETAIL_ERROR].to_numpy()),
+                           reference_detail=reference_detail)
     values, null = relevance_columns(best, left[USABLE].to_numpy(), reference_keys)
     return _output_frame(left, values, null, key_dtype, prefix)
 

@@ -25,6 +25,8 @@ import numpy as np
 
 from .dask_engine import _check_layers, _key_dtype, _model, _nullable_column
 from .staging import (
+    DETAIL,
+    DETAIL_ERROR,
     DISTANCE,
     INTERNAL,
     KEY,
@@ -43,7 +45,7 @@ from .staging import (
 
 FIELDS = ("m_group", "m_class", "m_key", "m_p", "m_change")
 _EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "piece")
-_REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY]
+_REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY, DETAIL, DETAIL_ERROR]
 
 
 def _keys_of(frame, key):
@@ -63,11 +65,13 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
         return summary
     right = read_reference_near(references, bucket_area(left), columns=_REFERENCE_READ)
     if right is None:
-        right = pd.DataFrame({ORDER: np.empty(0, dtype=np.int64), REF_KEY: [], MODEL: [], LONLAT: [],
+        right = pd.DataFrame({ORDER: np.empty(0, dtype=np.int64), REF_KEY: [], MODEL: [], LONLAT: [], DETAIL: [],
+                              DETAIL_ERROR: np.empty(0),
                               KEY: np.empty(0, dtype=np.int64)})
     n_a, n_b = len(left), len(right)
     order_a, order_b = left[ORDER].to_numpy(), right[ORDER].to_numpy()
-    model_a, model_b = as_lonlat_layer(left[MODEL].to_numpy()), as_lonlat_layer(right[MODEL].to_numpy())
+    model_a, model_b = (as_lonlat_layer(side[MODEL].to_numpy(), (side[DETAIL].to_numpy(), side[DETAIL_ERROR].to_numpy()))
+                        for side in (left, right))
     lonlat_a, lonlat_b = as_lonlat_layer(left[LONLAT].to_numpy()), as_lonlat_layer(right[LONLAT].to_numpy())
     sigma = left[SIGMA].to_numpy()
     ids = (order_a, order_b) if same_layer else (None, None)

@@ -27,9 +27,12 @@ def relevance_field_names(prefix=FIELD_PREFIX):
     return [prefix + suffix for suffix in RELEVANCE_SUFFIXES]
 
 
-def prepare_lonlat(geoms, crs, with_lonlat=False):
+def prepare_lonlat(geoms, crs, with_lonlat=False, with_detail=False):
     """(model lon/lat geometries (n,), usable (n,) bool) of one layer or one partition of it; with
-    ``with_lonlat`` also the full-detail lon/lat geometries (n,), which the change test of matching reads.
+    ``with_lonlat`` also the full-detail lon/lat geometries (n,), which the change test of matching reads;
+    with ``with_detail`` also ``(detail, error)``: the repaired full-detail geometries where the model
+    geometry is simplified (None elsewhere) and the bound of that simplification (n,) metres, which
+    scoring at σ = 0 measures on (:func:`..model.encoding.model_layer`).
 
     The geometries are the ones the network sees (:func:`..model.encoding.model_layer`), None where
     the feature has no usable geometry (missing, non-finite, beyond a hemisphere).
@@ -39,27 +42,44 @@ def prepare_lonlat(geoms, crs, with_lonlat=False):
     prepared, _ = model_layer(lonlat, workers=1)
     geoms = np.asarray(prepared.geoms, dtype=object).copy()
     geoms[~usable] = None
+    out = (geoms, usable)
     if with_lonlat:
-        return geoms, usable, np.asarray(lonlat.geoms, dtype=object)
-    return geoms, usable
+        out += (np.asarray(lonlat.geoms, dtype=object),)
+    if with_detail:
+        error = np.zeros(len(geoms)) if prepared.detail_error is None else np.where(usable, prepared.detail_error, 0.0)
+        detail = np.full(len(geoms), None, dtype=object)
+        if prepared.full_detail is not None:
+            detail[error > 0] = prepared.full_detail.geoms[error > 0]
+        out += ((detail, error),)
+    return out
 
 
-def as_lonlat_layer(model_geoms):
-    """A :class:`..model.frame.LonLatLayer` of model lon/lat geometries (None = unusable) for scoring."""
+def as_lonlat_layer(model_geoms, detail=None):
+    """A :class:`..model.frame.LonLatLayer` of model lon/lat geometries (None = unusable) for scoring;
+    ``detail``: ``(detail, error)`` from :func:`prepare_lonlat`, the full-detail geometries scoring at σ = 0 reads."""
     geoms = np.asarray(model_geoms, dtype=object)
     missing = shapely.is_missing(geoms)
-    return LonLatLayer(geoms, missing, np.zeros(len(geoms), dtype=bool), None)
+    layer = LonLatLayer(geoms, missing, np.zeros(len(geoms), dtype=bool), None)
+    if detail is not None:
+        error = np.nan_to_num(np.asarray(detail[1], dtype=float), nan=0.0)
+        if (error > 0).any():
+            full = geoms.copy()
+            full[error > 0] = np.asarray(detail[0], dtype=object)[error > 0]
+            layer.full_detail = LonLatLayer(full, missing, np.zeros(len(geoms), dtype=bool), None)
+            layer.detail_error = error
+    return layer
 
 
 def best_matches(model, input_geoms, reference_geoms, sigma, search_distance_m=0.0, threshold=0.5,
-                 ids_a=None, ids_b=None, workers=1):
+                 ids_a=None, ids_b=None, workers=1, input_detail=None, reference_detail=None):
     """:class:`..model.scoring.BestMatches` of model lon/lat input geometries against reference ones.
 
     input_geoms (n_a,), reference_geoms (n_b,): from :func:`prepare_lonlat` (None where unusable).
-    sigma (n_a,) metres; ids_a, ids_b: when both are one layer, pairs with equal ids are skipped.
+    sigma (n_a,) metres; ids_a, ids_b: when both are one layer, pairs with equal ids are skipped;
+    input_detail, reference_detail: ``(detail, error)`` of :func:`prepare_lonlat` (σ = 0 measures full detail).
     Returns (best, n_pairs).
     """
-    lonlat_a, lonlat_b = as_lonlat_layer(input_geoms), as_lonlat_layer(reference_geoms)
+    lonlat_a, lonlat_b = as_lonlat_layer(input_geoms, input_detail), as_lonlat_layer(reference_geoms, reference_detail)
     best = BestMatches(len(lonlat_a))
     n_pairs = 0
     if len(lonlat_a) and len(lonlat_b):

@@ -28,13 +28,13 @@ def score_layers(input_geoms, input_crs, reference_geoms, reference_crs, referen
     model = model if model is not None else load_model()
     seconds = {}
     started = time.perf_counter()
-    model_a, usable_a = prepare_lonlat(input_geoms, input_crs)
-    model_b, _ = prepare_lonlat(reference_geoms, reference_crs)
+    model_a, usable_a, detail_a = prepare_lonlat(input_geoms, input_crs, with_detail=True)
+    model_b, _, detail_b = prepare_lonlat(reference_geoms, reference_crs, with_detail=True)
     seconds["preparing"] = time.perf_counter() - started
     started = time.perf_counter()
     ids_a, ids_b = same_layer_ids if same_layer_ids is not None else (None, None)
     best, n_pairs = best_matches(model, model_a, model_b, sigma, search_distance_m, threshold, ids_a, ids_b,
-                                 workers=workers)
+                                 workers=workers, input_detail=detail_a, reference_detail=detail_b)
     seconds["scoring"] = time.perf_counter() - started
     values, null = relevance_columns(best, usable_a, reference_keys)
     return values, null, {"n_pairs": n_pairs, "seconds": seconds}

@@ -38,7 +38,9 @@ ORDER = "_order"  # partition << 32 | row: the feature's place in the layer as g
 MODEL, LONLAT, USABLE, SIGMA, DISTANCE, KEY, REF_KEY = ("_model", "_lonlat", "_usable", "_sigma", "_distance",
                                                         "_hilbert", "_key")
 BOX = ("_x0", "_y0", "_x1", "_y1")  # the reference feature's lon/lat box (the union of its antimeridian parts)
-INTERNAL = (ORDER, MODEL, LONLAT, USABLE, SIGMA, DISTANCE, KEY)
+# Where a model geometry is simplified: the repaired full-detail geometry (WKB) and the simplification's bound (m).
+DETAIL, DETAIL_ERROR = "_detail", "_detail_error"
+INTERNAL = (ORDER, MODEL, LONLAT, USABLE, SIGMA, DISTANCE, KEY, DETAIL, DETAIL_ERROR)
 ROW_GROUP = 4096  # rows per Parquet row group: what a filter can skip
 SAMPLE_PER_PARTITION = 2000
 
@@ -89,7 +91,8 @@ def stage_input(frame, part, crs, sigma, sigma_field, search_distance, path, ful
     import pandas as pd
 
     frame = frame.copy()
-    geoms, usable, lonlat = prepare_lonlat(frame.geometry.values, crs, with_lonlat=True)
+    geoms, usable, lonlat, (detail, error) = prepare_lonlat(frame.geometry.values, crs, with_lonlat=True,
+                                                            with_detail=True)
     values = None
     if sigma_field:
         values = pd.to_numeric(frame[sigma_field], errors="coerce").astype(float).to_numpy(na_value=np.nan)
@@ -98,6 +101,8 @@ def stage_input(frame, part, crs, sigma, sigma_field, search_distance, path, ful
     frame[MODEL] = pd.Series(list(_to_wkb(geoms)), index=frame.index, dtype=object)
     if full_detail:
         frame[LONLAT] = pd.Series(list(_to_wkb(lonlat)), index=frame.index, dtype=object)
+    frame[DETAIL] = pd.Series(list(_to_wkb(detail)), index=frame.index, dtype=object)
+    frame[DETAIL_ERROR] = error
     frame[USABLE] = usable
     frame[SIGMA] = feature_sigma
     frame[DISTANCE] = feature_search_distances(search_distance, feature_sigma)
@@ -120,7 +125,8 @@ def stage_reference(frame, part, crs, key, path, full_frame=False):
     """
     import pandas as pd
 
-    geoms, usable, lonlat = prepare_lonlat(frame.geometry.values, crs, with_lonlat=True)
+    geoms, usable, lonlat, (detail, error) = prepare_lonlat(frame.geometry.values, crs, with_lonlat=True,
+                                                            with_detail=True)
     keys = frame.index.to_numpy() if key is None else frame[key].to_numpy()
     order = (np.int64(part) << 32) + np.arange(len(frame), dtype=np.int64)
     wkb = pd.Series(list(_to_wkb(geoms)), index=frame.index, dtype=object)
@@ -131,8 +137,10 @@ def stage_reference(frame, part, crs, key, path, full_frame=False):
         out[USABLE] = usable
     else:
         out = pd.DataFrame({ORDER: order, REF_KEY: keys, MODEL: wkb.to_numpy()})
+    out[DETAIL] = list(_to_wkb(detail))
+    out[DETAIL_ERROR] = error
     boxes = np.full((len(frame), 4), np.nan)
-    split, owner = lonlat_boxes(geoms)
+    split, owner = lonlat_boxes(np.where(error > 0, detail, geoms))  # the full detail reaches a little further
     if len(split):
         np.fmin.at(boxes[:, 0], owner, split[:, 0])
         np.fmin.at(boxes[:, 1], owner, split[:, 1])
@@ -220,7 +228,7 @@ def read_reference_near(references, area, columns=None):
 
 def _decoded(frame):
     """The staged WKB columns (model, and full-detail where staged) as shapely geometries."""
-    for name in (MODEL, LONLAT):
+    for name in (MODEL, LONLAT, DETAIL):
         if name in frame.columns:
             frame[name] = shapely.from_wkb(frame[name].to_numpy())
     return frame

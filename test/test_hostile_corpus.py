@@ -8,7 +8,9 @@ they were.
 import math
 import re
 
+import pyproj
 import pytest
+import shapely
 from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsWkbTypes
 from qgis.PyQt import sip
 
@@ -221,10 +223,15 @@ def test_a_pole_held_by_a_polar_crs_square_is_found_and_measured(provider, folde
         assert row["ex_iou"] > 0 and row["rel_score"] == pytest.approx(row["ex_iou"], abs=0.03)
 
 
-def test_a_whole_world_box_is_skipped_with_a_warning_not_silently(provider, folder):
-    case = BY_NAME["world_edges"]  # feature 3 (cid) is the whole world, which no local frame can hold
+def test_a_whole_world_box_is_measured_like_any_feature(provider, folder):
+    """Feature 3 (cid) is the whole world: no feature is left out for its size (issue 25). It contains every
+    partner box, so its IoU with the largest one, box(-10, -10, 10, 10), is that box's share of the globe."""
+    case = BY_NAME["world_edges"]
     feedback = RecordingFeedback()
     rows = {r["cid"]: r for r in layer_rows(_run("scorerelevance", feedback, INPUT=case.make(folder),
                                                  REFERENCE=case.partner())["OUTPUT"])}
-    assert rows[3]["rel_score"] is None and rows[0]["rel_match"] is not None
-    assert any("more than 90° from its centre" in m for m in feedback.messages), feedback.messages
+    geod = pyproj.Geod(ellps="WGS84")
+    share = abs(geod.geometry_area_perimeter(shapely.box(-10, -10, 10, 10))[0]) / (4 * math.pi * 6_371_007.2 ** 2)
+    assert rows[3]["rel_score"] == pytest.approx(share, rel=2e-3)
+    assert rows[0]["rel_match"] is not None
+    assert not any("skipped" in m for m in feedback.messages), feedback.messages

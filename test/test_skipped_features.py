@@ -29,7 +29,7 @@ def test_skip_codes_name_the_core_reason_of_every_unusable_feature():
 
 
 def test_skip_codes_count_what_the_core_finds_unusable_even_without_a_mask_of_its_own():
-    # A core whose layer has no `oversized` mask (the pair-centred frame drops it), and one more reason unknown here.
+    # A core that finds a feature unusable for a reason this module has no mask for.
     layer = SimpleNamespace(usable=np.array([True, False, False]), missing=np.array([False, True, False]),
                             nonfinite=np.array([False, False, False]))
     assert skip_codes(layer).tolist() == [TAKES_PART, NO_GEOMETRY, OTHER]

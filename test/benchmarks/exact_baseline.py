@@ -2,7 +2,8 @@
 
 Plain Python, no QGIS: OGR reads both layers, STRtree candidates on the globe, every pair
 projected into its own local metric frame (the plugin's ellipsoidal LAEA, pyproj for the
-layer CRS), repaired there, and overlaid exactly with vectorised shapely 2 (GEOS) on the
+layer CRS; the frame of the pair's larger feature where that one has many vertices, as the plugin
+measures it), each feature repaired once in its own frame, and overlaid exactly with vectorised shapely 2 (GEOS) on the
 full-detail geometries, on the same threads the plugin uses. Its best match per input
 feature (highest exact IoU) is the truth the plugin's agreement is measured against. With
 ``--layer`` it also delivers what the plugin delivers: the input layer, geometry and fields,
@@ -31,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import read_layer  # noqa: E402
 from overlap_relevance.model.frame import layer_to_lonlat  # noqa: E402
-from overlap_relevance.model.overlap import exact_overlap  # noqa: E402
-from overlap_relevance.model.pairs import iter_pair_chunks  # noqa: E402
+from overlap_relevance.model.overlap import exact_overlap, exact_overlap_of_frames  # noqa: E402
+from overlap_relevance.model.pairs import full_detail_layers, iter_measured_chunks  # noqa: E402
 from overlap_relevance.model.parallel import default_workers, ordered_map  # noqa: E402
 
 MC_SEED = 7
@@ -42,13 +43,15 @@ def exact_pairs(input_source, reference_source, search_distance=0.0):
     """Read both layers; (fids_a, fids_b, index_a, index_b, iou) of every candidate pair."""
     fids_a, geoms_a, crs_a = read_layer(input_source)
     fids_b, geoms_b, crs_b = read_layer(reference_source)
-    lonlat_a, lonlat_b = layer_to_lonlat(geoms_a, crs_a), layer_to_lonlat(geoms_b, crs_b)
+    # Every feature repaired once in its own frame, at full detail; each pair in the frame the plugin measures it
+    # in (centred on its larger feature when that one is large): straight edges bend differently in other frames.
+    (lonlat_a, lonlat_b), _ = full_detail_layers(layer_to_lonlat(geoms_a, crs_a), layer_to_lonlat(geoms_b, crs_b))
     index_a, index_b, iou = [], [], []
 
     def overlay(chunk):
-        return chunk.index_a, chunk.index_b, exact_overlap(chunk.frames.a, chunk.frames.b, assume_valid=True).iou
+        return chunk.index_a, chunk.index_b, exact_overlap_of_frames(chunk.frames).iou
 
-    chunks = iter_pair_chunks(lonlat_a, lonlat_b, search_distance, repair=True, workers=1)
+    chunks = iter_measured_chunks(lonlat_a, lonlat_b, search_distance, workers=1)
     for a, b, value in ordered_map(overlay, chunks, default_workers()):
         index_a.append(a)
         index_b.append(b)

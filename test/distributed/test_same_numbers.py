@@ -120,9 +120,12 @@ def test_world_map_provinces_against_countries(client):
     countries = geopandas.read_file(WORLD_MAP, layer="countries", fid_as_index=True)
     values, null, _ = _local(provinces, countries, countries.index.to_numpy(), 0.0)
     out = _dask(client, provinces, countries, (4, 3), sigma=0.0, partitions=6)
-    # 0.1 %: 1 of 4556 seen on Debian 13 for the counts, 1 near tie (Troms) for the matches
-    assert_same(out, values, null, touching_n=len(provinces) // 1000, near_ties=len(provinces) // 1000)
-    assert out["rel_match"].notna().mean() > 0.95
+    # At σ = 0 the scores are the exact overlaps of the full-detail geometries, candidates are found on them, and
+    # spread countries (Norway with Bouvet Island) are measured on their parts within reach: every province
+    # takes the same country with the same numbers, whatever the partitions. A pair whose boxes just touch can
+    # still be a candidate in one engine and not the other (1 of 4,556 counts differs by one; its scores do not).
+    assert_same(out, values, null, touching_n=len(provinces) // 1000)
+    assert out["rel_match"].notna().all()
 
 
 def _antimeridian_layers():
