@@ -58,9 +58,9 @@ def lonlat_boxes(lonlat_geoms):
         # Keep the original box for shapes that really are wider than 180 degrees
         # (continents); use the shifted box and its -360 twin for true crossers.
         narrower = (shifted[:, 2] - shifted[:, 0]) < (bounds[crossing, 2] - bounds[crossing, 0])
-        # An edge from -180 to 180 runs all the way round its parallel (a whole-world box, a polar cap drawn
-        # as a box): such a ring spans every longitude, it does not cross the date line.
-        narrower &= ~_runs_round_a_parallel(coords, vertex_owner, len(crossing_index))
+        # A ring drawn from -180 to 180 (a whole-world box, a polar cap drawn as a box, densified or not)
+        # spans every longitude: it does not cross the date line.
+        narrower &= ~spans_every_longitude(geoms[crossing_index])
         # A ring that winds once round a pole holds it, however it reaches it (cut along the
         # antimeridian up to the pole, or not, as after simplification or from a polar CRS):
         # its box is the whole cap, every longitude up to the pole.
@@ -79,11 +79,21 @@ def lonlat_boxes(lonlat_geoms):
     return np.concatenate(boxes), np.concatenate(owners)
 
 
-def _runs_round_a_parallel(coords, owner, n):
-    """(n,) bool: a geometry has an edge whose longitudes differ by 360 degrees (the whole parallel)."""
-    step = np.abs(np.diff(coords[:, 0]))
-    same = owner[1:] == owner[:-1]
-    return np.bincount(owner[1:][same & (step >= 360.0 - 1e-9)], minlength=n) > 0
+def spans_every_longitude(geoms):
+    """(n,) bool: a lon/lat geometry has a ring with vertices on both the -180 and the 180 meridian.
+
+    Drawn flat in lon/lat, such a ring runs from one edge of the map to the other: a whole-world box, a polar
+    cap drawn as a box, with or without vertices in between. It spans every longitude; it does not cross the
+    date line (a crosser's rings each stay on one side, or jump across it between two vertices).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    rings, ring_owner = shapely.get_rings(geoms, return_index=True)
+    if len(rings) == 0:
+        return np.zeros(len(geoms), dtype=bool)
+    coords, vertex_ring = shapely.get_coordinates(rings, return_index=True)
+    on_west = np.bincount(vertex_ring[coords[:, 0] <= -180.0 + 1e-9], minlength=len(rings)) > 0
+    on_east = np.bincount(vertex_ring[coords[:, 0] >= 180.0 - 1e-9], minlength=len(rings)) > 0
+    return np.bincount(ring_owner[on_west & on_east], minlength=len(geoms)) > 0
 
 
 def _encircled_poles(geoms):

@@ -52,6 +52,8 @@ import numpy as np
 import pyproj
 import shapely
 
+from .candidates import spans_every_longitude
+
 __all__ = [
     "WGS84_A",
     "WGS84_F",
@@ -507,7 +509,7 @@ def layer_to_lonlat(geoms, crs) -> LonLatLayer:
     nonfinite = _nonfinite_geometry_mask(geoms) & ~missing
     geoms[nonfinite] = None
     _wrap_longitudes(geoms)
-    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation, np.zeros(n, dtype=bool))
+    return LonLatLayer(geoms, missing, nonfinite, source_crs, transformation)
 
 
 # --------------------------------------------------------------------------
@@ -588,11 +590,11 @@ def _angular_radii(geoms, centres, limit_degrees=0.0):
         lowest = np.ones(len(large))
         np.minimum.at(lowest, owner, cosine)
         radii[large] = np.arccos(np.clip(lowest, -1.0, 1.0))
-    # A ring with an edge from -180 to 180 runs round the whole parallel (a whole-world box, a polar cap drawn
-    # as a box): its vertices do not show how far it reaches, so it counts as reaching everywhere.
+    # A ring drawn from -180 to 180 runs round the whole parallel (a whole-world box, a polar cap drawn as a
+    # box): its vertices do not show how far it reaches, so it counts as reaching everywhere.
     round_the_world = np.flatnonzero(np.nan_to_num(bounds[:, 2] - bounds[:, 0], nan=0.0) >= 360.0 - 1e-9)
     if len(round_the_world):
-        radii[round_the_world[_runs_round_a_parallel(geoms[round_the_world])]] = np.pi
+        radii[round_the_world[spans_every_longitude(geoms[round_the_world])]] = np.pi
     return radii
 
 
@@ -1027,7 +1029,7 @@ def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, i
                                lat_high[beyond, 0])
             clip[beyond] = shapely.union(clip[beyond], twin)
     bounds = shapely.bounds(pieces)
-    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | _runs_round_a_parallel(pieces)
+    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | spans_every_longitude(pieces)
     small_other = (box[:, 2] - box[:, 0]) <= 180.0
     cut = planar & small_other & np.isfinite(box).all(axis=1)
     out = pieces.copy()
@@ -1041,14 +1043,6 @@ def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, i
         # The long edges the huge part and the cut bring are lines in lon/lat: densified, the frame follows them.
         out[cut] = shapely.segmentize(out[cut], _TILE_EDGE_DEGREES)
     return out
-
-
-def _runs_round_a_parallel(geoms):
-    """(n,) bool: a lon/lat geometry has an edge from -180 to 180 (the whole parallel: a whole-world box)."""
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    step = np.abs(np.diff(coords[:, 0]))
-    same = owner[1:] == owner[:-1]
-    return np.bincount(owner[1:][same & (step >= 360.0 - 1e-9)], minlength=len(geoms)) > 0
 
 
 def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import shapely
 
+from overlap_relevance.model.candidates import spans_every_longitude
 from overlap_relevance.model.encoding import MAX_MODEL_VERTICES, model_layer
 from overlap_relevance.model.frame import layer_to_lonlat, project_pairs
 from overlap_relevance.model.overlap import exact_overlap, exact_overlap_of_frames
@@ -190,3 +191,20 @@ def test_whole_world_and_polar_box_polygons():
     assert set(pairs) == {(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 0)}
     assert np.array(list(pairs.values())) == pytest.approx(np.ones(6), abs=1e-6)
     assert best.index_b.tolist() == [1, 1, 0, 0]  # the cap is the better match where both hold a feature
+
+
+@pytest.mark.parametrize("step", [None, 1.0, 7.0])
+def test_a_whole_world_polygon_with_vertices_along_its_edges_still_spans_every_longitude(step):
+    """A whole-world box drawn with vertices along the meridians ±180 and the poles (as densified data is)
+    has no single edge from -180 to 180: it must still reach every longitude and contain every feature."""
+    world = shapely.box(-180.0, -90.0, 180.0, 90.0)
+    if step is not None:
+        world = shapely.segmentize(world, step)
+    assert spans_every_longitude(np.array([world, shapely.box(170, 0, 180, 1), None], dtype=object)).tolist() == [
+        True, False, False]
+    small = np.array([square(10.0, 40.0, 1.0), square(-179.5, -10.0, 1.0), square(60.0, 88.0, 1.0)], dtype=object)
+    best, chunks, _, _ = best_at_sigma0(small, np.array([world], dtype=object))
+    cover_a = np.concatenate([c.summary.cover_a_mean for c in chunks])
+    assert len(cover_a) == 3 and cover_a == pytest.approx(np.ones(3), abs=1e-6)
+    best_w, chunks_w, _, _ = best_at_sigma0(np.array([world], dtype=object), small)
+    assert sorted(np.concatenate([c.index_b for c in chunks_w]).tolist()) == [0, 1, 2]
