@@ -10,7 +10,8 @@ turned by a degree, sometimes generalised. This module makes such pairs with the
 * **edits** per building: unchanged, modified (extended or cut at the back, or a corner cut off),
   split across into 2-3 parts, removed; runs of 2-3 terrace neighbours merged into one; runs of 2-3
   neighbours merged and split again along other lines into 2-3 parts (an **m:n** group, change
-  ``reshaped``); new buildings in front of a block;
+  ``reshaped``); new buildings in front of a block; half the removed buildings rebuilt in the same
+  shape just in front of where they stood (removed and new, not a match);
 * **source differences** (input, "new"): every truth group of the input moved as one by
   d ~ N(0, σ²I₂) and turned by N(0, rotation_sd²) about its centroid (so the parts of a split or of an
   m:n group stay together, as one surveyor draws them); each feature then redrawn: every vertex moved
@@ -54,6 +55,8 @@ def sample_outlines(path=str(SAMPLE), max_width=40.0):
     layer = source.GetLayer(0)
     wkb = [bytes(f.GetGeometryRef().ExportToIsoWkb()) for f in layer if f.GetGeometryRef() is not None]
     geoms = shapely.from_wkb(wkb)
+    single = shapely.get_num_geometries(geoms) == 1  # the sample stores one-part MultiPolygons
+    geoms = shapely.get_geometry(geoms[single], 0)
     geoms = geoms[shapely.is_valid(geoms) & (shapely.get_type_id(geoms) == 3)]
     out = []
     for geom in geoms:  # once per outline, cached
@@ -174,13 +177,14 @@ def _redraw(rng, geoms, groups, sigma, rotation_sd_deg, noise, p_generalise):
 
 def generate_source_edits(seed, n_blocks=200, sigma=1.0, rotation_sd_deg=1.0, noise=0.3, p_generalise=0.3,
                           outlines=None, p_split=0.07, p_modify=0.08, p_remove=0.06, p_merge=0.3, p_mn=0.35,
-                          p_new=0.35, p_shed=0.4):
+                          p_new=0.35, p_shed=0.4, p_rebuilt=0.5):
     """Seeded reference and input layers with their truth (:class:`.edits.EditedLayers`).
 
     sigma : SD of each input group's shift per axis (m); rotation_sd_deg : SD of its turn (degrees);
     noise : vertex noise of the redrawing (m); p_generalise : share of input features simplified or
     smoothed; outlines : real outlines to draw from (default :func:`sample_outlines`); p_merge, p_mn :
-    chances that a terrace has a merged run, an m:n run; p_new, p_shed : per block; the others per building.
+    chances that a terrace has a merged run, an m:n run; p_new, p_shed : per block; p_rebuilt : share of
+    removed buildings with a new one of the same shape just in front; the others per building.
     """
     rng = np.random.default_rng(seed)
     outlines = sample_outlines() if outlines is None else tuple(outlines)
@@ -266,11 +270,16 @@ def generate_source_edits(seed, n_blocks=200, sigma=1.0, rotation_sd_deg=1.0, no
                     edit = "unchanged"
                 else:
                     parts = [changed]
+            elif edit == "removed" and rng.random() < p_rebuilt:
+                # rebuilt next to where it stood, the same shape, touching the old outline or up to 3 m off:
+                # another building (the old one removed, this one new)
+                rebuilt = shapely.affinity.translate(buildings[i], 0.0, -(depths[i] + rng.uniform(0.0, 3.0)))
+                add_new(rebuilt, block, group + 1)
             add_ref(buildings[i], block, group, edit)
             if edit != "removed":
                 for part in parts:
                     add_new(part, block, group)
-            group += 1
+            group += 2 if edit == "removed" else 1
         if rng.random() < p_shed:  # sheds 1-4 m behind buildings that keep their back
             behind = [i for i in range(k) if edits[i] in ("unchanged", "split", "removed")]
             for i in rng.choice(behind, size=min(len(behind), int(rng.integers(1, 3))), replace=False) if behind else []:
