@@ -234,6 +234,19 @@ class MatchModel:
             q = stage(np.column_stack([features, rivalry(q, index_a, index_b, n_a, n_b, area_a, area_b)]))
         return q
 
+    def in_domain(self, area_a, area_b, sigma):
+        """(p,) bool: the pairs like those the model was fitted on (buildings at σ of metres): the larger
+        feature at most ``size_m`` across (square root of its area), the area ratio and σ within the
+        fitted range. Pairs outside (countries against their states, parcels of hectares) are decided
+        by the fixed rules, not by a model that never saw their like."""
+        domain = self.config.get("domain")
+        if domain is None:
+            return np.ones(len(area_a), dtype=bool)
+        large = np.maximum(area_a, area_b)
+        ratio = np.abs(np.log(np.maximum(area_a, 1e-6) / np.maximum(area_b, 1e-6)))
+        return ((np.sqrt(large) <= domain["size_m"]) & (ratio <= domain["log_area_ratio"])
+                & (np.asarray(sigma, dtype=float) <= domain["sigma_m"]))
+
     def calibrated(self, name, raw, sigma=None):
         """``raw`` through the table ``name``: the one of the σ band nearest each value's σ (on a log
         scale) where the table has bands and σ is known, else the pooled one."""

@@ -115,7 +115,7 @@ class MatchThresholds:
 
     iou: float = 0.5
     cover: float = 0.5
-    p_edge: float = 0.6  # on the learned q; chosen on validation edits (model/match_model.json "p_edge")
+    p_edge: float = 0.7  # on the learned q; chosen on validation edits (model/match_model.json "p_edge")
     shape_offset_m: float = 0.2
     alpha_translation: float = 0.001
     sigma_floor: float = 0.05
@@ -261,6 +261,9 @@ def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
     if pair_model is not None:
         edges.q = pair_model.pair(edges.features, edges.index_a, edges.index_b, len(sigma_a), n_b, edges.area_a,
                                   edges.area_b)
+        # outside the fitted domain, the raw score through the fixed calibration table
+        outside = ~pair_model.in_domain(edges.area_a, edges.area_b, edges.sigma)
+        edges.q[outside] = calibrate(edges.raw_score[outside])
     return edges
 
 

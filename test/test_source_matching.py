@@ -140,3 +140,7 @@ def test_large_component_goes_to_the_sparse_solver_and_stays_optimal(monkeypatch
     _, _, chosen = assign_one_to_one(n, n, rows, cols, weight)
     assert called
     assert weight[chosen].sum() == pytest.approx(_dense_best(n, n, rows, cols, weight), abs=1e-6)
+
+
+def test_default_link_threshold_is_the_one_chosen_on_validation_edits():
+    assert MatchThresholds().p_edge == load_match_model().config["p_edge"]

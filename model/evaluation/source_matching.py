@@ -171,11 +171,22 @@ def fit(n_blocks=N_BLOCKS):
             "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
             "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
                       for s in SIGMAS]}
+    config["domain"] = domain([edges_of(seeds[0], sigma)[1] for sigma in SIGMAS])
     config["fitted_on"] = {**fitted_on, "seeds": list(seeds), "sigmas": list(SIGMAS), "n_blocks": n_blocks}
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
     print(json.dumps({k: config[k] for k in ("p_edge", "p_edge_scores", "fitted_on")}, indent=1))
     return config
+
+
+def domain(edge_sets):
+    """The range the pair model is used in: twice the largest feature size (square root of the area)
+    fitted on, the largest log area ratio plus 1, 1.5 times the largest σ."""
+    area_a = np.concatenate([e.area_a for e in edge_sets])
+    area_b = np.concatenate([e.area_b for e in edge_sets])
+    ratio = np.abs(np.log(np.maximum(area_a, 1e-6) / np.maximum(area_b, 1e-6)))
+    return {"size_m": round(2.0 * float(np.sqrt(np.maximum(area_a, area_b).max())), 1),
+            "log_area_ratio": round(float(ratio.max()) + 1.0, 2), "sigma_m": 1.5 * max(SIGMAS)}
 
 
 def _collect(collected, result, edits, one):
