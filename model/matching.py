@@ -511,8 +511,10 @@ def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
     group_a, group_b = components(n_a, n_b, index_a, index_b)
     n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
     edge_group = group_a[index_a]
-    # Learned: the assignment maximises the summed probability of being the same object; else expected IoU.
-    weight = probability if edges.q is not None else edges.iou_mean[keep]
+    # Learned: the assignment maximises the summed probability of being the same object (the expected IoU,
+    # scaled far below any difference of q that matters, breaks ties: q saturates at 1 for clear pairs, and
+    # a tie would leave the choice to the solver's order); else the expected IoU.
+    weight = probability + 1e-6 * edges.iou_mean[keep] if edges.q is not None else edges.iou_mean[keep]
     partner_a, partner_b, chosen = assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group)
     match_model = load_match_model() if edges.q is not None else None
     sigma_of_a, sigma_of_b = _feature_sigmas(n_a, n_b, edges)
