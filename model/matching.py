@@ -140,6 +140,8 @@ class MatchResult:
         NaN elsewhere: no decision needs it, and it costs a GEOS intersection per pair); aligned_iou_a :
         the same after the centroid move; shape_offset_a : mean boundary offset after it (metres);
         translation_p_a : P(|d| >= |move|) under σ.
+    change_p_a, change_p_b : (n_a,), (n_b,) probability that the change label is right (``m_change_p``;
+        NaN for features without a usable geometry).
     """
 
     group_a: np.ndarray
