@@ -597,7 +597,8 @@ def change_probabilities(n_a, n_b, edges, probability, group_a, group_b, class_a
             value[unmatched] = match_model.calibrated("unmatched", value[unmatched],
                                                       None if sigma is None else sigma[unmatched])
             grouped = (group >= 0) & ~one
-            value[grouped] = match_model.calibrated("grouped", value[grouped], None if sigma is None else sigma[grouped])
+            value[grouped] = match_model.calibrated("grouped", value[grouped],
+                                                    None if sigma is None else sigma[grouped])
         out.append(np.asarray(value, dtype=float))
     return out
 

@@ -125,7 +125,8 @@ def _side_frame(order, group, klass, partner, other_keys, p, change, change_p=No
     return pd.DataFrame({ORDER: np.asarray(order, dtype=np.int64), "group": np.asarray(group, dtype=np.int64),
                          "class": np.asarray(klass, dtype=object), "key": key, "p": np.asarray(p, dtype=float),
                          "change": np.asarray(change, dtype=object),
-                         "change_p": np.full(len(p), np.nan) if change_p is None else np.asarray(change_p, dtype=float)})
+                         "change_p": (np.full(len(p), np.nan) if change_p is None
+                                      else np.asarray(change_p, dtype=float))})
 
 
 def _pending(i, folder, shared):
@@ -173,7 +174,8 @@ def _join(pending, thresholds):
     q = edges["q"].to_numpy(dtype=float)
     result = decide(len(a), len(b), CandidateEdges(index_a, index_b, edges["p_same"].to_numpy(),
                                                    edges["p_part"].to_numpy(), edges["iou_mean"].to_numpy(),
-                                                   None if np.isnan(q).any() else q, edges["sigma"].to_numpy(dtype=float)),
+                                                   None if np.isnan(q).any() else q,
+                                                   edges["sigma"].to_numpy(dtype=float)),
                     thresholds)
     assert not np.any(result.class_a == "1:1"), "a component of two buckets has two input features"
     joined_a = _side_frame(a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a,
@@ -191,7 +193,8 @@ def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
     group = results["group"].to_numpy().astype(np.int64)
     group = np.where(group >= 0, group + offset, -1)
     columns = {"class": results["class"].to_numpy(dtype=object).copy(), "key": results["key"].to_numpy(dtype=object).copy(),
-               "p": results["p"].to_numpy(dtype=float).copy(), "change": results["change"].to_numpy(dtype=object).copy(),
+               "p": results["p"].to_numpy(dtype=float).copy(),
+               "change": results["change"].to_numpy(dtype=object).copy(),
                "change_p": results["change_p"].to_numpy(dtype=float).copy()}
     if joined is not None and len(joined):
         position = pd.Index(joined[ORDER].to_numpy()).get_indexer(results[ORDER].to_numpy())

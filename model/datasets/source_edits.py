@@ -282,7 +282,8 @@ def generate_source_edits(seed, n_blocks=200, sigma=1.0, rotation_sd_deg=1.0, no
             group += 2 if edit == "removed" else 1
         if rng.random() < p_shed:  # sheds 1-4 m behind buildings that keep their back
             behind = [i for i in range(k) if edits[i] in ("unchanged", "split", "removed")]
-            for i in rng.choice(behind, size=min(len(behind), int(rng.integers(1, 3))), replace=False) if behind else []:
+            chosen = rng.choice(behind, size=min(len(behind), int(rng.integers(1, 3))), replace=False) if behind else []
+            for i in chosen:
                 size = rng.uniform(3.0, 6.0, 2)
                 left = x0[i] + rng.uniform(0.0, max(widths[i] - size[0], 0.0))
                 near = depths[i] + rng.uniform(1.5, 4.0)

@@ -246,9 +246,11 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
         lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES) + f" | {_cell(*rows['all'])} "
                      f"| {_cell(*rows['m:n groups found'])} | {target} |")
     if baseline:
-        lines += ["", "The same held-out edits with the fixed thresholds of before (raw P(IoU ≥ 0.5) or P(cover ≥ 0.5) "
+        lines += ["", "The same held-out edits with the fixed thresholds of before (raw P(IoU ≥ 0.5) or "
+                  "P(cover ≥ 0.5) "
                   "≥ 0.2, expected-IoU assignment, offset rule):", "",
-                  "| σ (m) | " + " | ".join(CLASSES) + " | all | changes right |", "|---|" + "---|" * (len(CLASSES) + 2)]
+                  "| σ (m) | " + " | ".join(CLASSES) + " | all | changes right |",
+                  "|---|" + "---|" * (len(CLASSES) + 2)]
         for sigma, rows in baseline.items():
             lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
                          + f" | {_cell(*rows['all'])} | {_cell(*rows['change'])} |")
@@ -257,7 +259,8 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
     for sigma, (_, rows, _) in per_sigma.items():
         total = (sum(v[0] for v in rows.values()), sum(v[1] for v in rows.values()))
         lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CHANGES) + f" | {_cell(*total)} |")
-    lines += ["", "## Reliability per σ band (10 bins; target |mean p − observed| ≤ 0.05 where a bin has ≥ 100)", ""]
+    lines += ["", "## Reliability per σ band (10 bins; target |mean p − observed| ≤ 0.05 where a bin has ≥ 100)",
+              ""]
     bands = (("σ ≤ 0.5 m", [s for s in sigmas if s <= 0.5]), ("σ = 1 m", [s for s in sigmas if s == 1.0]),
              ("σ = 2 m", [s for s in sigmas if s == 2.0]), ("σ = 3 m", [s for s in sigmas if s == 3.0]),
              ("σ = 5 m", [s for s in sigmas if s == 5.0]))
@@ -269,7 +272,8 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
                              (1, "m_change_p (is the change label right?)")):
             p = np.concatenate([reliability_rows[s][which][0] for s in members])
             t = np.concatenate([reliability_rows[s][which][1] for s in members]).astype(float)
-            lines += [f"### {title}, {label} ({len(p)} decisions)", "", "| bin | decisions | mean p | observed | within ±0.05 |",
+            lines += [f"### {title}, {label} ({len(p)} decisions)", "",
+                      "| bin | decisions | mean p | observed | within ±0.05 |",
                       "|---|---|---|---|---|"]
             worst, full = 0.0, 0
             for low, high, n, mean_p, observed in reliability(p, t):
