@@ -101,8 +101,9 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         "many, only in the input (new) or only in the reference (removed), and for a one-to-one match whether it "
         "is unchanged (what positional uncertainty σ alone explains) or modified. Two features are linked where "
         "the model says they are likely the same object, or one likely a part of the other; the groups are the "
-        "linked sets, and the one-to-one assignment within each group maximises the total expected IoU, so no "
-        "feature is assigned twice. Each assignment carries a probability calibrated on held-out data. Read the "
+        "linked sets, and the one-to-one assignment within each group maximises the total probability of being the "
+        "same object (read at σ, with the features' sizes and neighbours), so no feature is assigned twice. Each "
+        "assignment and each change label carries a probability calibrated on known-truth edits. Read the "
         "reference as the old version and the input as the new one.")
     TAGS = ("match", "matching", "conflation", "assignment", "one to one", "split", "merge", "change detection",
             "changes", "versions", "compare layers", "join", "uncertainty", "probability", "data quality")
