@@ -59,6 +59,7 @@ MATCH_FIELDS = (
     ("m_p", "Double", "the probability that this one-to-one assignment is right"),
     ("m_change", "String", "reading the reference as old and the input as new: unchanged, modified, split, merged, "
                            "reshaped (m:n), new or removed"),
+    ("m_change_p", "Double", "the probability that the change label m_change is right"),
 )
 GROUP_FIELDS = (
     ("m_group", "Int", "the group id, as in the feature outputs"),
@@ -82,10 +83,12 @@ THRESHOLD_PARAMETERS = {
     "p_edge": ("Link probability", 0.0, 1.0, 2,
                "The probability of being the same object, or a part, from which two features are linked."),
     "shape_offset_m": ("Shape change that counts as modified (metres)", 0.0, 1000.0, 2,
-                       "A one-to-one match is modified when, once moved onto each other, the two boundaries lie "
-                       "further apart than this on average."),
+                       "Only where the learned change model (model/match_model.json) is missing: a one-to-one "
+                       "match is modified when, once moved onto each other, the two boundaries lie further apart "
+                       "than this on average."),
     "alpha_translation": ("Improbable displacement (probability)", 0.0, 1.0, 4,
-                          "... or when the move between them is less probable than this under σ."),
+                          "Only without the learned change model: ... or when the move between them is less "
+                          "probable than this under σ."),
     "sigma_floor": ("Smallest σ of the change test (metres)", 0.0, 100.0, 2,
                     "The change test assumes at least this σ, so that rounding at σ = 0 is no change."),
 }
@@ -109,8 +112,9 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         "many, only in the input (new) or only in the reference (removed), and for a one-to-one match whether it "
         "is unchanged (what positional uncertainty σ alone explains) or modified. Two features are linked where "
         "the model says they are likely the same object, or one likely a part of the other; the groups are the "
-        "linked sets, and the one-to-one assignment within each group maximises the total expected IoU, so no "
-        "feature is assigned twice. Each assignment carries a probability calibrated on held-out data. Read the "
+        "linked sets, and the one-to-one assignment within each group maximises the total probability of being the "
+        "same object (read at σ, with the features' sizes and neighbours), so no feature is assigned twice. Each "
+        "assignment and each change label carries a probability calibrated on known-truth edits. Read the "
         "reference as the old version and the input as the new one.")
     TAGS = ("match", "matching", "conflation", "assignment", "one to one", "split", "merge", "change detection",
             "changes", "versions", "compare layers", "join", "uncertainty", "probability", "data quality")
@@ -159,7 +163,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             clash = sorted(taken & {n.lower() for n in source.fields().names()})
             if clash:
                 return False, (f"The {label} layer already has a field named '{clash[0]}'; rename or remove it "
-                               "(the match fields are m_group, m_class, m_key, m_p and m_change).")
+                               "(the match fields are m_group, m_class, m_key, m_p, m_change and m_change_p).")
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -198,12 +202,12 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         dest = {}
         sides = (
             (OUTPUT, sources[INPUT], run.pair.input.fids, run.pair.reference_key_field("m_key"), keys_b,
-             result.group_a, result.class_a, result.partner_a, result.p_a, result.change_a),
+             result.group_a, result.class_a, result.partner_a, result.p_a, result.change_a, result.change_p_a),
             (OUTPUT_REFERENCE, sources[REFERENCE], run.pair.reference.fids, run.pair.input_key_field("m_key"), keys_a,
-             result.group_b, result.class_b, result.partner_b, result.p_b, result.change_b),
+             result.group_b, result.class_b, result.partner_b, result.p_b, result.change_b, result.change_p_b),
         )
         writing_started = time.perf_counter()
-        for output, source, fids, key_template, other_keys, group, klass, partner, p, change in sides:
+        for output, source, fids, key_template, other_keys, group, klass, partner, p, change, change_p in sides:
             fields = self._feature_fields(source.fields(), key_template)
             if not _named(parameters, output):
                 continue
@@ -212,7 +216,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if sink is None:
                 raise QgsProcessingException(self.invalidSinkError(parameters, output))
             dest[output] = dest_id
-            rows = _Rows(fids, group, klass, partner, p, change, other_keys)
+            rows = _Rows(fids, group, klass, partner, p, change, other_keys, change_p)
             if not self._write_features(sink, source, fields, rows, feedback, output, parameters):
                 return self._discard_all(context, dest)
             del sink
@@ -317,16 +321,18 @@ class _Rows:
     The values are turned into Python objects once, column by column, not feature by feature.
     """
 
-    def __init__(self, fids, group, klass, partner, p, change, other_keys):
+    def __init__(self, fids, group, klass, partner, p, change, other_keys, change_p=None):
         self.position = dict(zip(np.asarray(fids).tolist(), range(len(fids))))
         partner = np.asarray(partner)
         keys = np.full(len(partner), None, dtype=object)
         has = partner >= 0
         keys[has] = other_keys[partner[has]]
         p = np.asarray(p, dtype=float)
+        change_p = np.full(len(p), np.nan) if change_p is None else np.asarray(change_p, dtype=float)
         self.rows = list(zip(
             np.where(group >= 0, group, None).tolist(), list(klass), keys.tolist(),
-            np.where(np.isfinite(p), p, None).tolist(), list(change)))
+            np.where(np.isfinite(p), p, None).tolist(), list(change),
+            np.where(np.isfinite(change_p), change_p, None).tolist()))
         self.none = (None,) * len(MATCH_FIELDS)
 
     def __call__(self, fid):

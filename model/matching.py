@@ -9,8 +9,16 @@ predicted overlap distribution gives
   (the share of the smaller feature that the other covers, a marginal of the coverage mixture);
 * ``iou_mean``: the expected IoU.
 
-A pair is an **edge** of the relevance graph when either probability reaches ``p_edge``. Features
-that merely touch, or overlap by a small shift, have both probabilities near 0 and stay apart.
+These, with what is known of the two features (their sizes, the distance of their centroids in units
+of σ and of their size, the IoU of their shapes once the centroids coincide) and how the pair stands
+among the other candidates of each feature, go through the learned pair model of :mod:`.match_model`
+(small NumPy networks fitted offline on validation edits of :mod:`.datasets.source_edits` at σ from
+0.25 to 5 m) to ``q``: the probability that the pair is the same object or a part of it. A pair is an
+**edge** of the relevance graph when ``q`` reaches ``p_edge``; the one-to-one assignment maximises the
+summed ``q``. (Without the shipped model file, or for hand-made :class:`CandidateEdges` without ``q``,
+the fixed rules of before apply: an edge when p_same or p_part reaches ``p_edge``, the assignment on
+the expected IoU, the probability through :data:`CALIBRATION`.) Features that merely touch, or
+overlap by a small shift, stay apart.
 
 **Groups** are the connected components of the graph over both layers. Their class follows from
 member counts: ``1:1``; ``1:n`` (one input, several reference); ``n:1`` (several input, one
@@ -33,9 +41,20 @@ d ~ N(0, σ²I₂), P(|d| >= |move|) = exp(-|move|²/2σ²) below ``alpha_transl
 ``sigma_floor``). (The model's distribution of the IoU of an identical copy displaced by σ, compared
 with the raw exact IoU, was tried first: at σ = 0.5 m a 10 m building moved by σ alone reaches an
 IoU of 0.61, so it passed 15 of 35 reshaped buildings as unchanged on tuning data.)
+With the learned model, a 1:1 pair is ``modified`` when P(modified | shape offset, aligned IoU, area
+ratio, move, size, σ) reaches 0.5 (:mod:`.match_model`), since at σ of metres with redrawn vertices the
+fixed offset rule calls most pairs modified.
 Groups: ``n:1`` (one old feature, several new) -> ``split``, ``1:n`` -> ``merged``, ``m:n`` ->
 ``reshaped`` (:data:`CHANGE_OF_CLASS`); unmatched input -> ``new``, unmatched reference -> ``removed``.
 Features without a usable geometry get class ``unmatched``, change None, group -1.
+
+**Change probability** ``change_p_a`` / ``change_p_b`` (the field ``m_change_p``): the probability
+that the change label is right: for new and removed 1 - the largest q among the feature's
+candidates, for split / merged / reshaped the group's weakest link, for 1:1 the assignment's p times
+the change model's probability of its label; each through a monotone table fitted on validation edits.
+
+**Large components** (more than :data:`SPARSE_CELLS` cells in their dense matrix) are assigned by
+SciPy's sparse LAPJVsp (:func:`sparse_assignment`), in memory linear in the edges.
 
 **Group probability** ``groups["p"]``: the calibrated probability of the group's weakest necessary
 link, i.e. the smallest edge probability on a maximum spanning tree of the group (the largest θ for
@@ -46,6 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
 from .mixture import ndtr
 
@@ -74,6 +94,8 @@ CALIBRATION = {
     ],
 }
 _ASSIGN_CHUNK = 20_000
+#: A component whose dense k x l matrix would exceed this many cells goes to the sparse solver.
+SPARSE_CELLS = 250_000
 _CHANGE_CHUNK = 5_000  # pairs per change-test chunk: small enough that the threads share the work evenly
 
 
@@ -96,6 +118,8 @@ class MatchResult:
         NaN elsewhere: no decision needs it, and it costs a GEOS intersection per pair); aligned_iou_a :
         the same after the centroid move; shape_offset_a : mean boundary offset after it (metres);
         translation_p_a : P(|d| >= |move|) under σ.
+    change_p_a, change_p_b : (n_a,), (n_b,) probability that the change label is right (``m_change_p``;
+        NaN for features without a usable geometry).
     """
 
     group_a: np.ndarray
@@ -117,6 +141,8 @@ class MatchResult:
     aligned_iou_a: np.ndarray = field(default=None)
     shape_offset_a: np.ndarray = field(default=None)
     translation_p_a: np.ndarray = field(default=None)
+    change_p_a: np.ndarray = field(default=None)
+    change_p_b: np.ndarray = field(default=None)
 
 
 @dataclass
@@ -128,6 +154,11 @@ class CandidateEdges:
     p_same: np.ndarray
     p_part: np.ndarray
     iou_mean: np.ndarray
+    #: The learned probability that the pair is the same object or a part of it (:mod:`.match_model`);
+    #: None: decisions on the raw score through :data:`CALIBRATION` (fixed thresholds, as before).
+    q: np.ndarray = None
+    #: (p,) σ of each pair's input feature (metres), for the σ bands of the calibration tables; None: pooled.
+    sigma: np.ndarray = None
 
     def __len__(self):
         return len(self.index_a)
@@ -164,6 +195,7 @@ def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
     """
     import shapely
 
+    from .overlap import exact_overlap
     from .scoring import score_candidate_pairs
 
     thresholds = thresholds or MatchThresholds()
@@ -173,18 +205,48 @@ def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
     for chunk in score_candidate_pairs(model, model_a, model_b, sigma_a, search_distance_m, thresholds.iou,
                                        ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
                                        workers=workers):
-        smaller_is_a = shapely.area(chunk.frames.a) <= shapely.area(chunk.frames.b)
+        # A spread feature's frame holds only its parts near the other: its whole area is the one that counts.
+        area_a, area_b = (np.where(np.isnan(whole), shapely.area(drawn), whole)
+                          for whole, drawn in zip(chunk.frames.whole_areas(), (chunk.frames.a, chunk.frames.b)))
+        smaller_is_a = area_a <= area_b
+        cover_a = np.asarray(chunk.summary.cover_a_mean, dtype=float)
+        cover_b = np.asarray(chunk.summary.cover_b_mean, dtype=float)
+        centre_a = shapely.get_coordinates(shapely.centroid(chunk.frames.a))
+        centre_b = shapely.get_coordinates(shapely.centroid(chunk.frames.b))
+        move = centre_a - centre_b
+        distance = np.hypot(move[:, 0], move[:, 1])
+        # the shapes compared as drawn, whatever the shift: B moved so that the centroids coincide
+        coords, owner = shapely.get_coordinates(chunk.frames.b, return_index=True)
+        moved_b = shapely.set_coordinates(np.array(chunk.frames.b, dtype=object, copy=True), coords + move[owner])
+        aligned_iou = exact_overlap(chunk.frames.a, moved_b, assume_valid=True).iou
         parts.append((np.asarray(chunk.index_a, dtype=np.int64), np.asarray(chunk.index_b, dtype=np.int64),
                       np.asarray(chunk.summary.p_iou, dtype=float),
                       p_cover_at_least(chunk.overlap, thresholds.cover, smaller_is_a),
-                      np.asarray(chunk.summary.iou_mean, dtype=float)))
+                      np.asarray(chunk.summary.iou_mean, dtype=float),
+                      np.where(smaller_is_a, cover_a, cover_b), np.where(smaller_is_a, cover_b, cover_a),
+                      np.minimum(area_a, area_b), np.maximum(area_a, area_b), distance, aligned_iou, area_a,
+                      area_b))
         if progress is not None:
             progress(0.8 * (chunk.complete_before / n_a), "Scoring candidate pairs")
     if cancelled():
         return None
     columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=np.int64 if k < 2 else float)
-               for k in range(5)]
-    return CandidateEdges(*columns)
+               for k in range(13)]
+    edges = CandidateEdges(*columns[:5])
+    n_b = len(model_b)
+    edges.features = pair_features(columns[0], columns[1], n_a, n_b, *columns[2:10],
+                                   np.asarray(sigma_a, dtype=float)[columns[0]] if len(columns[0]) else np.zeros(0),
+                                   columns[10])
+    edges.area_a, edges.area_b = columns[11], columns[12]
+    edges.sigma = np.asarray(sigma_a, dtype=float)[edges.index_a] if len(edges) else np.zeros(0)
+    pair_model = load_match_model()
+    if pair_model is not None:
+        edges.q = pair_model.pair(edges.features, edges.index_a, edges.index_b, len(sigma_a), n_b, edges.area_a,
+                                  edges.area_b)
+        # outside the fitted domain, the raw score through the fixed calibration table
+        outside = ~pair_model.in_domain(edges.area_a, edges.area_b, edges.sigma)
+        edges.q[outside] = calibrate(edges.raw_score[outside])
+    return edges
 
 
 def components(n_a, n_b, index_a, index_b):
@@ -304,6 +366,11 @@ def assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group=None):
         for edges in np.split(order, bounds):  # one solver call per multi-edge component
             rows, local_a = np.unique(index_a[edges], return_inverse=True)
             cols, local_b = np.unique(index_b[edges], return_inverse=True)
+            if len(rows) * len(cols) > SPARSE_CELLS:
+                picked = sparse_assignment(len(rows), len(cols), local_a, local_b, weight[edges])
+                if picked is not None:
+                    chosen.append(edges[picked])
+                    continue
             matrix = np.zeros((len(rows), len(cols)))
             edge_at = np.full((len(rows), len(cols)), -1, dtype=np.int64)
             # A tiny bonus per edge: among assignments of equal weight, prefer edges to non-edges.
@@ -319,6 +386,40 @@ def assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group=None):
     partner_a[index_a[chosen]] = index_b[chosen]
     partner_b[index_b[chosen]] = index_a[chosen]
     return partner_a, partner_b, chosen
+
+
+def sparse_assignment(k, m, rows, cols, weight):
+    """Positions (into the edge arrays) of a maximum-weight one-to-one assignment over the edges of a
+    k x m bipartite graph, in memory linear in the edges: SciPy's ``min_weight_full_bipartite_matching``
+    (LAPJVsp) on the graph completed so that a full matching always exists; None without SciPy.
+
+    The completion: rows are the k features of A and a dummy per feature of B, columns the m features
+    of B and a dummy per feature of A; A_i-B_j costs K - w, A_i-dummy(A_i) and dummy(B_j)-B_j cost K,
+    dummy(B_j)-dummy(A_i) costs K for every edge (i, j). Every full matching has k + m cells, so its
+    cost is (k + m)K - (the weight of the A-B edges in it): the cheapest is the heaviest assignment."""
+    try:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+    except ImportError:
+        return None
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    weight = np.asarray(weight, dtype=float) + 1e-9  # among equal totals, prefer edges to none
+    # one entry per (row, col): the heaviest of duplicates
+    order = np.lexsort((-weight, cols, rows))
+    first = np.r_[True, (np.diff(rows[order]) != 0) | (np.diff(cols[order]) != 0)]
+    unique = order[first]
+    r, c, w = rows[unique], cols[unique], weight[unique]
+    big = float(w.max(initial=0.0)) + 1.0
+    n = k + m
+    matrix = csr_matrix((np.concatenate([big - w, np.full(k, big), np.full(m, big), np.full(len(r), big)]),
+                         (np.concatenate([r, np.arange(k), k + np.arange(m), k + c]),
+                          np.concatenate([c, m + np.arange(k), np.arange(m), m + r]))), shape=(n, n))
+    row_of, col_of = min_weight_full_bipartite_matching(matrix)
+    real = (row_of < k) & (col_of < m)
+    matched_r, matched_c = row_of[real], col_of[real]
+    key = r * m + c  # sorted: unique follows (row, col) order
+    return unique[np.searchsorted(key, matched_r * m + matched_c)]
 
 
 def group_classes(n_members_a, n_members_b):
@@ -363,10 +464,20 @@ def weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups)
 
 
 def kept_edges(edges, thresholds, usable_a, usable_b):
-    """(p,) bool: the candidate pairs that are edges of the match graph (either probability at least
-    ``p_edge``, both features usable)."""
-    keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
+    """(p,) bool: the candidate pairs that are edges of the match graph, both features usable: the learned
+    probability ``q`` at least ``p_edge`` where the edges carry it, else either raw probability (the fixed
+    thresholds)."""
+    if edges.q is not None:
+        keep = np.asarray(edges.q, dtype=float) >= thresholds.p_edge
+    else:
+        keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
     return keep & usable_a[edges.index_a] & usable_b[edges.index_b]
+
+
+def edge_probability(edges):
+    """(p,) probability that each candidate pair is a true correspondence: the learned ``q``, else the
+    raw score through :data:`CALIBRATION`."""
+    return np.asarray(edges.q, dtype=float) if edges.q is not None else calibrate(edges.raw_score)
 
 
 def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
@@ -377,15 +488,24 @@ def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
     usable_b = np.ones(n_b, dtype=bool) if usable_b is None else np.asarray(usable_b, dtype=bool)
     keep = kept_edges(edges, thresholds, usable_a, usable_b)
     index_a, index_b = edges.index_a[keep], edges.index_b[keep]
-    probability = calibrate(edges.raw_score[keep])
+    all_probability = edge_probability(edges)
+    probability = all_probability[keep]
     group_a, group_b = components(n_a, n_b, index_a, index_b)
     n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
     edge_group = group_a[index_a]
-    partner_a, partner_b, chosen = assign_one_to_one(n_a, n_b, index_a, index_b, edges.iou_mean[keep], edge_group)
+    # Learned: the assignment maximises the summed probability of being the same object (the expected IoU,
+    # scaled far below any difference of q that matters, breaks ties: q saturates at 1 for clear pairs, and
+    # a tie would leave the choice to the solver's order); else the expected IoU.
+    weight = probability + 1e-6 * edges.iou_mean[keep] if edges.q is not None else edges.iou_mean[keep]
+    partner_a, partner_b, chosen = assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group)
+    match_model = load_match_model() if edges.q is not None else None
+    sigma_of_a, sigma_of_b = _feature_sigmas(n_a, n_b, edges)
+    assigned_p = (probability[chosen] if match_model is None else
+                  match_model.calibrated("assigned", probability[chosen], sigma_of_a[index_a[chosen]]))
     p_a = np.full(n_a, np.nan)
     p_b = np.full(n_b, np.nan)
-    p_a[index_a[chosen]] = probability[chosen]
-    p_b[index_b[chosen]] = probability[chosen]
+    p_a[index_a[chosen]] = assigned_p
+    p_b[index_b[chosen]] = assigned_p
 
     count_a = np.bincount(group_a[group_a >= 0], minlength=n_groups)
     count_b = np.bincount(group_b[group_b >= 0], minlength=n_groups)
@@ -405,16 +525,62 @@ def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
 
     members_a = _members(group_a, n_groups)
     members_b = _members(group_b, n_groups)
+    group_p = weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups)
     groups = {
         "id": np.arange(n_groups, dtype=np.int64),
         "class": group_class,
         "members_a": members_a,
         "members_b": members_b,
-        "p": weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups),
+        "p": group_p,
     }
-    return MatchResult(group_a, group_b, class_a, class_b, partner_a, partner_b, p_a, p_b, change_a, change_b,
-                       groups, int(len(edges)), int(keep.sum()), int((~usable_a).sum()), int((~usable_b).sum()),
-                       *(np.full(n_a, np.nan) for _ in range(4)))
+    result = MatchResult(group_a, group_b, class_a, class_b, partner_a, partner_b, p_a, p_b, change_a, change_b,
+                         groups, int(len(edges)), int(keep.sum()), int((~usable_a).sum()), int((~usable_b).sum()),
+                         *(np.full(n_a, np.nan) for _ in range(4)))
+    result.change_p_a, result.change_p_b = change_probabilities(
+        n_a, n_b, edges, all_probability, group_a, group_b, class_a, class_b, group_p, p_a, p_b, match_model,
+        (sigma_of_a, sigma_of_b))
+    result.change_p_a[~usable_a] = np.nan
+    result.change_p_b[~usable_b] = np.nan
+    return result
+
+
+def _feature_sigmas(n_a, n_b, edges):
+    """σ of each input feature and, for a reference feature, the largest σ among its candidate pairs (NaN
+    where the edges carry no σ or the feature has no candidate)."""
+    sigma_a, sigma_b = np.full(n_a, np.nan), np.full(n_b, np.nan)
+    sigma = getattr(edges, "sigma", None)
+    if sigma is not None and len(edges):
+        sigma_a[edges.index_a] = sigma
+        peak = np.full(n_b, -np.inf)
+        np.maximum.at(peak, edges.index_b, sigma)
+        sigma_b = np.where(np.isfinite(peak), peak, np.nan)
+    return sigma_a, sigma_b
+
+
+def change_probabilities(n_a, n_b, edges, probability, group_a, group_b, class_a, class_b, group_p, p_a, p_b,
+                         match_model, sigmas=(None, None)):
+    """(n_a,), (n_b,) probability that each feature's change label is right, before the 1:1 change test:
+    new / removed: no candidate pair is a true correspondence (1 - the largest pair probability); split,
+    merged, reshaped: the group's weakest necessary link; 1:1: the assignment's p (the change test then
+    multiplies in its own probability). Through the shipped calibration tables where there are some."""
+    out = []
+    for n, index, group, klass, p, sigma in ((n_a, edges.index_a, group_a, class_a, p_a, sigmas[0]),
+                                           (n_b, edges.index_b, group_b, class_b, p_b, sigmas[1])):
+        best = np.zeros(n)
+        if len(index):
+            np.maximum.at(best, index, probability)
+        value = np.where(group >= 0, group_p[np.maximum(group, 0)] if len(group_p) else np.nan, 1.0 - best)
+        one = klass == "1:1"
+        value[one] = p[one]
+        if match_model is not None:
+            unmatched = group < 0
+            value[unmatched] = match_model.calibrated("unmatched", value[unmatched],
+                                                      None if sigma is None else sigma[unmatched])
+            grouped = (group >= 0) & ~one
+            value[grouped] = match_model.calibrated("grouped", value[grouped],
+                                                    None if sigma is None else sigma[grouped])
+        out.append(np.asarray(value, dtype=float))
+    return out
 
 
 def _members(group, n_groups):
@@ -451,23 +617,39 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
         offset = np.where(perimeter > 0, np.maximum(difference, 0.0) / np.maximum(perimeter, 1e-12), 0.0)
         sigma = np.maximum(sigma_a[ia], sigma_floor)
         p_move = np.exp(-np.sum(move**2, axis=1) / (2.0 * sigma**2))
-        return raw_iou, aligned.iou, offset, p_move
+        return raw_iou, aligned.iou, offset, p_move, aligned.area_a, aligned.area_b
 
     chunks = [slice(start, start + _CHANGE_CHUNK) for start in range(0, len(index_a), _CHANGE_CHUNK)]
     parts = list(ordered_map(test, chunks, workers=workers))
     if not parts:
-        return tuple(np.zeros(0) for _ in range(4))
-    return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
+        return tuple(np.zeros(0) for _ in range(6))
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(6))
 
 
-def apply_change_test(result, one, tested, thresholds):
-    """Store the change test of the 1:1 input positions ``one`` in the result and mark the modified pairs."""
-    exact_iou, aligned_iou, offset, p_move = tested
+def apply_change_test(result, one, tested, thresholds, sigma_a=None, match_model=None):
+    """Store the change test of the 1:1 input positions ``one`` in the result and mark the modified pairs.
+
+    With a learned model (and ``sigma_a``): modified when P(modified | the pair's shape offset, aligned
+    IoU, area ratio, move, size and σ) reaches 0.5, and the change probability of the pair becomes the
+    calibrated P(assignment right) x P(its label); else the fixed rule (``shape_offset_m``,
+    ``alpha_translation``)."""
+    exact_iou, aligned_iou, offset, p_move = tested[:4]
     result.exact_iou_a[one] = exact_iou
     result.aligned_iou_a[one] = aligned_iou
     result.shape_offset_a[one] = offset
     result.translation_p_a[one] = p_move
-    modified = one[(offset > thresholds.shape_offset_m) | (p_move < thresholds.alpha_translation)]
+    if match_model is not None and sigma_a is not None and len(tested) >= 6:
+        features = change_features(offset, aligned_iou, p_move, tested[4], tested[5], np.asarray(sigma_a)[one])
+        p_modified = match_model.change(features)
+        is_modified = p_modified >= 0.5
+        label_p = np.where(is_modified, p_modified, 1.0 - p_modified)
+        change_p = match_model.calibrated("one_to_one", result.p_a[one] * label_p, np.asarray(sigma_a)[one])
+        if result.change_p_a is not None:
+            result.change_p_a[one] = change_p
+            result.change_p_b[result.partner_a[one]] = change_p
+        modified = one[is_modified]
+    else:
+        modified = one[(offset > thresholds.shape_offset_m) | (p_move < thresholds.alpha_translation)]
     result.change_a[modified] = "modified"
     result.change_b[result.partner_a[modified]] = "modified"
 
@@ -518,7 +700,8 @@ def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=Non
                              thresholds.sigma_floor, workers, exact_iou)
         if cancelled():
             return None
-        apply_change_test(result, one, tested, thresholds)
+        apply_change_test(result, one, tested, thresholds, sigma_a,
+                          load_match_model() if edges.q is not None else None)
     if progress is not None:
         progress(1.0, "Matched")
     return result

@@ -124,13 +124,13 @@ def _match(args):
     result = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, args.search_distance, *ids,
                           thresholds=MatchThresholds(iou=args.threshold))
     sides = [(args.output, layer_a, keys_b, result.group_a, result.class_a, result.partner_a, result.p_a,
-              result.change_a)]
+              result.change_a, result.change_p_a)]
     if args.reference_output:
         sides.append((args.reference_output, layer_b, keys_a, result.group_b, result.class_b, result.partner_b,
-                      result.p_b, result.change_b))
-    for output, layer, other_keys, group, klass, partner, p, change in sides:
+                      result.p_b, result.change_b, result.change_p_b))
+    for output, layer, other_keys, group, klass, partner, p, change, change_p in sides:
         fields, nulls = dict(layer.fields), dict(layer.nulls)
-        taken = sorted({"m_group", "m_class", "m_key", "m_p", "m_change"} & {n.lower() for n in fields})
+        taken = sorted({"m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p"} & {n.lower() for n in fields})
         if taken:
             raise SystemExit(f"The layer already has the field(s) {', '.join(taken)}; rename or remove them.")
         has = partner >= 0
@@ -139,9 +139,11 @@ def _match(args):
         m_key[:] = 0 if m_key.dtype != object else None
         m_key[has] = other[partner[has]]
         fields.update({"m_group": np.asarray(group, dtype=np.int64), "m_class": np.asarray(klass, dtype=object),
-                       "m_key": m_key, "m_p": np.asarray(p, dtype=float), "m_change": np.asarray(change, dtype=object)})
+                       "m_key": m_key, "m_p": np.asarray(p, dtype=float), "m_change": np.asarray(change, dtype=object),
+                       "m_change_p": np.asarray(change_p, dtype=float)})
         nulls.update({"m_group": group < 0, "m_class": np.array([c is None for c in klass]), "m_key": ~has,
-                      "m_p": ~np.isfinite(p), "m_change": np.array([c is None for c in change])})
+                      "m_p": ~np.isfinite(p), "m_change": np.array([c is None for c in change]),
+                      "m_change_p": ~np.isfinite(change_p)})
         write_layer(output, fields, nulls, layer.geoms, layer.crs, layer.geometry_type)
     n_groups = len(result.groups["id"])
     print(f"Matched {len(layer_a)} input and {len(layer_b)} reference features: {n_groups} groups, "

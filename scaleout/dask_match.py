@@ -43,8 +43,8 @@ from .staging import (
     stage_layers,
 )
 
-FIELDS = ("m_group", "m_class", "m_key", "m_p", "m_change")
-_EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "piece")
+FIELDS = ("m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p")
+_EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "q", "sigma", "piece")
 _REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY, DETAIL, DETAIL_ERROR]
 
 
@@ -82,14 +82,17 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     ia, ib = edges.index_a[keep], edges.index_b[keep]
     keys_a, keys_b = _keys_of(left, input_key), right[REF_KEY].to_numpy()
     pd.DataFrame({"a": order_a[ia], "b": order_b[ib], "p_same": edges.p_same[keep], "p_part": edges.p_part[keep],
-                  "iou_mean": edges.iou_mean[keep], "piece": result.group_a[ia], "key_a": keys_a[ia],
+                  "iou_mean": edges.iou_mean[keep], "q": _q_column(edges)[keep],
+                  "sigma": sigma[edges.index_a[keep]], "piece": result.group_a[ia], "key_a": keys_a[ia],
                   "key_b": keys_b[ib]}).sort_values("b", kind="stable").to_parquet(
         Path(folder, "match", f"edges-{i:05d}.parquet"), index=False)
-    _side_frame(order_a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a).to_parquet(
+    _side_frame(order_a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a,
+                result.change_p_a).to_parquet(
         Path(folder, "match", f"input-{i:05d}.parquet"), index=False)
     touched = np.flatnonzero(result.group_b >= 0)
     reference = _side_frame(order_b[touched], result.group_b[touched], result.class_b[touched],
-                            result.partner_b[touched], keys_a, result.p_b[touched], result.change_b[touched])
+                            result.partner_b[touched], keys_a, result.p_b[touched], result.change_b[touched],
+                            result.change_p_b[touched])
     reference.sort_values(ORDER, kind="stable").to_parquet(Path(folder, "match", f"reference-{i:05d}.parquet"),
                                                            index=False)
     hilbert_b = right[KEY].to_numpy()[touched]
@@ -103,7 +106,20 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     return summary
 
 
-def _side_frame(order, group, klass, partner, other_keys, p, change):
+def _removed_p():
+    """m_change_p of a reference feature no bucket put in a group: that of a feature without a likely partner
+    (the round-1 buckets keep only grouped reference features, so the candidates' q are not at hand here)."""
+    from ..model.match_model import load_match_model
+
+    match_model = load_match_model()
+    return float(match_model.calibrated("unmatched", 1.0)) if match_model is not None else np.nan
+
+
+def _q_column(edges):
+    return np.full(len(edges), np.nan) if edges.q is None else np.asarray(edges.q, dtype=float)
+
+
+def _side_frame(order, group, klass, partner, other_keys, p, change, change_p=None):
     import pandas as pd
 
     has = partner >= 0
@@ -112,7 +128,9 @@ def _side_frame(order, group, klass, partner, other_keys, p, change):
     key[has] = other[partner[has]]
     return pd.DataFrame({ORDER: np.asarray(order, dtype=np.int64), "group": np.asarray(group, dtype=np.int64),
                          "class": np.asarray(klass, dtype=object), "key": key, "p": np.asarray(p, dtype=float),
-                         "change": np.asarray(change, dtype=object)})
+                         "change": np.asarray(change, dtype=object),
+                         "change_p": (np.full(len(p), np.nan) if change_p is None
+                                      else np.asarray(change_p, dtype=float))})
 
 
 def _pending(i, folder, shared):
@@ -157,14 +175,19 @@ def _join(pending, thresholds):
     keys_a[index_a] = edges["key_a"].to_numpy()
     keys_b = np.empty(len(b), dtype=object)
     keys_b[index_b] = edges["key_b"].to_numpy()
+    q = edges["q"].to_numpy(dtype=float)
     result = decide(len(a), len(b), CandidateEdges(index_a, index_b, edges["p_same"].to_numpy(),
-                                                   edges["p_part"].to_numpy(), edges["iou_mean"].to_numpy()),
+                                                   edges["p_part"].to_numpy(), edges["iou_mean"].to_numpy(),
+                                                   None if np.isnan(q).any() else q,
+                                                   edges["sigma"].to_numpy(dtype=float)),
                     thresholds)
     assert not np.any(result.class_a == "1:1"), "a component of two buckets has two input features"
-    joined_a = _side_frame(a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a)
+    joined_a = _side_frame(a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a,
+                           result.change_p_a)
     joined_a["bucket"] = bucket_a
     return (joined_a,
-            _side_frame(b, result.group_b, result.class_b, result.partner_b, keys_a, result.p_b, result.change_b))
+            _side_frame(b, result.group_b, result.class_b, result.partner_b, keys_a, result.p_b, result.change_b,
+                        result.change_p_b))
 
 
 def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
@@ -174,7 +197,9 @@ def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
     group = results["group"].to_numpy().astype(np.int64)
     group = np.where(group >= 0, group + offset, -1)
     columns = {"class": results["class"].to_numpy(dtype=object).copy(), "key": results["key"].to_numpy(dtype=object).copy(),
-               "p": results["p"].to_numpy(dtype=float).copy(), "change": results["change"].to_numpy(dtype=object).copy()}
+               "p": results["p"].to_numpy(dtype=float).copy(),
+               "change": results["change"].to_numpy(dtype=object).copy(),
+               "change_p": results["change_p"].to_numpy(dtype=float).copy()}
     if joined is not None and len(joined):
         position = pd.Index(joined[ORDER].to_numpy()).get_indexer(results[ORDER].to_numpy())
         hit = position >= 0
@@ -188,6 +213,7 @@ def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
                                     index)
     out["m_p"] = _nullable_column(pd, columns["p"], ~np.isfinite(columns["p"]), "Float64", index)
     out["m_change"] = pd.Series(columns["change"], index=index, dtype=object)
+    out["m_change_p"] = _nullable_column(pd, columns["change_p"], ~np.isfinite(columns["change_p"]), "Float64", index)
     return out
 
 
@@ -228,13 +254,14 @@ def _finish_reference(part, reference, folder, buckets, offsets, joined, joined_
     usable = frame[USABLE].to_numpy(dtype=bool)
     results = pd.DataFrame({ORDER: frame[ORDER].to_numpy(), "group": np.full(n, -1, dtype=np.int64),
                             "class": np.full(n, "unmatched", dtype=object), "key": np.full(n, None, dtype=object),
-                            "p": np.full(n, np.nan), "change": np.where(usable, "removed", None).astype(object)})
+                            "p": np.full(n, np.nan), "change": np.where(usable, "removed", None).astype(object),
+                            "change_p": np.where(usable, _removed_p(), np.nan)})
     if found:
         # A feature reached from two buckets is in both their files; a joined group decides it below.
         rows = pd.concat(found, ignore_index=True).drop_duplicates(ORDER)
         position = pd.Index(rows[ORDER].to_numpy()).get_indexer(results[ORDER].to_numpy())
         hit = position >= 0
-        for name in ("group", "class", "key", "p", "change"):
+        for name in ("group", "class", "key", "p", "change", "change_p"):
             values = results[name].to_numpy().copy()
             values[hit] = rows[name].to_numpy()[position[hit]]
             results[name] = values
@@ -251,7 +278,7 @@ def match(input_ddf, reference_ddf, input_key=None, reference_key=None, search_d
     the other side's ``m_key`` (None: the index); thresholds : :class:`..model.matching.MatchThresholds`.
 
     Returns (input result, reference result): lazy dask-geopandas GeoDataFrames with each layer's columns
-    and geometry and ``m_group, m_class, m_key, m_p, m_change``, one row per feature. Scoring and deciding
+    and geometry and ``m_group, m_class, m_key, m_p, m_change, m_change_p``, one row per feature. Scoring and deciding
     run when this is called (their results wait in ``workdir``); the fields are put together when the
     results are computed or written.
     """
@@ -306,7 +333,7 @@ def _empty_results():
 
     return pd.DataFrame({ORDER: np.empty(0, dtype=np.int64), "group": np.empty(0, dtype=np.int64),
                          "class": np.empty(0, dtype=object), "key": np.empty(0, dtype=object), "p": np.empty(0),
-                         "change": np.empty(0, dtype=object)})
+                         "change": np.empty(0, dtype=object), "change_p": np.empty(0)})
 
 
 def _rows_of_bucket(joined, i):

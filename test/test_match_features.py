@@ -44,6 +44,8 @@ def test_every_feature_of_both_layers_is_written_with_its_match(sample_result):
             assert (row["m_group"] is None) == (row["m_class"] == "unmatched")
             assert row["m_p"] is None or 0.0 <= row["m_p"] <= 1.0
             assert (row["m_key"] is None) == (row["m_p"] is None)
+            assert (row["m_change_p"] is None) == (row["m_change"] is None)  # every labelled feature has one
+            assert row["m_change_p"] is None or 0.0 <= row["m_change_p"] <= 1.0
     # The one-to-one assignment is one to one: each reference key is claimed once, and both sides agree.
     by_key_b = {r["building_id"]: r for r in rows_b}
     claimed = [r["m_key"] for r in rows_a if r["m_key"] is not None]

@@ -62,7 +62,7 @@ def test_dask_engine_matches_the_local_engine(tmp_path):
         assert frame.geometry.geom_equals_exact(expected.geometry, 1e-12).all()  # the input's geometry, as read
 
 
-M_FIELDS = ["m_group", "m_class", "m_key", "m_p", "m_change"]
+M_FIELDS = ["m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p"]
 
 
 def _match_cli(tmp_path, engine, suffix=".gpkg"):

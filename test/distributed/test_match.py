@@ -63,8 +63,8 @@ def test_sample_matches_as_one_process(client, parts, buckets, sigma):
     expected = _single(mapping, cadastre, sigma, 1.0)
     out_a, out_b = _dask(mapping, cadastre, parts, reference_key="building_id", sigma=sigma, search_distance=1.0,
                          partitions=buckets)
-    assert list(out_a.columns) == [*mapping.columns, "m_group", "m_class", "m_key", "m_p", "m_change"]
-    assert list(out_b.columns) == [*cadastre.columns, "m_group", "m_class", "m_key", "m_p", "m_change"]
+    assert list(out_a.columns) == [*mapping.columns, "m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p"]
+    assert list(out_b.columns) == [*cadastre.columns, "m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p"]
     assert out_a.crs == mapping.crs and out_b.crs == cadastre.crs
     assert_same(out_a, expected, "a", cadastre["building_id"].to_numpy())
     assert_same(out_b, expected, "b", mapping.index.to_numpy())
