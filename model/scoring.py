@@ -255,7 +255,8 @@ class OverlapModel:
         parts = []
         for start in range(0, max(n, 1), PREDICT_CHUNK_PAIRS):
             chunk = index[start:start + PREDICT_CHUNK_PAIRS]
-            frames = project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False)
+            frames = _full_detail_at_sigma0(project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False),
+                                            lonlat_a, lonlat_b, sigma)
             overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk], model_geometries=True,
                                                     areas=frames.whole_areas())
             parts.append((frames, overlap, centroid, summarise_overlap(overlap)))

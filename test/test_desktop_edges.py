@@ -39,7 +39,8 @@ def test_temporary_results_are_named_for_what_they_hold(plugin):
                        {"INPUT": MAPPING, "REFERENCE": CADASTRE, "OUTPUT": "TEMPORARY_OUTPUT",
                         "OUTPUT_REFERENCE": "TEMPORARY_OUTPUT", "OUTPUT_GROUPS": "TEMPORARY_OUTPUT"})
     assert names == ["Match groups of buildings_mapping and buildings_cadastre",
-                     "buildings_cadastre matched to buildings_mapping", "buildings_mapping matched to buildings_cadastre"]
+                     "buildings_cadastre matched to buildings_mapping",
+                     "buildings_mapping matched to buildings_cadastre"]
 
 
 def test_the_matched_reference_is_loaded_above_the_matched_input(plugin):

@@ -139,6 +139,10 @@ def test_sigma0_writes_the_exact_iou_of_full_detail_geometries():
     simplified = project_pairs(model_a, model_b, index_a, index_b, repair=False, centre_on_large=True)
     assert np.abs(exact_overlap_of_frames(simplified).iou - exact).max() > 1e-5
     assert (country_keys[best.index_b] == state_keys).all()
+    # The Python API at σ = 0 gives the same exact numbers.
+    first = np.unique(index_a, return_index=True)[1][:40]
+    predicted = load_model().predict(states[index_a[first]], countries[index_b[first]], "EPSG:4326", sigma=0.0)
+    assert np.abs(predicted.iou_mean - exact[first]).max() <= 1e-6
 
 
 @needs_world
