@@ -121,6 +121,8 @@ def check_model_file(algorithm, parameters, context):
         load_model(path)
     except ModelFileError as error:
         return False, f"Model file: {error}"
+    except Exception as error:  # noqa: BLE001 - a bug in the checks must not abort qgis_process here
+        return False, f"Model file: {path} cannot be used ({type(error).__name__}: {error})."
     return True, ""
 
 
