@@ -14,11 +14,12 @@ from qgis.core import (
 
 from ..model.frame import project_pairs
 from ..model.overlap import exact_overlap
-from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
+from ..plugin.compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .geometry_out import frame_points_to_crs, to_qgis
 from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination
 from .relevance_run import Cancelled, prepare_relevance_run
+from .writing import add_features, check_written, flush_sink
 
 COMPUTE_EXACT = "COMPUTE_EXACT"
 GEOMETRY = "GEOMETRY"
@@ -103,8 +104,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         lines = to_qgis(columns["line"]) if with_lines and len(index_a) else None
         feedback.setProgressText("Writing the output")
         n_rows = max(len(index_a), 1)
+        batch = []
         for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
             if i % 5000 == 0:
+                add_features(self, sink, batch, parameters, OUTPUT)
+                batch = []
                 if feedback.isCanceled():
                     return self.discard_output(context, dest_id)
                 feedback.setProgress(85.0 + 15.0 * i / n_rows)
@@ -112,7 +116,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             feature.setAttributes([key_a, key_b, row_rank, *row])
             if lines is not None:
                 feature.setGeometry(lines[i])
-            sink.addFeature(feature, FAST_INSERT)
+            batch.append(feature)
+        add_features(self, sink, batch, parameters, OUTPUT)
+        flush_sink(self, sink, parameters, OUTPUT)
+        del sink  # closes the file
+        check_written(self, parameters, OUTPUT, dest_id, len(index_a))
         if not self.finished(feedback, context, dest_id):
             return {}
         dest_id = table_destination(context, dest_id)
