@@ -27,6 +27,9 @@ from qgis.core import (
 SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".qmd", ".shp.xml")
 #: Formats that hold several named layers: a new layer can be written into one without touching the others.
 CONTAINER_SUFFIXES = (".gpkg", ".sqlite", ".db", ".spatialite")
+#: How a new layer of an existing GeoPackage is named as a destination.
+NEW_LAYER_HINT = ("in the dialog 'Save to GeoPackage…' with a new layer name; in qgis_process "
+                  "ogr:dbname='FILE.gpkg' table=\"NEW_NAME\" (geom)")
 _SUBLAYER_SEPARATOR = "!!::!!"  # QgsDataProvider::sublayerSeparator()
 _INPUT_TYPES = (QgsProcessingParameterFeatureSource, QgsProcessingParameterVectorLayer,
                 QgsProcessingParameterMapLayer, QgsProcessingParameterFile)
@@ -235,18 +238,18 @@ def check_destinations(algorithm, parameters, context):
         value = parameters.get(definition.name(), definition.defaultValue())
         place = destination_place(definition, value)
         if place is not None:
-            outputs.append((f"{definition.description()} ({definition.name()})", place))
+            outputs.append((f"'{definition.description()}' ({definition.name()})", place))
     for label, place in outputs:
         for input_label, read in inputs:
             if _overlaps(place, read):
                 where = place.file + (f"|layername={place.layer}" if place.layer else "")
-                hint = (" or write a new layer into it (…|layername=a_new_name)" if place.in_container else "")
-                return False, (f"The output '{label}' would overwrite {input_label}, which is read from {where}. "
+                hint = f", or a new layer of that file ({NEW_LAYER_HINT})" if place.in_container else ""
+                return False, (f"The output {label} would overwrite {input_label}, which is read from {where}. "
                                f"Choose another file for the output{hint}; inputs are never overwritten.")
     for i, (label, place) in enumerate(outputs):
         for other_label, other in outputs[i + 1:]:
             if _overlaps(place, other):
-                return False, (f"The outputs '{label}' and '{other_label}' both write to {place.file}, so one would "
+                return False, (f"The outputs {label} and {other_label} both write to {place.file}, so one would "
                                "overwrite the other. Give each output its own file"
-                               + (" or its own layer name (…|layername=…)." if place.in_container else "."))
+                               + (f", or its own layer of that file ({NEW_LAYER_HINT})." if place.in_container else "."))
     return True, ""
