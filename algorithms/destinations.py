@@ -181,8 +181,7 @@ def destination_place(definition, value):
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         value = value.sink
     if isinstance(value, QgsProperty):
-        if value.propertyType() != QgsProperty.StaticProperty:
-            return None
+        # An expression-based destination is known only when the run evaluates it (its static value is empty).
         value = value.staticValue()
     text = _text(value)
     if text is None:
