@@ -26,13 +26,15 @@ def _run(algorithm, layer, role):
     return processing.run(f"overlaprelevance:{algorithm}", {**inputs, "OUTPUT": "memory:", **extra})
 
 
-@pytest.fixture(scope="module")
-def surfaces(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("surfaces")
+@pytest.fixture
+def surfaces(tmp_path):
+    folder = tmp_path
     square = metres_box(*BERLIN, 20.0)
     ring = list(square.exterior.coords)[:3] + [square.exterior.coords[0]]
-    return {name: gpkg_layer(write_gpkg(folder / f"{name}.gpkg", name.upper(), [_tin_wkb(ring, code)]))
-            for name, code in (("tin", 16), ("polyhedralsurface", 15))}
+    layers = {name: gpkg_layer(write_gpkg(folder / f"{name}.gpkg", name.upper(), [_tin_wkb(ring, code)]))
+              for name, code in (("tin", 16), ("polyhedralsurface", 15))}
+    yield layers
+    layers.clear()  # the layers go while QGIS is still running (at exit they crash its shutdown)
 
 
 @pytest.mark.parametrize("role", ["input", "reference"])
@@ -44,16 +46,18 @@ def test_surfaces_that_are_not_polygons_are_named_before_reading(provider, surfa
         _run(algorithm, layer, role)
 
 
-@pytest.fixture(scope="module")
-def undefined(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("undefined")
+@pytest.fixture
+def undefined(tmp_path):
+    folder = tmp_path
     lonlat = shapely.to_wkb(metres_box(*BERLIN, 20.0))
     metres = shapely.to_wkb(shapely.box(390_000.0, 5_820_000.0, 390_020.0, 5_820_020.0))
-    return {
+    layers = {
         "cartesian": gpkg_layer(write_gpkg(folder / "cartesian.gpkg", "POLYGON", [lonlat], epsg=-1)),
         "geographic, metres": gpkg_layer(write_gpkg(folder / "geographic_m.gpkg", "POLYGON", [metres], epsg=0)),
         "geographic, lon/lat": gpkg_layer(write_gpkg(folder / "geographic.gpkg", "POLYGON", [lonlat], epsg=0)),
     }
+    yield layers
+    layers.clear()
 
 
 @pytest.mark.parametrize("role", ["input", "reference"])
