@@ -9,6 +9,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..plugin.constants import ICON_PATH
 from ..plugin.native_libs import shapely_geos_state
 from .help import help_url, short_help
+from .destinations import check_destinations
 from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
 from .parameters import INPUT, REFERENCE, check_model_file, check_sigma_field, sources_are_same_layer
 
@@ -118,16 +119,17 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         return help_url(self.name())
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
-        """What can be known before a feature is read: the core's packages, Processing's own checks, then the
-        model file and σ field. qgis_process, processing.run and models never call canExecute; this they call
-        (its message is printed, or shown as plain text: no HTML here)."""
+        """What can be known before a feature is read: the core's packages, Processing's own checks, then that no
+        output overwrites an input or another output, then the model file and σ field. qgis_process,
+        processing.run and models never call canExecute; this they call (its message is printed, or shown as
+        plain text: no HTML here)."""
         problem = dependency_problem()
         if problem:
             return False, problem
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
-        for check in (check_model_file, check_sigma_field, type(self).check_more):
+        for check in (check_destinations, check_model_file, check_sigma_field, type(self).check_more):
             ok, message = check(self, parameters, context)
             if not ok:
                 return ok, message

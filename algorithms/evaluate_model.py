@@ -166,8 +166,12 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
         }
         document = render_html(evaluation, info, images, run.pair.input.keys, run.pair.reference.keys)
         self.report_title = self._title(parameters, context, run.model)
-        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(out_path).write_text(document, encoding="utf-8")
+        try:
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_path).write_text(document, encoding="utf-8")
+        except OSError as error:  # a full disk, a folder without write permission
+            raise QgsProcessingException(f"The evaluation report (OUTPUT) could not be written to {out_path}: "
+                                         f"{error.strerror or error}. Free some space or choose another file.") from None
         self._log_metrics(feedback, metrics, time.perf_counter() - started, out_path)
         status, verdict = verdict_summary(target_verdicts(metrics, evaluation.settings))
         (feedback.pushWarning if status == "missed" else feedback.pushInfo)(verdict)

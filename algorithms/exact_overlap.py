@@ -9,10 +9,11 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
+from ..plugin.compat import SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, table_destination
+from .writing import add_features, check_written, flush_sink
 
 np = lazy_import("numpy")
 overlap = lazy_import("..model.overlap", __package__)
@@ -85,15 +86,20 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
                                        exact.cover_b, exact.iou]).tolist()
             keys_a = pair.input.keys[chunk.index_a]
             keys_b = pair.reference.keys[chunk.index_b]
+            features = []
             for key_a, key_b, values in zip(keys_a, keys_b, columns):
                 feature = QgsFeature(fields)
                 feature.setAttributes([key_a, key_b, *values])
-                sink.addFeature(feature, FAST_INSERT)
+                features.append(feature)
+            add_features(self, sink, features, parameters, OUTPUT)
             n_pairs += len(keys_a)
             # Pairs come sorted by input feature, so the last input index tells how far we are.
             feedback.setProgress(20.0 + 80.0 * (chunk.index_a[-1] + 1) / n_input)
         if feedback.isCanceled():
             return self.discard_output(context, dest_id)
+        flush_sink(self, sink, parameters, OUTPUT)
+        del sink  # closes the file
+        check_written(self, parameters, OUTPUT, dest_id, n_pairs)
         pair.report_repaired(feedback, repaired_a, repaired_b)
         feedback.pushInfo(f"Candidate pairs: {n_pairs}")
         dest_id = table_destination(context, dest_id)

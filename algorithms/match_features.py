@@ -30,6 +30,7 @@ from ..plugin.compat import (
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, REFERENCE, add_layer_pair_parameters, add_model_parameters, declare, finite_double
+from .writing import check_written, flush_sink
 
 np = lazy_import("numpy")
 matching = lazy_import("..model.matching", __package__)
@@ -217,9 +218,12 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
                 raise QgsProcessingException(self.invalidSinkError(parameters, output))
             dest[output] = dest_id
             rows = _Rows(fids, group, klass, partner, p, change, other_keys, change_p)
-            if not self._write_features(sink, source, fields, rows, feedback, output, parameters):
+            written = self._write_features(sink, source, fields, rows, feedback, output, parameters)
+            if written is None:
                 return self._discard_all(context, dest)
-            del sink
+            flush_sink(self, sink, parameters, output)
+            del sink  # closes the file
+            check_written(self, parameters, output, dest_id, written)
         if _named(parameters, OUTPUT_GROUPS):
             dest[OUTPUT_GROUPS] = self._write_groups(parameters, context, result, keys_a, keys_b)
         if feedback.isCanceled():
@@ -260,10 +264,10 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
         return fields
 
     def _write_features(self, sink, source, fields, rows, feedback, output, parameters):
-        """Every feature of ``source``, re-read as it is, with its match fields; False when cancelled."""
+        """Every feature of ``source``, re-read as it is, with its match fields: their number, None when cancelled."""
         request = QgsFeatureRequest()
         request.setInvalidGeometryCheck(NO_GEOMETRY_CHECK)
-        batch = []
+        batch, written = [], 0
         for feature in source.getFeatures(request, SKIP_GEOMETRY_CHECKS):
             attributes = feature.attributes() + rows(feature.id())
             feature.setFields(fields, False)
@@ -272,12 +276,13 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             if len(batch) == _WRITE_BATCH:
                 if not sink.addFeatures(batch, FAST_INSERT):
                     raise QgsProcessingException(self.writeFeatureError(sink, parameters, output))
+                written += len(batch)
                 batch = []
                 if feedback.isCanceled():
-                    return False
+                    return None
         if batch and not sink.addFeatures(batch, FAST_INSERT):
             raise QgsProcessingException(self.writeFeatureError(sink, parameters, output))
-        return not feedback.isCanceled()
+        return None if feedback.isCanceled() else written + len(batch)
 
     def _write_groups(self, parameters, context, result, keys_a, keys_b):
         from .parameters import table_destination
@@ -301,7 +306,9 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             features.append(feature)
         if features and not sink.addFeatures(features, FAST_INSERT):
             raise QgsProcessingException(self.writeFeatureError(sink, parameters, OUTPUT_GROUPS))
-        del sink
+        flush_sink(self, sink, parameters, OUTPUT_GROUPS)
+        del sink  # closes the file
+        check_written(self, parameters, OUTPUT_GROUPS, dest_id, len(features))
         return table_destination(context, dest_id)
 
 

@@ -9,10 +9,11 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import FAST_INSERT, NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
+from ..plugin.compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, finite_double
+from .writing import add_features, check_written, flush_sink
 
 np = lazy_import("numpy")
 shapely = lazy_import("shapely")
@@ -82,20 +83,26 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
                 raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
             n_ellipses = 0
             for chunk in run.scored_chunks(feedback, progress_to=99.0):
-                n_ellipses += self._write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level)
+                features = self._ellipses(run, chunk, fields, min_relevance, min_weight, level)
+                add_features(self, sink, features, parameters, OUTPUT)
+                n_ellipses += len(features)
         except relevance_run.Cancelled:
             return self.discard_output(context, dest_id) if dest_id else {}
+        flush_sink(self, sink, parameters, OUTPUT)
+        del sink  # closes the file
+        check_written(self, parameters, OUTPUT, dest_id, n_ellipses)
         feedback.pushInfo(f"{n_ellipses} ellipses written.")
         self.style_on_load(dest_id, "location", "Overlap locations of {input} with {reference}")
         return {OUTPUT: dest_id, **run.pair.feature_counts()}
 
     @staticmethod
-    def _write_ellipses(run, chunk, sink, fields, min_relevance, min_weight, level):
+    def _ellipses(run, chunk, fields, min_relevance, min_weight, level):
+        """The features of the chunk's ellipses (a list)."""
         weights = chunk.centroid.weights  # (p, K)
         chosen = (chunk.summary.iou_mean[:, None] >= min_relevance) & (weights >= min_weight)
         pair, component = np.nonzero(chosen)
         if not len(pair):
-            return 0
+            return []
         vertices = chunk.centroid[pair].ellipses(level, ELLIPSE_VERTICES)  # (m, K, V, 2), frame metres
         vertices = vertices[np.arange(len(pair)), component]  # (m, V, 2)
         pair_index = np.broadcast_to(pair[:, None], vertices.shape[:2])
@@ -108,14 +115,15 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         if not finite.all():
             pair, component, rings = pair[finite], component[finite], rings[finite]
             if not len(pair):
-                return 0
+                return []
         polygons = shapely.polygons(np.concatenate([rings, rings[:, :1]], axis=1))
         keys_a = run.pair.input.keys[chunk.index_a[pair]]
         keys_b = run.pair.reference.keys[chunk.index_b[pair]]
+        features = []
         for geometry, key_a, key_b, k, w in zip(geometry_out.to_qgis(polygons), keys_a, keys_b, component.tolist(),
                                                 weights[pair, component].tolist()):
             feature = QgsFeature(fields)
             feature.setGeometry(geometry)
             feature.setAttributes([key_a, key_b, k, w, level])
-            sink.addFeature(feature, FAST_INSERT)
-        return len(pair)
+            features.append(feature)
+        return features

@@ -140,6 +140,8 @@ def check_model_file(algorithm, parameters, context):
         load_model(path)
     except ModelFileError as error:
         return False, f"Model file: {error}"
+    except Exception as error:  # noqa: BLE001 - a bug in the checks must not abort qgis_process here
+        return False, f"Model file: {path} cannot be used ({type(error).__name__}: {error})."
     return True, ""
 
 
@@ -207,14 +209,12 @@ def read_key_field(algorithm, parameters, name, context):
 
 
 def sources_are_same_layer(algorithm, parameters, context):
-    """True when INPUT and REFERENCE name the same layer (selection aside)."""
-    input_layer = algorithm.parameterAsVectorLayer(parameters, INPUT, context)
-    reference_layer = algorithm.parameterAsVectorLayer(parameters, REFERENCE, context)
-    if input_layer is None or reference_layer is None:
-        return False
-    return input_layer.id() == reference_layer.id() or (
-        input_layer.source() == reference_layer.source() and input_layer.providerType() == reference_layer.providerType()
-    )
+    """True when INPUT and REFERENCE read the same table (selection and filters aside), however each is spelt:
+    see :func:`.destinations.same_layer`."""
+    from .destinations import parameter_layer, same_layer
+
+    return same_layer(parameter_layer(algorithm, parameters, INPUT, context),
+                      parameter_layer(algorithm, parameters, REFERENCE, context))
 
 
 def table_destination(context, dest_id):

@@ -10,10 +10,11 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..plugin.compat import FAST_INSERT, SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
+from ..plugin.compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination
+from .writing import add_features, check_written, flush_sink
 
 np = lazy_import("numpy")
 shapely = lazy_import("shapely")
@@ -106,8 +107,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         lines = geometry_out.to_qgis(columns["line"]) if with_lines and len(index_a) else None
         feedback.setProgressText("Writing the output")
         n_rows = max(len(index_a), 1)
+        batch = []
         for i, (key_a, key_b, row_rank, row) in enumerate(zip(keys_a, keys_b, rank.tolist(), values)):
             if i % 5000 == 0:
+                add_features(self, sink, batch, parameters, OUTPUT)
+                batch = []
                 if feedback.isCanceled():
                     return self.discard_output(context, dest_id)
                 feedback.setProgress(85.0 + 15.0 * i / n_rows)
@@ -115,7 +119,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
             feature.setAttributes([key_a, key_b, row_rank, *row])
             if lines is not None:
                 feature.setGeometry(lines[i])
-            sink.addFeature(feature, FAST_INSERT)
+            batch.append(feature)
+        add_features(self, sink, batch, parameters, OUTPUT)
+        flush_sink(self, sink, parameters, OUTPUT)
+        del sink  # closes the file
+        check_written(self, parameters, OUTPUT, dest_id, len(index_a))
         if not self.finished(feedback, context, dest_id):
             return {}
         dest_id = table_destination(context, dest_id)

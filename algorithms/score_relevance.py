@@ -15,6 +15,7 @@ from ..plugin.compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, is_dbase_destination
+from .writing import check_written, flush_sink
 
 np = lazy_import("numpy")
 scoring = lazy_import("..model.scoring", __package__)
@@ -108,11 +109,13 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             feedback.setProgressText("Writing the output")
             writer.write_before(n_input, feedback, progress_from=90.0)
             started = time.perf_counter()
+            flush_sink(self, sink, parameters, OUTPUT)
             writer.sink = None
             del sink  # the last reference: the file is closed (a GeoPackage builds its spatial index) here
             closing = time.perf_counter() - started
         except relevance_run.Cancelled:
             return self.discard_output(context, dest_id)
+        check_written(self, parameters, OUTPUT, dest_id, writer.read)
         run.report_timings(feedback, **{"writing while scoring": writing_while_scoring,
                                         "writing after scoring": writer.seconds - writing_while_scoring,
                                         "closing the output": closing})

@@ -13,6 +13,9 @@ from .ogr_read import read_ogr_geometries
 _CANCEL_CHECK_EVERY = 2000
 _IDS_CHECKED = 1000  # feature ids compared between GDAL and QGIS when no attribute is read
 _POLYGON_TYPE_IDS = (-1, 3, 6)  # shapely type ids: missing, Polygon, MultiPolygon
+#: Surface types QGIS counts as polygon geometry that GEOS cannot read (a lone Triangle is read as a polygon).
+_SURFACES_NOT_POLYGONS = ("tin", "tinz", "tinm", "tinzm", "polyhedralsurface", "polyhedralsurfacez",
+                          "polyhedralsurfacem", "polyhedralsurfacezm")
 
 
 @dataclass
@@ -39,13 +42,32 @@ class SourceArrays:
     unreadable: np.ndarray = None
 
 
+def _no_crs_error(layer_label, why=""):
+    return QgsProcessingException(
+        f"The {layer_label} layer has no coordinate reference system{why}. "
+        "Set one in its Layer Properties (Source tab), then run again."
+    )
+
+
+def _is_engineering(qgs_crs):
+    """A local (engineering) CRS, e.g. GeoPackage's 'Undefined Cartesian SRS': it says nothing of where on
+    Earth the layer lies."""
+    wkt = qgs_crs.toWkt().lstrip().upper()
+    return not qgs_crs.authid() and wkt.startswith(("LOCAL_CS", "ENGCRS", "ENGINEERINGCRS"))
+
+
+def _is_undefined_geographic(qgs_crs):
+    """GeoPackage's 'Undefined geographic SRS' (srs_id 0): read as lon/lat on WGS 84's ellipsoid."""
+    return not qgs_crs.authid() and qgs_crs.description().strip().lower().startswith("undefined geographic")
+
+
 def crs_for_core(qgs_crs, layer_label):
-    """The pyproj form of a QGIS CRS; a layer without a valid CRS is refused."""
+    """The pyproj form of a QGIS CRS; a layer without a valid CRS, or with an undefined local one, is refused."""
     if not qgs_crs.isValid():
-        raise QgsProcessingException(
-            f"The {layer_label} layer has no coordinate reference system. "
-            "Set one in its Layer Properties (Source tab), then run again."
-        )
+        raise _no_crs_error(layer_label)
+    if _is_engineering(qgs_crs):
+        raise _no_crs_error(layer_label, f" (its CRS is '{qgs_crs.description()}', a local one that says nothing "
+                                         "of where on Earth it lies)")
     authid = qgs_crs.authid()
     if authid.upper().startswith(("EPSG:", "ESRI:", "IGNF:")):
         return authid
@@ -60,6 +82,13 @@ def check_polygon_source(source, layer_label):
         raise QgsProcessingException(
             f"The {layer_label} layer must contain polygons; it has "
             f"{QgsWkbTypes.displayString(source.wkbType())} geometries."
+        )
+    flat = QgsWkbTypes.displayString(QgsWkbTypes.flatType(source.wkbType()))
+    if flat.lower() in _SURFACES_NOT_POLYGONS:
+        raise QgsProcessingException(
+            f"The {layer_label} layer has {flat} geometries (surfaces made of triangles or faces), which QGIS counts "
+            "as polygons but which cannot be compared or written back as such. Convert them to polygons first "
+            "(e.g. dissolve each surface into one polygon), then run again."
         )
 
 
@@ -94,7 +123,21 @@ def read_polygon_source(source, layer_label, key_field=None, feedback=None, valu
     key_array[:] = [None if _is_null(k) else k for k in keys] if key_index >= 0 else fids.tolist()
     value_arrays = {name: np.array([_as_float(v) for v in column], dtype=float)
                     for name, column in zip(value_fields, values)}
+    if _is_undefined_geographic(source.sourceCrs()):
+        _check_lonlat_range(geoms, source.sourceCrs(), layer_label)
     return SourceArrays(fids, key_array, geoms, crs, int(np.count_nonzero(unreadable)), value_arrays, unreadable)
+
+
+def _check_lonlat_range(geoms, qgs_crs, layer_label):
+    """An undefined geographic CRS is taken as lon/lat, which coordinates beyond ±180°/±90° cannot be."""
+    present = geoms[~shapely.is_missing(geoms)] if len(geoms) else geoms
+    if not len(present):
+        return
+    bounds = shapely.bounds(present)
+    bounds = np.abs(bounds[np.isfinite(bounds).all(axis=1)])
+    if len(bounds) and (bounds[:, [0, 2]].max() > 180.0 + 1e-9 or bounds[:, [1, 3]].max() > 90.0 + 1e-9):
+        raise _no_crs_error(layer_label, f" (its CRS is '{qgs_crs.description()}', and its coordinates are not "
+                                         "longitudes and latitudes)")
 
 
 def _request(key_index, value_index):

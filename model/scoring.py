@@ -24,7 +24,7 @@ import numpy as np
 from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, model_geometry, model_layer, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
-from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, load_model_file
+from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, check_network_layout, load_model_file
 
 QMC_POINTS = 256
 #: Scale of the point mass of pairs that cannot overlap (:func:`zero_where`), in cover units.
@@ -306,7 +306,11 @@ def _usable_network(config, weights, path):
     its layout, its weights' finiteness and shapes are checked here, by one forward pass.
     """
     name = path or "The model"
-    inputs = tuple(config.get("network", {}).get("inputs", ()))
+    if not isinstance(config, dict) or not isinstance(weights, dict):
+        raise ModelFileError(f"{name} is not a usable overlap_relevance model: its config and weights must be "
+                             "mappings; use the bundled model, or retrain.")
+    check_network_layout(config, weights, name)  # types, ranges and shapes, before anything is computed
+    inputs = tuple(config["network"]["inputs"])
     if inputs != DESCRIPTOR_NAMES:
         raise ModelFileError(f"{name} reads the descriptors {list(inputs)}, not the {N_DESCRIPTORS} this plugin "
                              "computes; retrain it with this version of the plugin.")

@@ -26,7 +26,7 @@ from .staging import (
     DISTANCE,
     SIGMA,
     USABLE,
-    bucket_area,
+    bucket_areas,
     read_input_bucket,
     read_reference_near,
     stage_layers,
@@ -44,7 +44,7 @@ def _score_bucket(files, lo, hi, references, model_path, threshold, key_dtype, p
     left = read_input_bucket(files, lo, hi)
     if left is None:
         return meta
-    right = read_reference_near(references, bucket_area(left))
+    right = read_reference_near(references, bucket_areas(left))
     if right is not None:
         reference_geoms, reference_keys = right[MODEL].to_numpy(), right[REF_KEY].to_numpy()
         reference_detail = (right[DETAIL].to_numpy(), right[DETAIL_ERROR].to_numpy())

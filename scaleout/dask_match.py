@@ -36,7 +36,7 @@ from .staging import (
     REF_KEY,
     SIGMA,
     USABLE,
-    bucket_area,
+    bucket_areas,
     compute_with_progress,
     read_input_bucket,
     read_reference_near,
@@ -63,7 +63,7 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     summary = {"bucket": i, "n_groups": 0, "foreign": np.empty(0, dtype=np.int64), "reference_parts": []}
     if left is None:
         return summary
-    right = read_reference_near(references, bucket_area(left), columns=_REFERENCE_READ)
+    right = read_reference_near(references, bucket_areas(left), columns=_REFERENCE_READ)
     if right is None:
         right = pd.DataFrame({ORDER: np.empty(0, dtype=np.int64), REF_KEY: [], MODEL: [], LONLAT: [], DETAIL: [],
                               DETAIL_ERROR: np.empty(0),

@@ -36,11 +36,13 @@ def big_layers():
     return memory_layer(a, "EPSG:25833", name="a"), memory_layer(b, "EPSG:25833", name="b")
 
 
-@pytest.mark.parametrize("algorithm_id, percent", [
-    ("overlaprelevance:scorerelevance", 25), ("overlaprelevance:relevancepairs", 25),
-    ("overlaprelevance:overlaplocation", 25), ("overlaprelevance:exactoverlap", 15),
-    ("overlaprelevance:scorerelevance", 5)])
-def test_cancel_gives_no_result_within_a_second(provider, big_layers, algorithm_id, percent):
+CASES = [("overlaprelevance:scorerelevance", 25), ("overlaprelevance:relevancepairs", 25),
+         ("overlaprelevance:overlaplocation", 25), ("overlaprelevance:exactoverlap", 15),
+         ("overlaprelevance:scorerelevance", 5)]
+
+
+def _cancelled_run(big_layers, algorithm_id, percent):
+    """Run, cancel at ``percent``; (feedback, seconds from the cancel to the end, seconds in all)."""
     algorithm = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
@@ -52,5 +54,18 @@ def test_cancel_gives_no_result_within_a_second(provider, big_layers, algorithm_
     assert feedback.cancelled_at is not None, "the run ended before it could be cancelled"
     assert "OUTPUT" not in (results or {})
     assert not context.temporaryLayerStore().mapLayers()
-    assert finished - feedback.cancelled_at < 1.0, f"took {finished - feedback.cancelled_at:.2f} s to stop"
-    assert finished - started < 30
+    return feedback, finished - feedback.cancelled_at, finished - started
+
+
+@pytest.mark.parametrize("algorithm_id, percent", CASES)
+def test_cancel_gives_no_result(provider, big_layers, algorithm_id, percent):
+    _cancelled_run(big_layers, algorithm_id, percent)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm_id, percent", CASES)
+def test_cancel_stops_within_a_second(provider, big_layers, algorithm_id, percent):
+    """Timed, so in `make test-slow` only: a loaded machine may take longer (issue 28)."""
+    _, stopping, total = _cancelled_run(big_layers, algorithm_id, percent)
+    assert stopping < 1.0, f"took {stopping:.2f} s to stop"
+    assert total < 30

@@ -263,7 +263,9 @@ def test_explicit_centres_are_used():
     assert frames.lon0[0] == 10.0 and frames.lat0[0] == 50.0
 
 
-def test_ten_thousand_pairs_project_fast_and_inputs_are_untouched():
+@pytest.mark.parametrize("timed", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_ten_thousand_pairs_project_fast_and_inputs_are_untouched(timed):
+    """The time bound only in `make test-slow` (timed=True): a loaded machine may take longer (issue 28)."""
     rng = np.random.default_rng(RNG_SEED)
     n_features, n_vertices, n_pairs = 2000, 32, 10_000
     centre_lon = rng.uniform(-180.0, 180.0, n_features)
@@ -285,7 +287,7 @@ def test_ten_thousand_pairs_project_fast_and_inputs_are_untouched():
     frames = project_pairs(layer_a, layer_b, index_a, index_b)
     elapsed = time.perf_counter() - start
     assert len(frames) == n_pairs
-    assert elapsed < 1.0, f"10k pairs took {elapsed:.3f} s"
+    assert elapsed < 1.0 or not timed, f"10k pairs took {elapsed:.3f} s"
     assert shapely.is_valid(frames.a).all() and shapely.is_valid(frames.b).all()
     np.testing.assert_array_equal(shapely.get_coordinates(polygons_a), original_a)
     np.testing.assert_array_equal(shapely.get_coordinates(layer_a.geoms), original_a)

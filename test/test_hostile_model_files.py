@@ -41,6 +41,12 @@ def future_version(arrays):
     arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
 
 
+def _raw_config(path, text):
+    def replace(arrays):
+        arrays["config"] = np.frombuffer(text, dtype=np.uint8)
+    rewrite_arrays(path, replace)
+
+
 def _set(key, value):
     return lambda weights: weights.__setitem__(key, value)
 
@@ -64,6 +70,9 @@ BAD_FILES = {
                            "not a usable"),
     "other_descriptors": (lambda p: _resave(p, mutate_config=lambda c: c["network"]["inputs"].reverse()),
                           "reads the descriptors"),
+    # Issue 28: these crashed qgis_process inside checkParameterValues.
+    "config_list": (lambda p: _raw_config(p, b"[1, 2]"), "not an object"),
+    "network_list": (lambda p: _resave(p, mutate_config=lambda c: c.update(network=[1, 2])), "no network layout"),
     # Finite weights so large that real pairs overflow float64 in the trunk (a zero input does not).
     "overflowing": (lambda p: _resave(p, mutate_weights=_huge_trunk), "non-finite outputs"),
 }

@@ -13,7 +13,7 @@ import shapely
 from overlap_relevance.model.candidates import spans_every_longitude
 from overlap_relevance.model.encoding import MAX_MODEL_VERTICES, model_layer
 from overlap_relevance.model.frame import layer_to_lonlat, project_pairs
-from overlap_relevance.model.overlap import exact_overlap, exact_overlap_of_frames
+from overlap_relevance.model.overlap import exact_overlap_of_frames
 from overlap_relevance.model.pairs import full_detail
 from overlap_relevance.model.scoring import BestMatches, load_model, score_candidate_pairs
 

@@ -46,7 +46,32 @@ def small_recipe():
     return recipe
 
 
+#: Fields drawn from the seeded random generator alone: the same seed gives the same bytes.
+DRAWN = ("sigma", "kind", "family_a", "family_b", "displacement", "crs_a", "crs_b")
+
+
 def assert_identical(p, q):
+    """What the generator promises for one (n, seed, recipe): the random draws byte for byte; the geometries
+    (through PROJ and GEOS) and the labels computed from them equal to 1e-9 relative.
+
+    A bit-identical comparison of the derived values failed once in four loaded runs (issue 28) and could not be
+    reproduced (60 runs: in one process, after other seeds, in four processes at once); :func:`test_same_bytes`
+    keeps the byte-for-byte check in `make test-slow`.
+    """
+    for name in SyntheticPairs.__dataclass_fields__:
+        x, y = getattr(p, name), getattr(q, name)
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        if name in DRAWN:
+            assert x.tobytes() == y.tobytes(), name
+        elif x.dtype == object:
+            assert np.array_equal(shapely.get_num_coordinates(x), shapely.get_num_coordinates(y)), name
+            np.testing.assert_allclose(shapely.get_coordinates(x), shapely.get_coordinates(y), rtol=1e-9, atol=1e-9,
+                                       err_msg=name)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def assert_same_bytes(p, q):
     for name in SyntheticPairs.__dataclass_fields__:
         x, y = getattr(p, name), getattr(q, name)
         if x.dtype == object:
@@ -75,13 +100,21 @@ def test_recipe_is_json_and_hash_tracks_it():
     assert set(RECIPE["kind_shares"]) == set(KIND_NAMES)
 
 
-def test_same_seed_same_bytes_other_seed_differs():
+def test_same_seed_same_pairs_other_seed_differs():
     recipe = small_recipe()
     p = generate_pairs(200, 5, recipe)
     assert_identical(p, generate_pairs(200, 5, recipe))
     q = generate_pairs(200, 6, recipe)
     assert not np.array_equal(p.sigma, q.sigma)
     assert not np.array_equal(shapely.to_wkb(p.a), shapely.to_wkb(q.a))
+
+
+@pytest.mark.slow  # bit-identity of PROJ/GEOS results under load is not promised in `make test` (issue 28)
+def test_same_bytes():
+    recipe = small_recipe()
+    first = generate_pairs(200, 5, recipe)
+    for _ in range(3):
+        assert_same_bytes(first, generate_pairs(200, 5, recipe))
 
 
 def test_recipe_read_back_from_canonical_json_gives_the_same_pairs():
@@ -139,6 +172,7 @@ def test_fields_shapes_and_types(pairs):
     assert len(sub) == 10 and len(SyntheticPairs.concatenate([sub, sub])) == 20
 
 
+@pytest.mark.slow  # timed: a loaded machine may take longer (issue 28); `make test-slow` runs it
 def test_generation_speed(timed_pairs):
     pairs, seconds = timed_pairs
     # ~1000 pairs/s on one core of the development machine; generous bound for CI.

@@ -33,3 +33,28 @@ def test_the_outline_widens_by_the_search_distance_in_metres():
     assert not outlines_meet(outline(box, 0.0), near)[0, 0]
     assert outlines_meet(outline(box, 200.0), near)[0, 0]
     assert outlines_meet(outline(box, np.array([200.0])), near)[0, 0]
+
+
+def test_a_bucket_reads_references_near_runs_of_its_features_not_its_whole_outline():
+    """A bucket's one outline is much larger than its features where its key interval straddles a boundary of
+    the curve's quadrants; the outlines of runs of its features in key order hold every feature and cover far
+    less (issue 28: the worst of 80 buckets read 8 buckets' worth of reference rows)."""
+    import pandas as pd
+
+    from overlap_relevance.scaleout.staging import DISTANCE, KEY, MODEL, bucket_areas
+
+    step = 0.01
+    x, y = np.meshgrid(np.arange(10.0, 12.0, step), np.arange(50.0, 52.0, step))
+    geoms = shapely.box(x.ravel(), y.ravel(), x.ravel() + step / 2, y.ravel() + step / 2)
+    keys = hilbert_keys(np.column_stack([x.ravel(), y.ravel()]))
+    order = np.argsort(keys)
+    buckets = np.array_split(order, 80)
+    worst = max(buckets, key=lambda b: shapely.area(shapely.box(*outline(geoms[b]))) / len(b))
+    frame = pd.DataFrame({MODEL: geoms[worst], DISTANCE: np.zeros(len(worst)), KEY: keys[worst]})
+    areas = bucket_areas(frame)
+    whole = outline(geoms[worst])
+    assert len(areas) == 16 and np.isfinite(areas).all()
+    runs = shapely.union_all(shapely.box(*areas.T))
+    assert shapely.covers(runs, shapely.union_all(geoms[worst]))  # every feature (and so its candidates) inside
+    assert shapely.area(runs) < 0.5 * shapely.area(shapely.box(*whole)), (shapely.area(runs), whole)
+    assert bucket_areas(frame.iloc[:0]) is None

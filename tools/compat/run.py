@@ -32,6 +32,8 @@ from roots import REPO_ROOT, ROOTS, TARGETS, chroot, ensure_root  # noqa: E402
 HERE = Path(__file__).resolve().parent
 INSIDE = "/work/overlap_relevance"  # where the working tree goes in each root
 REPORTS = "/work/reports"
+#: The suites `make test` runs, each writing TEST_REPORTS/<name>.xml (see the Makefile's `test` target).
+SUITES = ("qgis", "training", "dask")
 
 
 def copy_working_tree(root):
@@ -65,6 +67,11 @@ def junit_counts(path):
             "seconds": round(sum(float(s.get("time", 0)) for s in suites), 1), "failures": failures}
 
 
+def missing_suites(result):
+    """The suites of :data:`SUITES` that left no JUnit report: they did not run, so nothing of them is counted."""
+    return [name for name in SUITES if not result["suites"].get(name)]
+
+
 def timed(target, command, log, env=None):
     started = time.perf_counter()
     done = chroot(target, command, env=env, log=log)
@@ -88,7 +95,7 @@ def run_target(target, warm, log):
     reports.mkdir(parents=True)
     make = f"cd {INSIDE} && QGIS_SUITE={target.qgis_suite} TEST_REPORTS={REPORTS} make"
     result["test_rc"], result["test_seconds"] = timed(target, f"{make} test", log)
-    result["suites"] = {name: junit_counts(reports / f"{name}.xml") for name in ("qgis", "training")}
+    result["suites"] = {name: junit_counts(reports / f"{name}.xml") for name in SUITES}
     if warm:
         result["warm_rc"], result["warm_seconds"] = timed(target, f"{make} test", log)
     result["demo_rc"], result["demo_seconds"] = timed(target, f"{make} demo", log)
@@ -113,18 +120,19 @@ def write_results(results):
         "Each row is a Debian root made with debootstrap (build/compat/). `make test` time is a fresh set-up "
         "(new copy, both venvs made, pip's cache warm) plus the whole fast suite; counts from its JUnit files.",
         "",
-        "| Debian | QGIS | Python | numpy (Debian's) | QGIS suite passed / failed / skipped | training suite "
-        "passed / failed / skipped | `make test` fresh | warm | `make demo` | install advice |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Debian | QGIS | Python | numpy (Debian's) | "
+        + "".join(f"{name.capitalize() if name != 'qgis' else 'QGIS'} suite passed / failed / skipped | "
+                  for name in SUITES)
+        + "`make test` fresh | warm | `make demo` | install advice |",
+        "|---|---|---|---|" + "---|" * len(SUITES) + "---|---|---|---|",
     ]
     for r in results:
-        q, t = r["suites"]["qgis"], r["suites"]["training"]
         advice_ok = sum(1 for a in r["advice"] if a["ok"])
+        counts = [r["suites"].get(name) for name in SUITES]  # a suite without a report: –
         lines.append(
             f"| {r['release']} | {r['qgis']} | {r['python']} | {r['numpy']} | "
-            f"{_cell(q, 'passed')} / {_cell(q, 'failed')} / {_cell(q, 'skipped')} | "
-            f"{_cell(t, 'passed')} / {_cell(t, 'failed')} / {_cell(t, 'skipped')} | "
-            f"{r['test_seconds']:.0f} s{'' if r['test_rc'] == 0 else ' (exit %d)' % r['test_rc']} | "
+            + "".join(f"{_cell(c, 'passed')} / {_cell(c, 'failed')} / {_cell(c, 'skipped')} | " for c in counts)
+            + f"{r['test_seconds']:.0f} s{'' if r['test_rc'] == 0 else ' (exit %d)' % r['test_rc']} | "
             f"{'%.0f s' % r['warm_seconds'] if 'warm_seconds' in r else '–'} | "
             f"{'ok' if r['demo_rc'] == 0 else 'exit %d' % r['demo_rc']} | "
             f"{advice_ok} / {len(r['advice'])} work as printed |")
@@ -165,10 +173,12 @@ def main():
             results.append(run_target(target, args.warm, log))
         r = results[-1]
         print(f"{target.name}: QGIS {r['qgis']}, make test exit {r['test_rc']} in {r['test_seconds']} s, "
-              f"{r['suites']}", flush=True)
+              f"{r['suites']}" + (f"; no report from {', '.join(missing_suites(r))}" if missing_suites(r) else ""),
+              flush=True)
     write_results(merged(results))
     bad = [r["target"] for r in results
-           if r["test_rc"] or r["demo_rc"] or r["advice_rc"] or not all(a["ok"] for a in r["advice"])]
+           if r["test_rc"] or r["demo_rc"] or r["advice_rc"] or not all(a["ok"] for a in r["advice"])
+           or missing_suites(r)]
     if bad:
         print("Failed on: " + ", ".join(bad), file=sys.stderr)
         return 1
