@@ -217,10 +217,14 @@ def test_a_pole_held_by_a_polar_crs_square_is_found_and_measured(provider, folde
         assert row["ex_iou"] > 0 and row["rel_score"] == pytest.approx(row["ex_iou"], abs=0.03)
 
 
-def test_a_whole_world_box_is_skipped_with_a_warning_not_silently(provider, folder):
-    case = BY_NAME["world_edges"]  # feature 3 (cid) is the whole world, which no local frame can hold
+def test_a_whole_world_box_and_a_polar_box_are_scored(provider, folder):
+    case = BY_NAME["world_edges"]  # feature 3 (cid) is the whole world, feature 4 a box round the north pole
     feedback = RecordingFeedback()
     rows = {r["cid"]: r for r in layer_rows(_run("scorerelevance", feedback, INPUT=case.make(folder),
                                                  REFERENCE=case.partner())["OUTPUT"])}
-    assert rows[3]["rel_score"] is None and rows[0]["rel_match"] is not None
-    assert any("more than 90° from their centre" in m for m in feedback.messages), feedback.messages
+    assert rows[0]["rel_match"] is not None
+    # Every reference feature lies inside the whole world: the best (the largest) is wholly covered by it.
+    assert rows[3]["rel_n"] == 3 and rows[3]["rel_covref"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.0 < rows[3]["rel_score"] < 0.05
+    assert rows[4]["rel_match"] is not None and rows[4]["rel_n"] >= 1
+    assert not any("90°" in m for m in feedback.messages), feedback.messages
