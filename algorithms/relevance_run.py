@@ -111,7 +111,8 @@ def _report_long_edges(feedback, *layers):
     counts = [int(np.count_nonzero(layer.long_edges & layer.usable)) for layer in layers]
     if any(counts):
         feedback.pushWarning(
-            f"{counts[0]} input and {counts[1]} reference feature(s) have edges longer than {LONG_EDGE_M / 1000:.0f} km. "
+            f"{counts[0]} input and {counts[1]} reference feature(s) have edges longer than "
+            f"{LONG_EDGE_M / 1000:.0f} km. "
             "Each pair is measured in its own local frame, where an edge is a straight line; frames centred apart "
             "bend a long edge apart (a 50 km edge at mid-latitudes by some 50 m), so their overlaps may be off "
             "by that much. Densify the layers (Processing: Densify by interval) for exact results.")

@@ -595,6 +595,9 @@ def _angular_radii(geoms, centres, limit_degrees=0.0):
     round_the_world = np.flatnonzero(np.nan_to_num(bounds[:, 2] - bounds[:, 0], nan=0.0) >= 360.0 - 1e-9)
     if len(round_the_world):
         radii[round_the_world[spans_every_longitude(geoms[round_the_world])]] = np.pi
+    # So may a polygon whose vertices reach far: its inside can hold the antipode of its centre (a whole-world
+    # box drawn with many vertices is 90° from its centre at every vertex).
+    radii[radii > np.deg2rad(HUGE_PART_DEGREES)] = np.pi
     return radii
 
 
@@ -1029,7 +1032,7 @@ def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, i
                                lat_high[beyond, 0])
             clip[beyond] = shapely.union(clip[beyond], twin)
     bounds = shapely.bounds(pieces)
-    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | spans_every_longitude(pieces)
+    planar = ((bounds[:, 2] - bounds[:, 0]) <= 180.0) | ~_jumps_the_date_line(pieces)
     small_other = (box[:, 2] - box[:, 0]) <= 180.0
     cut = planar & small_other & np.isfinite(box).all(axis=1)
     out = pieces.copy()
@@ -1043,6 +1046,15 @@ def _cut_to_other_side(pieces, piece_rows, layer_a, layer_b, index_a, index_b, i
         # The long edges the huge part and the cut bring are lines in lon/lat: densified, the frame follows them.
         out[cut] = shapely.segmentize(out[cut], _TILE_EDGE_DEGREES)
     return out
+
+
+def _jumps_the_date_line(geoms):
+    """(n,) bool: a lon/lat geometry has an edge that crosses the date line the short way (179.9 to -179.9),
+    so it cannot be cut as drawn in lon/lat."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    step = np.abs(np.diff(coords[:, 0]))
+    same = owner[1:] == owner[:-1]
+    return np.bincount(owner[1:][same & (step > 180.0) & (step < 360.0 - 1e-9)], minlength=len(geoms)) > 0
 
 
 def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=True,

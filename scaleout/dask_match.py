@@ -70,7 +70,8 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
                               KEY: np.empty(0, dtype=np.int64)})
     n_a, n_b = len(left), len(right)
     order_a, order_b = left[ORDER].to_numpy(), right[ORDER].to_numpy()
-    model_a, model_b = (as_lonlat_layer(side[MODEL].to_numpy(), (side[DETAIL].to_numpy(), side[DETAIL_ERROR].to_numpy()))
+    model_a, model_b = (as_lonlat_layer(side[MODEL].to_numpy(),
+                                        (side[DETAIL].to_numpy(), side[DETAIL_ERROR].to_numpy()))
                         for side in (left, right))
     lonlat_a, lonlat_b = as_lonlat_layer(left[LONLAT].to_numpy()), as_lonlat_layer(right[LONLAT].to_numpy())
     sigma = left[SIGMA].to_numpy()

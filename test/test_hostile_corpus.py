@@ -221,18 +221,22 @@ def test_a_pole_held_by_a_polar_crs_square_is_found_and_measured(provider, folde
         assert row["ex_iou"] > 0 and row["rel_score"] == pytest.approx(row["ex_iou"], abs=0.03)
 
 
-def test_a_whole_world_box_is_measured_like_any_feature(provider, folder):
-    """Feature 3 (cid) is the whole world: no feature is left out for its size (issue 25). It contains every
-    partner box, so its IoU with the largest one, box(-10, -10, 10, 10), is that box's share of the globe."""
+def test_a_whole_world_box_and_a_polar_box_are_scored(provider, folder):
+    """Feature 3 (cid) is the whole world, feature 4 a box round the north pole: no feature is left out for its
+    size (issue 25). The world contains every partner box, so its IoU with the largest one, box(-10, -10, 10,
+    10), is that box's share of the globe."""
     case = BY_NAME["world_edges"]
     feedback = RecordingFeedback()
     rows = {r["cid"]: r for r in layer_rows(_run("scorerelevance", feedback, INPUT=case.make(folder),
                                                  REFERENCE=case.partner())["OUTPUT"])}
+    assert rows[0]["rel_match"] is not None
+    # Every reference feature lies inside the whole world: the best (the largest) is wholly covered by it.
+    assert rows[3]["rel_n"] == 3 and rows[3]["rel_covref"] == pytest.approx(1.0, abs=1e-6)
     # The box's share of the sphere with its edges on the parallels: 20° · (sin 10° − sin −10°) / 4π. Its
     # 2,200 km edges are straight lines in the pair's frame, which bends them by about 1 % of its area: the
     # run says so in its long-edge warning.
     share = math.radians(20.0) * 2 * math.sin(math.radians(10.0)) / (4 * math.pi)
     assert rows[3]["rel_score"] == pytest.approx(share, rel=2e-2)
-    assert rows[0]["rel_match"] is not None
-    assert not any("skipped" in m for m in feedback.messages), feedback.messages
+    assert rows[4]["rel_match"] is not None and rows[4]["rel_n"] >= 1
+    assert not any("skipped" in m or "90°" in m for m in feedback.messages), feedback.messages
     assert any("edges longer than 50 km" in m for m in feedback.messages), feedback.messages
