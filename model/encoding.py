@@ -244,8 +244,7 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     from dataclasses import replace
 
     from .frame import HUGE_PART_DEGREES, laea_forward, laea_inverse, repair_polygonal
-    from .pairs import chunk_bounds
-    from .parallel import ordered_map
+    from .parallel import chunk_bounds, ordered_map
 
     geoms = np.asarray(layer.geoms, dtype=object)
     repaired = np.zeros(len(geoms), dtype=bool)

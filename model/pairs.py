@@ -13,7 +13,7 @@ import shapely
 
 from .candidates import boxes_within, coarse_candidates
 from .frame import project_pairs
-from .parallel import ordered_map
+from .parallel import chunk_bounds, ordered_map
 
 # About 6 MB of coordinates per chunk, and well under a second of work, so that a
 # cancel in QGIS is honoured quickly; larger chunks gain little throughput.
@@ -35,25 +35,6 @@ class PairChunk:
     index_b: np.ndarray
     frames: object
     reach_m: object = 0.0
-
-
-def chunk_bounds(vertex_counts, max_vertices):
-    """Split positions 0..n into consecutive [start, stop) runs of about ``max_vertices``.
-
-    Parameters
-    ----------
-    vertex_counts : (n,) int array, the cost of each item.
-    max_vertices : int, the budget per run; an item larger than it gets a run of its own.
-    """
-    cumulative = np.cumsum(vertex_counts)
-    bounds, start = [], 0
-    while start < len(cumulative):  # one iteration per chunk, not per item
-        spent_before = cumulative[start - 1] if start else 0
-        stop = int(np.searchsorted(cumulative, spent_before + max_vertices, side="right"))
-        stop = max(stop, start + 1)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
 
 
 def plan_pair_chunks(lonlat_a, lonlat_b, search_distance_m=0.0, ids_a=None, ids_b=None,

@@ -1,4 +1,4 @@
-"""Chunks of work on a few threads, results in order.
+"""Chunks of work: where to cut them (`chunk_bounds`), and running them on a few threads, results in order.
 
 shapely 2 (GEOS) and NumPy release the GIL in their array functions, so the
 per-chunk work of scoring (projection, overlay, inference) runs on several
@@ -10,6 +10,8 @@ memory stays bounded by a few chunks whatever the layer size.
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 # More threads than this gains little: the Python parts between GEOS calls hold the GIL.
 MAX_DEFAULT_WORKERS = 4
@@ -68,3 +70,22 @@ def ordered_map(function, items, workers=None, cancelled=None):
 
 
 _DONE = object()
+
+
+def chunk_bounds(vertex_counts, max_vertices):
+    """Split positions 0..n into consecutive [start, stop) runs of about ``max_vertices``.
+
+    Parameters
+    ----------
+    vertex_counts : (n,) int array, the cost of each item.
+    max_vertices : int, the budget per run; an item larger than it gets a run of its own.
+    """
+    cumulative = np.cumsum(vertex_counts)
+    bounds, start = [], 0
+    while start < len(cumulative):  # one iteration per chunk, not per item
+        spent_before = cumulative[start - 1] if start else 0
+        stop = int(np.searchsorted(cumulative, spent_before + max_vertices, side="right"))
+        stop = max(stop, start + 1)
+        bounds.append((start, stop))
+        start = stop
+    return bounds

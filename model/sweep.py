@@ -36,7 +36,7 @@ import numpy as np
 import shapely
 
 from .overlap import _ratio
-from .pairs import chunk_bounds
+from .parallel import chunk_bounds
 
 #: Boundary samples of B per pair, evenly spaced along its boundary.
 SAMPLES_PER_PAIR = 32

@@ -6,7 +6,8 @@ import shapely
 
 from overlap_relevance.model.candidates import boxes_within, coarse_candidates, lonlat_boxes, widen_lonlat_boxes
 from overlap_relevance.model.frame import laea_inverse, layer_to_lonlat, project_pairs
-from overlap_relevance.model.pairs import chunk_bounds, iter_pair_chunks
+from overlap_relevance.model.pairs import iter_pair_chunks
+from overlap_relevance.model.parallel import chunk_bounds
 
 
 def square_at(lon0, lat0, x, y, size):

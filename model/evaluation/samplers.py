@@ -18,7 +18,7 @@ import numpy as np
 import shapely
 
 from ..datasets.synthetic import _intersection_area, _ratio, translate
-from ..pairs import chunk_bounds
+from ..parallel import chunk_bounds
 from ..quasirandom import SOBOL_BITS, sobol_points  # noqa: F401 (re-exported)
 from ..scoring import summarise_overlap
 from .metrics import model_iou_samples

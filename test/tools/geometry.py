@@ -2,6 +2,7 @@
 
 import numpy as np
 import shapely
+import shapely.affinity
 from pyproj import Transformer
 
 UTM = "EPSG:25833"
@@ -18,3 +19,15 @@ def to_crs(geoms, crs, source=UTM):
     transformer = Transformer.from_crs(source, crs, always_xy=True)
     return [None if g is None else shapely.transform(g, lambda xy: np.column_stack(transformer.transform(*xy.T)))
             for g in geoms]
+
+
+def geos_overlap_at_shifts(a, b, d):
+    """(n, k) |A ∩ (B + d)| by GEOS, one overlay per pair and shift: the oracle of the shift-overlap tests.
+
+    a, b : (n,) polygons; d : (n, k, 2) shifts of B.
+    """
+    out = np.zeros(d.shape[:2])
+    for j in range(d.shape[1]):
+        moved = np.array([shapely.affinity.translate(g, *d[i, j]) for i, g in enumerate(b)], dtype=object)
+        out[:, j] = shapely.area(shapely.intersection(a, moved))
+    return out
