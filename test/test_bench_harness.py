@@ -27,9 +27,10 @@ def test_best_per_input_picks_highest_iou_and_second():
 def test_agreement_leaves_out_zero_and_tied_features():
     exact = {"fids_a": np.array([10, 11, 12, 13]), "best_fid": np.array([5, 6, 7, -1]),
              "best_iou": np.array([0.9, 0.5, 0.4, 0.0]), "second_iou": np.array([0.1, 0.5, 0.0, -np.inf])}
-    result = bench.agreement(exact, {10: 5, 11: 99, 12: 8, 13: None})
+    result = bench.agreement(exact, {10: (5, 0.8999995), 11: (99, 0.5), 12: (8, 0.3), 13: (None, None)})
     assert result["decidable"] == 2  # 11 is tied, 13 has no overlap
     assert result["agreement"] == 0.5 and result["examples"] == [12]
+    assert result["largest_iou_error"] == pytest.approx(5e-7)  # over the features that agree: 10 alone
 
 
 def test_peak_rss_is_the_contestants_own_not_the_benchmarks():
