@@ -1,22 +1,14 @@
 """What a desktop user meets around a run: result layers named for what they hold, both sides of a match
 visible, and a warning when input and reference are one layer (the dialog's default)."""
 
-from qgis.core import QgsProcessingFeedback, QgsProject
+from qgis.core import QgsProject
 
+from tools.feedback import RecordingFeedback
 from tools.qgis_process import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "resources" / "sample"
 MAPPING = str(SAMPLE / "buildings_mapping.gpkg")
 CADASTRE = str(SAMPLE / "buildings_cadastre.gpkg")
-
-
-class Log(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.warnings = []
-
-    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
-        self.warnings.append(warning)
 
 
 def _loaded(algorithm, parameters):
@@ -62,12 +54,12 @@ def test_the_matched_reference_is_loaded_above_the_matched_input(plugin):
 def test_one_layer_as_input_and_reference_is_warned_about_before_the_run(plugin):
     import processing
 
-    log = Log()
+    log = RecordingFeedback()
     processing.run("overlaprelevance:exactoverlap", {"INPUT": MAPPING, "REFERENCE": MAPPING,
                                                      "OUTPUT": "TEMPORARY_OUTPUT"}, feedback=log)
     assert len(log.warnings) == 1 and "same layer, 'buildings_mapping'" in log.warnings[0], log.warnings
     assert "choose the reference layer" in log.warnings[0]
-    log = Log()
+    log = RecordingFeedback()
     processing.run("overlaprelevance:exactoverlap", {"INPUT": MAPPING, "REFERENCE": CADASTRE,
                                                      "OUTPUT": "TEMPORARY_OUTPUT"}, feedback=log)
     assert not [w for w in log.warnings if "same layer" in w]

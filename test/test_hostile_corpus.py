@@ -13,6 +13,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsWkbTypes
 from qgis.PyQt import sip
 
 from tools.corpus import ALGORITHMS, CASES, ROLES, berlin_partner
+from tools.feedback import RecordingFeedback
 from tools.layers import layer_rows
 
 BY_NAME = {case.name: case for case in CASES}
@@ -21,26 +22,6 @@ BY_NAME = {case.name: case for case in CASES}
 UNIT_FIELDS = {"rel_score", "rel_p", "rel_cov", "rel_covref", "rel_sd", "ex_iou", "ex_cov", "ex_covref", "cov_in",
                "cov_ref", "iou", "weight", "level", "m_p"}
 NON_NEGATIVE_FIELDS = {"area_in", "area_ref", "area_int", "rel_n", "rank", "component", "m_group"}
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps every message the algorithm gives the user."""
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def pushInfo(self, info):  # noqa: N802 (QGIS's name)
-        self.messages.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning):  # noqa: N802 (QGIS's name)
-        self.messages.append(warning)
-        super().pushWarning(warning)
-
-    def reportError(self, error, fatalError=False):  # noqa: N802 (QGIS's name)
-        self.messages.append(error)
-        super().reportError(error, fatalError)
 
 
 def snapshot(layer):

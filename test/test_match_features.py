@@ -168,21 +168,13 @@ def test_the_log_gives_the_rate_of_the_stage_that_handled_the_pairs(plugin):
     import re
 
     import processing
-    from qgis.core import QgsProcessingFeedback
+    from tools.feedback import RecordingFeedback
 
-    class Log(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.lines = []
-
-        def pushInfo(self, info):  # noqa: N802 (QGIS's name)
-            self.lines.append(info)
-
-    log = Log()
+    log = RecordingFeedback()
     processing.run(ALGORITHM, {**OUTPUTS, "INPUT": str(SAMPLE / "buildings_mapping.gpkg"),
                                "REFERENCE": str(SAMPLE / "buildings_cadastre.gpkg")}, feedback=log)
-    timings = [line for line in log.lines if line.startswith("Timings: ")]
-    assert len(timings) == 1, log.lines
+    timings = [line for line in log.infos if line.startswith("Timings: ")]
+    assert len(timings) == 1, log.infos
     found = re.search(r"scoring and matching ([0-9.]+) s.*\((\d+) pairs, ([0-9,]+) pairs/s in scoring and matching\)",
                       timings[0])
     assert found, timings[0]

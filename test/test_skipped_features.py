@@ -14,7 +14,7 @@ from overlap_relevance.model.frame import layer_to_lonlat
 from overlap_relevance.model.skipped import (NO_GEOMETRY, NOT_FINITE, OTHER, REASONS, TAKES_PART, UNREADABLE,
                                              reason_counts, skip_codes)
 
-from test_hostile_corpus import RecordingFeedback
+from tools.feedback import RecordingFeedback
 
 
 def test_skip_codes_name_the_core_reason_of_every_unusable_feature():
