@@ -31,7 +31,7 @@ SHAPELY_VARIANT_PINS := shapely-1.8=1.8.5.post1 shapely-wheel=2.1.2
 BUILD := build
 ZIP := $(BUILD)/overlap_relevance.zip
 # Files and folders that make up the installable plugin (tests, tooling and caches stay out).
-PLUGIN_FILES := __init__.py metadata.txt LICENSE README.md plugin algorithms model resources
+PLUGIN_FILES := __init__.py constants.py native_libs.py metadata.txt LICENSE README.md plugin algorithms model resources
 
 export QT_QPA_PLATFORM := offscreen
 # The environments must not depend on the caller's shell. A PYTHONPATH (the README's qgis_process lines export

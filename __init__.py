@@ -5,12 +5,12 @@ QGIS loads this folder as a plugin (under whatever folder name it has) and calls
 package ``overlap_relevance``; its core lives in :mod:`.model` and never imports qgis.
 """
 
-from .plugin.constants import VERSION as __version__  # noqa: F401 (QGIS-free)
+from .constants import VERSION as __version__  # noqa: F401 (QGIS-free)
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)
     """QGIS entry point. Imported lazily so that plain-Python users never import qgis."""
-    from .plugin.native_libs import import_shapely_with_own_geos
+    from .native_libs import import_shapely_with_own_geos
 
     import_shapely_with_own_geos()
     from .plugin.plugin import OverlapRelevancePlugin

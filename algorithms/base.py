@@ -6,8 +6,8 @@ import weakref
 from qgis.core import QgsApplication, QgsProcessingAlgorithm, QgsProcessingException
 from qgis.PyQt.QtGui import QIcon
 
-from ..plugin.constants import ICON_PATH
-from ..plugin.native_libs import shapely_geos_state
+from ..constants import ICON_PATH
+from ..native_libs import shapely_geos_state
 from .help import help_url, short_help
 from .destinations import check_destinations
 from .install_advice import CORE_PACKAGES, core_advice, minimum_version, mixed_geos_advice, version_tuple
@@ -43,7 +43,7 @@ def dependency_problem(as_html=False):
     """Why the core cannot run in this QGIS, with what to do about it; "" when it can.
 
     Checked before anything imports the core: missing or too old numpy, shapely, pyproj, then a
-    shapely whose GEOS would mix with QGIS's (:mod:`..plugin.native_libs`).
+    shapely whose GEOS would mix with QGIS's (:mod:`..native_libs`).
     """
     missing = missing_dependencies()
     if missing:
@@ -148,7 +148,7 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         in the layer tree (QGIS 3.32 and later; QGIS 3.40 reverses the order when a layer is selected as the
         run starts, so styles must not depend on it). Called from processAlgorithm; the post-processor is attached in
         :meth:`postProcessAlgorithm`, which QGIS runs after processAlgorithm on the same instance.
-        Kinds: see :mod:`..plugin.styles`.
+        Kinds: see :mod:`.styles`.
         """
         if not hasattr(self, "_styled_outputs"):
             self._styled_outputs = []
@@ -159,7 +159,7 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
 
     def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS's name)
         """Attach the style post-processors and names to the outputs QGIS will load (toolbox, batch, model)."""
-        from ..plugin.styles import post_processor
+        from .styles import post_processor
 
         for dest_id, kind, name, above in getattr(self, "_styled_outputs", ()):
             if not context.willLoadLayerOnCompletion(dest_id):

@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import NUMBER_INTEGER
+from .compat import NUMBER_INTEGER
 from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import (

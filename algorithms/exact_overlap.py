@@ -9,7 +9,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..plugin.compat import SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
+from .compat import SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, table_destination

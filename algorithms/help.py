@@ -83,7 +83,7 @@ DESTINATIONS = {
 
 def _row_texts(parameter):
     """(meaning, default, use) of a parameter's help-table row; every cell says something."""
-    from ..plugin.compat import PARAMETER_ADVANCED, PARAMETER_OPTIONAL
+    from .compat import PARAMETER_ADVANCED, PARAMETER_OPTIONAL
 
     flags = parameter.flags()
     destination = DESTINATIONS.get(parameter.type()) if parameter.isDestination() else None

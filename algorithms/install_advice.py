@@ -80,7 +80,7 @@ class Platform:
 
     python: QGIS's Python interpreter as a command; root: the OSGeo4W root or conda prefix;
     distro: the os-release IDs on Linux (most specific first); app_id: the Flatpak application;
-    private_site: the plugin's own package folder (see :func:`..plugin.native_libs.private_site`).
+    private_site: the plugin's own package folder (see :func:`..native_libs.private_site`).
     """
 
     kind: str
@@ -129,7 +129,7 @@ def _python_in(prefix, windows):
 
 def _private_site(environ):
     try:
-        from ..plugin.native_libs import private_site
+        from ..native_libs import private_site
     except ImportError:  # this file loaded on its own (tools/compat/advice_check.py): Debian needs none
         return ""
     return private_site(environ)

@@ -9,7 +9,7 @@ from qgis.core import QgsField, QgsProcessingException
 from ..model.frame import InvalidCrsError, layer_to_lonlat
 from ..model.parallel import ordered_map
 from ..model.skipped import REASONS, TAKES_PART, reason_counts, skip_codes
-from ..plugin.compat import field_type
+from .compat import field_type
 from .parameters import (
     INPUT,
     INPUT_FEATURES,

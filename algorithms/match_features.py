@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from ..model.match_thresholds import MatchThresholds
-from ..plugin.compat import (
+from .compat import (
     FAST_INSERT,
     NO_GEOMETRY_CHECK,
     NUMBER_DOUBLE,

@@ -22,7 +22,7 @@ algorithms matches features by id.
 import numpy as np
 from qgis.core import QgsProcessingFeatureSourceDefinition, QgsProviderRegistry, QgsWkbTypes
 
-from ..plugin.compat import WKB_MULTIPOLYGON, WKB_POLYGON
+from .compat import WKB_MULTIPOLYGON, WKB_POLYGON
 
 _URI_KEYS = {"path", "layerName", "layerId", "vsiPrefix", "vsiSuffix"}  # anything else: read through QGIS
 

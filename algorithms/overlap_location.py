@@ -9,7 +9,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ..plugin.compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
+from .compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, finite_double

@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProperty,
 )
 
-from ..plugin.compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, PARAMETER_ADVANCED, SOURCE_POLYGON
+from .compat import FIELD_ANY, FIELD_NUMERIC, NUMBER_DOUBLE, PARAMETER_ADVANCED, SOURCE_POLYGON
 from .lazy import lazy_import
 
 np = lazy_import("numpy")

@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterFeatureSink,
 )
 
-from ..plugin.compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
+from .compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination

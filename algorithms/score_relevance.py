@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..plugin.compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
+from .compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, is_dbase_destination

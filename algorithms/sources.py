@@ -6,7 +6,7 @@ import numpy as np
 import shapely
 from qgis.core import QgsFeatureRequest, QgsGeometry, QgsPolygon, QgsProcessingException, QgsWkbTypes
 
-from ..plugin.compat import (GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOMETRY, SKIP_GEOMETRY_CHECKS,
+from .compat import (GEOMETRY_POLYGON, NO_GEOMETRY_CHECK, REQUEST_NO_GEOMETRY, SKIP_GEOMETRY_CHECKS,
                              WKB_TRIANGLE)
 from .ogr_read import read_ogr_geometries
 

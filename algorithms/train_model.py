@@ -22,7 +22,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from ..plugin.compat import NUMBER_DOUBLE, NUMBER_INTEGER
+from .compat import NUMBER_DOUBLE, NUMBER_INTEGER
 from .base import GROUP_MODEL, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import (
@@ -127,7 +127,7 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(FINAL_VAL_LOSS, "Final validation loss"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
-        from ..plugin.settings import training_interpreter
+        from .settings import training_interpreter
         from .training_process import InterpreterError, probe_interpreter
 
         interpreter, origin = training_interpreter()

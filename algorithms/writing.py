@@ -5,7 +5,7 @@ import os
 
 from qgis.core import QgsProcessingException
 
-from ..plugin.compat import FAST_INSERT
+from .compat import FAST_INSERT
 
 
 def add_features(algorithm, sink, features, parameters, name):

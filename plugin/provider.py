@@ -3,7 +3,7 @@
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .constants import ICON_PATH, PROVIDER_ID, VERSION
+from ..constants import ICON_PATH, PROVIDER_ID, VERSION
 
 
 class OverlapRelevanceProvider(QgsProcessingProvider):
@@ -27,16 +27,16 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
 
     def load(self):
         """Add the provider's Processing option (the training interpreter), then the algorithms."""
-        from .settings import add_processing_options
-        from .styles import create_post_processors
+        from ..algorithms.settings import add_processing_options
+        from ..algorithms.styles import create_post_processors
 
         add_processing_options(self)
-        create_post_processors()  # on the main thread; each output then gets its own (plugin/styles.py)
+        create_post_processors()  # on the main thread; each output then gets its own (algorithms/styles.py)
         self.refreshAlgorithms()
         return True
 
     def unload(self):
-        from .settings import remove_processing_options
+        from ..algorithms.settings import remove_processing_options
 
         remove_processing_options()
 

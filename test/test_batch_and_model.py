@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from overlap_relevance.plugin.compat import NUMBER_DOUBLE, SOURCE_POLYGON
+from overlap_relevance.algorithms.compat import NUMBER_DOUBLE, SOURCE_POLYGON
 from qgis.core import (
     QgsApplication,
     QgsProcessingContext,

@@ -124,7 +124,7 @@ CASES = {
     "shapely wheel on its own GEOS": ("shapely-wheel", "", lambda: _commands_of(mixed_geos_advice(MIXED_STATE))),
     "shapely wheel in the plugin's own folder": ("shapely-wheel", "", None),
 }
-#: Cases whose shapely lies in the plugin's own folder (plugin/native_libs.py private_site), not on PYTHONPATH.
+#: Cases whose shapely lies in the plugin's own folder (native_libs.py private_site), not on PYTHONPATH.
 IN_PRIVATE_SITE = {"shapely wheel in the plugin's own folder"}
 
 

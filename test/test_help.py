@@ -94,7 +94,7 @@ def test_the_main_algorithm_comes_first_in_the_toolbox(provider):
 
 
 def test_defaults_that_serve_most_users_are_advanced(provider):
-    from overlap_relevance.plugin.compat import PARAMETER_ADVANCED
+    from overlap_relevance.algorithms.compat import PARAMETER_ADVANCED
 
     def advanced(algorithm_id):
         algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)

@@ -198,7 +198,7 @@ def test_a_mixed_geos_gets_a_shapely_on_the_systems_geos_in_each_linux():
 
 
 def test_the_plugins_own_folder_is_where_the_plugin_looks(monkeypatch):
-    from overlap_relevance.plugin.native_libs import private_site
+    from overlap_relevance.native_libs import private_site
 
     where = detect_platform(environ={"XDG_DATA_HOME": "/home/u/.var/app/org.qgis.qgis/data",
                                      "FLATPAK_ID": "org.qgis.qgis"}, system="linux", exists=_exists())

@@ -1,4 +1,4 @@
-"""Which GEOS shapely runs on inside QGIS (plugin/native_libs.py), on every QGIS version.
+"""Which GEOS shapely runs on inside QGIS (native_libs.py), on every QGIS version.
 
 QGIS < 3.40: the plugin's entry point imports shapely first, with RTLD_DEEPBIND.
 QGIS >= 3.40: qgis.core has imported shapely already; the plugin uses it, and refuses a wheel
@@ -22,7 +22,7 @@ def _run(code):
 def test_shapely_imported_with_its_own_geos_works():
     done = _run("""
         import sys
-        from overlap_relevance.plugin.native_libs import import_shapely_with_own_geos, shapely_geos_state
+        from overlap_relevance.native_libs import import_shapely_with_own_geos, shapely_geos_state
         assert "shapely" not in sys.modules
         assert import_shapely_with_own_geos() is True
         import shapely
@@ -45,7 +45,7 @@ def test_plugin_entry_point_and_shapely_on_this_qgis():
         import overlap_relevance
         overlap_relevance.classFactory(None)
         assert "shapely" in sys.modules
-        from overlap_relevance.plugin import native_libs
+        from overlap_relevance import native_libs
         assert native_libs._DEEP_BOUND == (not preloaded)
         print("ok")
     """)
@@ -88,7 +88,7 @@ def test_a_mixed_state_is_detected_and_refused_with_advice(monkeypatch):
 def test_mixed_means_a_wheel_bound_through_the_global_scope(monkeypatch, process, bundled, deep, expected):
     from pathlib import Path
 
-    from overlap_relevance.plugin import native_libs
+    from overlap_relevance import native_libs
 
     monkeypatch.setattr(native_libs, "process_geos_version", lambda: process)
     monkeypatch.setattr(native_libs, "_DEEP_BOUND", deep)

@@ -13,7 +13,7 @@ from qgis.core import QgsApplication, QgsVectorLayer
 
 from tools.qgis_process import REPO_ROOT
 
-from overlap_relevance.plugin.compat import PARAMETER_OPTIONAL
+from overlap_relevance.algorithms.compat import PARAMETER_OPTIONAL
 
 SAMPLE = REPO_ROOT / "resources" / "sample"
 LAYERS = {"INPUT": str(SAMPLE / "buildings_mapping.gpkg"), "REFERENCE": str(SAMPLE / "buildings_cadastre.gpkg")}

@@ -6,6 +6,9 @@
 * ``model/`` never imports qgis; only ``model/training/`` imports TensorFlow or Keras.
 * No import cycle among the package's modules, counting imports inside functions too.
 * Research is outside the package: ``research/`` is not in the plugin zip's file list.
+* No import runs back up: ``algorithms/`` never imports ``plugin/`` (QGIS's entry point and provider,
+  which import the algorithms); what both need lives in ``algorithms/`` or beside the package's
+  ``__init__`` (``constants``, ``native_libs``: QGIS-free).
 * ``scaleout/`` runs anywhere with Dask (its single-process engine wherever ``model/`` runs): it may
   import ``model/`` but never ``plugin/``, ``algorithms/``, qgis or TensorFlow; nothing QGIS imports
   reaches it, and it stays out of the plugin zip.
@@ -22,7 +25,7 @@ TENSORFLOW = {"tensorflow", "keras", "tf_keras"}
 
 
 def package_modules():
-    files = [ROOT / "__init__.py"] + [p for d in PACKAGE_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
+    files = sorted(ROOT.glob("*.py")) + [p for d in PACKAGE_DIRS for p in sorted((ROOT / d).rglob("*.py"))]
     return {p.relative_to(ROOT): p for p in files}
 
 
@@ -111,6 +114,12 @@ def test_each_room_imports_only_what_may_run_there(rel, path):
         assert "qgis" not in outside
         if rel.parts[1] != "training":
             assert not outside & TENSORFLOW
+    beside_init = len(rel.parts) == 1 and rel.name != "__init__.py"
+    if rel.parts[0] == "algorithms" or beside_init:  # no import runs back up to QGIS's entry point
+        inside = {p.relative_to(ROOT).parts[0] for p in imports_of(path)[0]}
+        assert "plugin" not in inside, f"{rel} imports plugin/, which imports it"
+    if beside_init:  # the package's __init__ reads these without QGIS
+        assert "qgis" not in outside
     if rel.parts[0] == "scaleout":
         assert not outside & ({"qgis"} | TENSORFLOW)
         inside = {p.relative_to(ROOT).parts[0] for p in imports_of(path)[0]}

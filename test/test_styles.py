@@ -1,12 +1,12 @@
-"""Result styles: what QGIS shows when it loads an output (plugin/styles.py and its post-processors)."""
+"""Result styles: what QGIS shows when it loads an output (algorithms/styles.py and its post-processors)."""
 
 import gc
 import threading
 import weakref
 
 import pytest
-from overlap_relevance.plugin import styles
-from overlap_relevance.plugin.compat import SOURCE_POLYGON
+from overlap_relevance.algorithms import styles
+from overlap_relevance.algorithms.compat import SOURCE_POLYGON
 from qgis.core import (
     Qgis,
     QgsApplication,

@@ -50,7 +50,7 @@ def layers():
 @pytest.fixture
 def default_interpreter(monkeypatch):
     """No interpreter setting and no environment override: the plugin's .venv-train Python is used."""
-    from overlap_relevance.plugin.settings import PYTHON_ENV, set_training_interpreter
+    from overlap_relevance.algorithms.settings import PYTHON_ENV, set_training_interpreter
 
     monkeypatch.delenv(PYTHON_ENV, raising=False)
     set_training_interpreter(None)
@@ -143,7 +143,7 @@ def test_tiny_training_run_gives_a_model_that_loads_and_scores(provider, layers,
 
 def test_missing_tensorflow_is_a_clear_error(provider, layers, default_interpreter, tmp_path):
     import processing
-    from overlap_relevance.plugin.settings import set_training_interpreter
+    from overlap_relevance.algorithms.settings import set_training_interpreter
 
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "import tensorflow"], capture_output=True,
                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
@@ -166,7 +166,7 @@ def test_missing_tensorflow_is_a_clear_error(provider, layers, default_interpret
 
 def test_an_interpreter_that_does_not_exist_is_a_clear_error(provider, layers, default_interpreter, tmp_path):
     import processing
-    from overlap_relevance.plugin.settings import set_training_interpreter
+    from overlap_relevance.algorithms.settings import set_training_interpreter
 
     set_training_interpreter(str(tmp_path / "no" / "python"))
     with pytest.raises(QgsProcessingException, match="does not exist"):
@@ -192,7 +192,7 @@ def test_cancel_ends_the_training_process_and_writes_nothing(provider, layers, d
 def test_the_interpreter_setting_shows_in_processing_options(provider):
     from processing.core.ProcessingConfig import ProcessingConfig
 
-    from overlap_relevance.plugin.settings import PYTHON_KEY, PYTHON_OPTION, set_training_interpreter, \
+    from overlap_relevance.algorithms.settings import PYTHON_KEY, PYTHON_OPTION, set_training_interpreter, \
         training_interpreter
 
     setting = ProcessingConfig.settings[PYTHON_OPTION]

@@ -522,7 +522,7 @@ def _typed_keys(folder):
     from qgis.core import QgsFeature, QgsField, QgsGeometry
     from qgis.PyQt.QtCore import QByteArray, QDate, QDateTime
 
-    from overlap_relevance.plugin.compat import field_type as t
+    from overlap_relevance.algorithms.compat import field_type as t
 
     layer = QgsVectorLayer("MultiPolygon?crs=EPSG:4326", "case", "memory")
     layer.dataProvider().addAttributes([

@@ -3,7 +3,7 @@
 import shapely
 from qgis.core import QgsCoordinateReferenceSystem, QgsFeature, QgsField, QgsGeometry, QgsVectorLayer
 
-from overlap_relevance.plugin.compat import field_type
+from overlap_relevance.algorithms.compat import field_type
 
 _TYPES = {int: field_type("LongLong"), float: field_type("Double"), str: field_type("String")}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["QT_HASH_SEED"] = "0"  # the XML attributes in one order, so that a rebuild changes only what changed
 
-from overlap_relevance.plugin.compat import NUMBER_DOUBLE, SOURCE_POLYGON
+from overlap_relevance.algorithms.compat import NUMBER_DOUBLE, SOURCE_POLYGON
 from qgis.core import (
     QgsProcessingModelAlgorithm,
     QgsProcessingModelChildAlgorithm,

@@ -8,4 +8,4 @@ VERSION = "0.1.0"
 #: The Processing provider's id: algorithms are ``overlaprelevance:<name>``.
 PROVIDER_ID = "overlaprelevance"
 #: The plugin's icon (provider, algorithms, toolbox).
-ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+ICON_PATH = os.path.join(os.path.dirname(__file__), "resources", "icon.svg")
