@@ -72,12 +72,14 @@ COMMON_TAGS = ("overlap", "relevance", "polygon", "iou", "intersection over unio
 class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
     """Base of the provider's algorithms; subclasses say only what is particular to them.
 
-    Subclasses set ``GROUP``, ``SUMMARY`` (a few sentences for the help panel), ``SHORT_DESCRIPTION``
+    Subclasses set ``NAME`` (the id after ``overlaprelevance:``), ``DISPLAY_NAME``, ``GROUP``, ``SUMMARY`` (a few sentences for the help panel), ``SHORT_DESCRIPTION``
     (one line, shown in the toolbox), ``TAGS`` and ``NOTES`` (keys of :data:`.help.NOTES`), and
     describe their outputs in :meth:`output_help`.
     """
 
     GROUP = GROUP_MATCH
+    NAME = ""
+    DISPLAY_NAME = ""
     SUMMARY = ""
     SHORT_DESCRIPTION = ""
     TAGS = ()
@@ -89,6 +91,12 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
         # the run (see evaluate_model), which is what the dialog shows in the Results Viewer.
         instance.created_from = weakref.ref(self)
         return instance
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):  # noqa: N802 (QGIS's name)
+        return self.DISPLAY_NAME
 
     def group(self):
         return self.GROUP[1]

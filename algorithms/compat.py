@@ -62,6 +62,15 @@ _META_TYPE_NAMES = {"String": "QString", "Date": "QDate", "DateTime": "QDateTime
                     "StringList": "QStringList"}
 
 
+#: The QVariant.Type name of each neutral kind of ``model/fields.py`` (a "key" field copies a layer's key field).
+_KIND_TYPE_NAMES = {"double": "Double", "int": "Int", "string": "String"}
+
+
+def kind_type(kind):
+    """The type argument QgsField wants for a neutral kind of ``model/fields.py``: 'double', 'int', 'string'."""
+    return field_type(_KIND_TYPE_NAMES[kind])
+
+
 def field_type(name):
     """The type argument QgsField wants for ``name`` (a QVariant.Type name: 'Double', 'Int', 'LongLong',
     'String', 'Date', 'DateTime', 'Bool', 'ByteArray', 'StringList').

@@ -63,11 +63,8 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
             "uncertainty", "match")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "evaluatemodel"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Evaluate relevance model"
+    NAME = "evaluatemodel"
+    DISPLAY_NAME = "Evaluate relevance model"
 
     def output_help(self):
         return [("Report", "an HTML file: the verdict against each target, the metrics, plots (embedded) and "

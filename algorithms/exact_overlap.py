@@ -2,18 +2,16 @@
 
 from qgis.core import (
     QgsFeature,
-    QgsField,
-    QgsFields,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
 )
 
-from .compat import SOURCE_TABLE, WKB_NO_GEOMETRY, field_type
+from ..model.fields import EXACT_OVERLAP_FIELDS
+from .compat import SOURCE_TABLE, WKB_NO_GEOMETRY
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, table_destination
-from .writing import add_features, check_written, flush_sink
+from .writing import add_features, check_written, flush_sink, new_sink, output_fields
 
 np = lazy_import("numpy")
 overlap = lazy_import("..model.overlap", __package__)
@@ -22,15 +20,6 @@ layers = lazy_import(".layers", __package__)
 
 OUTPUT = "OUTPUT"
 PAIR_COUNT = "PAIR_COUNT"
-
-NUMERIC_FIELDS = (
-    ("area_in", "area of the input feature, m²"),
-    ("area_ref", "area of the reference feature, m²"),
-    ("area_int", "area of their intersection, m²"),
-    ("cov_in", "share of the input feature covered by the reference, |A∩B|/|A|"),
-    ("cov_ref", "share of the reference feature covered by the input, |A∩B|/|B|"),
-    ("iou", "intersection over union, |A∩B|/|A∪B|"),
-)
 
 
 class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
@@ -44,14 +33,11 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
     TAGS = ("exact", "intersection", "area", "coverage", "table", "geos", "validation", "join")
     NOTES = ("iou", "frame", "geometry")
 
-    def name(self):
-        return "exactoverlap"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Exact overlap of candidate pairs"
+    NAME = "exactoverlap"
+    DISPLAY_NAME = "Exact overlap of candidate pairs"
 
     def output_help(self):
-        return [("in_key, ref_key", "the pair's input and reference keys"), *NUMERIC_FIELDS,
+        return [("in_key, ref_key", "the pair's input and reference keys"), *((field.name, field.meaning) for field in EXACT_OVERLAP_FIELDS),
                 (PAIR_COUNT, "the number of candidate pairs (an output number, for models)")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
@@ -64,14 +50,8 @@ class ExactOverlapAlgorithm(OverlapRelevanceAlgorithm):
         if pair is None:
             return {}
         lonlat_a, lonlat_b = pair.to_lonlat(feedback)  # refusals come before any output is created
-        fields = QgsFields()
-        fields.append(pair.input_key_field("in_key"))
-        fields.append(pair.reference_key_field("ref_key"))
-        for name, _ in NUMERIC_FIELDS:
-            fields.append(QgsField(name, field_type("Double")))
-        sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, WKB_NO_GEOMETRY)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+        fields = output_fields(EXACT_OVERLAP_FIELDS, first=pair.key_fields())
+        sink, dest_id = new_sink(self, parameters, OUTPUT, context, fields, WKB_NO_GEOMETRY)
 
         n_input = max(len(pair.input.fids), 1)
         n_pairs = 0

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qgis.core import QgsField, QgsProcessingException
+from qgis.core import QgsField, QgsFields, QgsProcessingException
 
 from ..model.frame import InvalidCrsError, layer_to_lonlat
 from ..model.parallel import ordered_map
@@ -42,6 +42,13 @@ class LayerPair:
 
     def reference_key_field(self, name):
         return _renamed(self.reference_key_template, name)
+
+    def key_fields(self):
+        """QgsFields in_key and ref_key: what a row about one pair starts with."""
+        fields = QgsFields()
+        fields.append(self.input_key_field("in_key"))
+        fields.append(self.reference_key_field("ref_key"))
+        return fields
 
     def same_layer_ids(self):
         """(ids_a, ids_b) that exclude self-pairs when both sides are one layer, else (None, None)."""

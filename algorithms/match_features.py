@@ -6,8 +6,6 @@ import time
 from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
-    QgsField,
-    QgsFields,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputNumber,
@@ -16,6 +14,7 @@ from qgis.core import (
     QgsProperty,
 )
 
+from ..model.fields import GROUP_FIELDS, MATCH_FIELDS
 from ..model.match_thresholds import MatchThresholds
 from .compat import (
     FAST_INSERT,
@@ -25,12 +24,11 @@ from .compat import (
     SOURCE_POLYGON,
     SOURCE_TABLE,
     WKB_NO_GEOMETRY,
-    field_type,
 )
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, REFERENCE, add_layer_pair_parameters, add_model_parameters, declare, finite_double
-from .writing import check_written, flush_sink
+from .writing import check_written, flush_sink, new_sink, output_fields
 
 np = lazy_import("numpy")
 matching = lazy_import("..model.matching", __package__)
@@ -50,27 +48,6 @@ N_GROUPS = "N_GROUPS"
 N_MATCHED_INPUT = "N_MATCHED_INPUT"
 N_MATCHED_REFERENCE = "N_MATCHED_REFERENCE"
 _WRITE_BATCH = 1000
-
-#: (name, type, meaning) of the fields both feature outputs gain.
-MATCH_FIELDS = (
-    ("m_group", "Int", "group id, shared by every member of a group on both sides; NULL for an unmatched feature"),
-    ("m_class", "String", "the group's class: 1:1, 1:n (one input, several reference), n:1 (several input, one "
-                          "reference), m:n, or unmatched"),
-    ("m_key", None, "the key of the feature on the other side assigned to it one to one; NULL if none"),
-    ("m_p", "Double", "the probability that this one-to-one assignment is right"),
-    ("m_change", "String", "reading the reference as old and the input as new: unchanged, modified, split, merged, "
-                           "reshaped (m:n), new or removed"),
-    ("m_change_p", "Double", "the probability that the change label m_change is right"),
-)
-GROUP_FIELDS = (
-    ("m_group", "Int", "the group id, as in the feature outputs"),
-    ("m_class", "String", "1:1, 1:n, n:1 or m:n"),
-    ("n_input", "Int", "input features in the group"),
-    ("n_ref", "Int", "reference features in the group"),
-    ("input_keys", "String", "the input keys, comma-separated"),
-    ("ref_keys", "String", "the reference keys, comma-separated"),
-    ("m_p", "Double", "the probability of the group"),
-)
 
 
 #: Labels and ranges of the core's decision thresholds (MatchThresholds; its defaults were chosen on
@@ -121,19 +98,16 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             "changes", "versions", "compare layers", "join", "uncertainty", "probability", "data quality")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "matchfeatures"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Match features"
+    NAME = "matchfeatures"
+    DISPLAY_NAME = "Match features"
 
     def output_help(self):
         return [
             ("Matched input (OUTPUT)", "every input feature with its fields and geometry, plus the m_ fields"),
             ("Matched reference (OUTPUT_REFERENCE)", "every reference feature likewise"),
-            ("Match groups (OUTPUT_GROUPS)", "a table, one row per group: " + ", ".join(n for n, _, _ in GROUP_FIELDS)),
+            ("Match groups (OUTPUT_GROUPS)", "a table, one row per group: " + ", ".join(field.name for field in GROUP_FIELDS)),
             ("(outputs)", "each of the three is optional: qgis_process and scripts write only those named"),
-            *((name, meaning) for name, _, meaning in MATCH_FIELDS),
+            *((field.name, field.meaning) for field in MATCH_FIELDS),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
@@ -156,7 +130,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
 
     def check_more(self, parameters, context):
         """The m_ fields must not exist on either layer already."""
-        taken = {name for name, _, _ in MATCH_FIELDS}
+        taken = {field.name for field in MATCH_FIELDS}
         for name, label in ((INPUT, "input"), (REFERENCE, "reference")):
             source = self.parameterAsSource(parameters, name, context)
             if source is None:
@@ -164,7 +138,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             clash = sorted(taken & {n.lower() for n in source.fields().names()})
             if clash:
                 return False, (f"The {label} layer already has a field named '{clash[0]}'; rename or remove it "
-                               "(the match fields are m_group, m_class, m_key, m_p, m_change and m_change_p).")
+                               f"(the match fields are {', '.join(f.name for f in MATCH_FIELDS[:-1])} and {MATCH_FIELDS[-1].name}).")
         return True, ""
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
@@ -212,10 +186,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             fields = self._feature_fields(source.fields(), key_template)
             if not _named(parameters, output):
                 continue
-            sink, dest_id = self.parameterAsSink(parameters, output, context, fields, source.wkbType(),
-                                                 source.sourceCrs())
-            if sink is None:
-                raise QgsProcessingException(self.invalidSinkError(parameters, output))
+            sink, dest_id = new_sink(self, parameters, output, context, fields, source.wkbType(), source.sourceCrs())
             dest[output] = dest_id
             rows = _Rows(fids, group, klass, partner, p, change, other_keys, change_p)
             written = self._write_features(sink, source, fields, rows, feedback, output, parameters)
@@ -256,12 +227,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
 
     @staticmethod
     def _feature_fields(source_fields, key_template):
-        fields = QgsFields(source_fields)
-        for name, kind, _ in MATCH_FIELDS:
-            field = QgsField(key_template) if kind is None else QgsField(name, field_type(kind))
-            field.setName(name)
-            fields.append(field)
-        return fields
+        return output_fields(MATCH_FIELDS, key_field=key_template, first=source_fields)
 
     def _write_features(self, sink, source, fields, rows, feedback, output, parameters):
         """Every feature of ``source``, re-read as it is, with its match fields: their number, None when cancelled."""
@@ -287,12 +253,8 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
     def _write_groups(self, parameters, context, result, keys_a, keys_b):
         from .parameters import table_destination
 
-        fields = QgsFields()
-        for name, kind, _ in GROUP_FIELDS:
-            fields.append(QgsField(name, field_type(kind)))
-        sink, dest_id = self.parameterAsSink(parameters, OUTPUT_GROUPS, context, fields, WKB_NO_GEOMETRY)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT_GROUPS))
+        fields = output_fields(GROUP_FIELDS)
+        sink, dest_id = new_sink(self, parameters, OUTPUT_GROUPS, context, fields, WKB_NO_GEOMETRY)
         groups = result.groups
         features = []
         for group_id, klass, members_a, members_b, p in zip(groups["id"].tolist(), groups["class"].tolist(),

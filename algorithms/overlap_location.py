@@ -2,18 +2,16 @@
 
 from qgis.core import (
     QgsFeature,
-    QgsField,
-    QgsFields,
-    QgsProcessingException,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
 )
 
-from .compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON, field_type
+from ..model.fields import LOCATION_FIELDS
+from .compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, finite_double
-from .writing import add_features, check_written, flush_sink
+from .writing import add_features, check_written, flush_sink, new_sink, output_fields
 
 np = lazy_import("numpy")
 shapely = lazy_import("shapely")
@@ -39,16 +37,11 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
     TAGS = ("location", "where", "ellipse", "confidence", "uncertainty", "intersection", "centroid", "match")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "overlaplocation"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Predicted overlap location"
+    NAME = "overlaplocation"
+    DISPLAY_NAME = "Predicted overlap location"
 
     def output_help(self):
-        return [("in_key, ref_key", "the pair"), ("component", "index of the mixture component (0-based)"),
-                ("weight", "the component's mixture weight: the probability that the overlap lies in it"),
-                ("level", "the confidence level of the ellipse")]
+        return [("in_key, ref_key", "the pair"), *((field.name, field.meaning) for field in LOCATION_FIELDS)]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
@@ -71,16 +64,9 @@ class OverlapLocationAlgorithm(OverlapRelevanceAlgorithm):
         dest_id = None
         try:
             run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
-            fields = QgsFields()
-            fields.append(run.pair.input_key_field("in_key"))
-            fields.append(run.pair.reference_key_field("ref_key"))
-            fields.append(QgsField("component", field_type("Int")))
-            fields.append(QgsField("weight", field_type("Double")))
-            fields.append(QgsField("level", field_type("Double")))
+            fields = output_fields(LOCATION_FIELDS, first=run.pair.key_fields())
             crs = self.parameterAsSource(parameters, INPUT, context).sourceCrs()
-            sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, WKB_POLYGON, crs)
-            if sink is None:
-                raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+            sink, dest_id = new_sink(self, parameters, OUTPUT, context, fields, WKB_POLYGON, crs)
             n_ellipses = 0
             for chunk in run.scored_chunks(feedback, progress_to=99.0):
                 features = self._ellipses(run, chunk, fields, min_relevance, min_weight, level)

@@ -2,19 +2,17 @@
 
 from qgis.core import (
     QgsFeature,
-    QgsField,
-    QgsFields,
-    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
 )
 
-from .compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY, field_type
+from ..model.fields import PAIR_EXACT_FIELDS, PAIR_FIELDS
+from .compat import SOURCE_TABLE, WKB_LINESTRING, WKB_NO_GEOMETRY
 from .base import GROUP_PAIRS, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import add_layer_pair_parameters, add_model_parameters, declare, table_destination
-from .writing import add_features, check_written, flush_sink
+from .writing import add_features, check_written, flush_sink, new_sink, output_fields
 
 np = lazy_import("numpy")
 shapely = lazy_import("shapely")
@@ -28,19 +26,8 @@ COMPUTE_EXACT = "COMPUTE_EXACT"
 GEOMETRY = "GEOMETRY"
 OUTPUT = "OUTPUT"
 GEOMETRY_OPTIONS = ("No geometry (table)", "Line between the features' centroids")
-
-PREDICTED = (
-    ("rel_score", "expected IoU"),
-    ("rel_p", "probability that the IoU is at least the threshold"),
-    ("rel_cov", "expected share of the input feature covered by the reference feature"),
-    ("rel_covref", "expected share of the reference feature covered by the input feature"),
-    ("rel_sd", "standard deviation of the IoU"),
-)
-EXACT = (
-    ("ex_iou", "exact IoU (positions taken as exact)"),
-    ("ex_cov", "exact share of the input feature covered by the reference feature"),
-    ("ex_covref", "exact share of the reference feature covered by the input feature"),
-)
+#: The predicted values, each from the attribute of a chunk's summary that its field names.
+PREDICTED = tuple(field for field in PAIR_FIELDS if field.summary)
 
 
 class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
@@ -54,16 +41,13 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
     TAGS = ("match", "matching", "candidates", "pairs", "ranking", "conflation", "join", "uncertainty", "validation")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "relevancepairs"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Relevance pairs"
+    NAME = "relevancepairs"
+    DISPLAY_NAME = "Relevance pairs"
 
     def output_help(self):
         return [("in_key, ref_key", "the pair's input and reference keys"),
-                ("rank", "1 for the most relevant reference feature of that input feature (by expected IoU)"),
-                *PREDICTED, *((name, meaning + " (with Compute exact overlaps)") for name, meaning in EXACT)]
+                *((field.name, field.meaning) for field in PAIR_FIELDS),
+                *((field.name, field.meaning + " (with Compute exact overlaps)") for field in PAIR_EXACT_FIELDS)]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self)
@@ -89,18 +73,11 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         index_a = columns.get("index_a", np.zeros(0)).astype(np.int64)
         rank = _rank_within(index_a, columns.get("rel_score", np.zeros(0)))
 
-        fields = QgsFields()
-        fields.append(run.pair.input_key_field("in_key"))
-        fields.append(run.pair.reference_key_field("ref_key"))
-        fields.append(QgsField("rank", field_type("Int")))
-        names = [n for n, _ in PREDICTED] + ([n for n, _ in EXACT] if compute_exact else [])
-        for name in names:
-            fields.append(QgsField(name, field_type("Double")))
+        fields = output_fields(PAIR_FIELDS + (PAIR_EXACT_FIELDS if compute_exact else ()), first=run.pair.key_fields())
+        names = [field.name for field in PREDICTED + (PAIR_EXACT_FIELDS if compute_exact else ())]
         geometry_type = WKB_LINESTRING if with_lines else WKB_NO_GEOMETRY
         crs = self.parameterAsSource(parameters, "INPUT", context).sourceCrs()
-        sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, geometry_type, crs)
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+        sink, dest_id = new_sink(self, parameters, OUTPUT, context, fields, geometry_type, crs)
         keys_a = run.pair.input.keys[index_a]
         keys_b = run.pair.reference.keys[columns["index_b"].astype(np.int64)] if len(index_a) else []
         values = np.column_stack([columns[n] for n in names]).tolist() if len(index_a) else []
@@ -132,12 +109,8 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
 
     @staticmethod
     def _chunk_columns(run, chunk, compute_exact, with_lines):
-        columns = {
-            "index_a": chunk.index_a, "index_b": chunk.index_b,
-            "rel_score": chunk.summary.iou_mean, "rel_p": chunk.summary.p_iou,
-            "rel_cov": chunk.summary.cover_a_mean, "rel_covref": chunk.summary.cover_b_mean,
-            "rel_sd": chunk.summary.iou_sd,
-        }
+        columns = {"index_a": chunk.index_a, "index_b": chunk.index_b,
+                   **{field.name: getattr(chunk.summary, field.summary) for field in PREDICTED}}
         if compute_exact:
             # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail,
             # measured in the frames scoring uses (a straight edge bends differently in another frame).

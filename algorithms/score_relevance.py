@@ -4,18 +4,17 @@ import time
 
 from qgis.core import (
     QgsFeatureRequest,
-    QgsField,
-    QgsFields,
     QgsProcessingException,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterString,
 )
 
-from .compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON, field_type
+from ..model.fields import RELEVANCE_FIELDS, RELEVANCE_PREFIX
+from .compat import FAST_INSERT, NO_GEOMETRY_CHECK, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON
 from .base import GROUP_MATCH, OverlapRelevanceAlgorithm
 from .lazy import lazy_import
 from .parameters import INPUT, add_layer_pair_parameters, add_model_parameters, declare, is_dbase_destination
-from .writing import check_written, flush_sink
+from .writing import check_written, flush_sink, new_sink, output_fields
 
 np = lazy_import("numpy")
 scoring = lazy_import("..model.scoring", __package__)
@@ -26,16 +25,6 @@ OUTPUT = "OUTPUT"
 MAX_FIELD_NAME = 10  # the limit of a shapefile's (dBase) field names
 _WRITE_BATCH = 1000  # features handed to the sink at once, between cancel checks
 
-# (suffix, type, meaning)
-RELEVANCE_FIELDS = (
-    ("match", None, "key of the most relevant reference feature (highest expected IoU); NULL without candidates"),
-    ("score", "Double", "expected IoU with that match"),
-    ("p", "Double", "probability that the IoU with that match is at least the threshold"),
-    ("cov", "Double", "expected share of the input feature covered by the match"),
-    ("covref", "Double", "expected share of the match covered by the input feature"),
-    ("sd", "Double", "standard deviation of the IoU with that match"),
-    ("n", "Int", "number of candidate reference features"),
-)
 
 
 class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
@@ -51,22 +40,19 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             "compare layers", "change detection", "uncertainty", "score", "attributes")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "scorerelevance"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Score overlap relevance"
+    NAME = "scorerelevance"
+    DISPLAY_NAME = "Score overlap relevance"
 
     def output_help(self):
-        return [(f"rel_{suffix}", meaning) for suffix, _, meaning in RELEVANCE_FIELDS] + [
+        return [(RELEVANCE_PREFIX + field.name, field.meaning) for field in RELEVANCE_FIELDS] + [
             ("(no candidate)", "match NULL, values 0 and n = 0; features without a usable geometry get NULL "
                                "everywhere. The prefix rel_ is the Field prefix parameter.")]
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS's name)
         add_layer_pair_parameters(self, with_input_key=False)
         add_model_parameters(self)
-        declare(self, QgsProcessingParameterString(FIELD_PREFIX, "Field prefix", "rel_"), advanced=True, help_text=(
-            "The relevance fields are named prefix + match, score, p, cov, covref, sd, n. In a shapefile a field "
+        declare(self, QgsProcessingParameterString(FIELD_PREFIX, "Field prefix", RELEVANCE_PREFIX), advanced=True, help_text=(
+            f"The relevance fields are named prefix + {', '.join(f.name for f in RELEVANCE_FIELDS)}. In a shapefile a field "
             f"name has at most {MAX_FIELD_NAME} characters, so the prefix has at most {MAX_FIELD_NAME - 6} there."))
         self.addParameter(QgsProcessingParameterFeatureSink(OUTPUT, "Relevance", SOURCE_POLYGON))
 
@@ -92,10 +78,8 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
             return {}
         fields = self._output_fields(input_source.fields(), prefix, run.pair.reference_key_field("match"),
                                      is_dbase_destination(self, parameters, OUTPUT, context))
-        sink, dest_id = self.parameterAsSink(parameters, OUTPUT, context, fields, input_source.wkbType(),
-                                             input_source.sourceCrs())
-        if sink is None:
-            raise QgsProcessingException(self.invalidSinkError(parameters, OUTPUT))
+        sink, dest_id = new_sink(self, parameters, OUTPUT, context, fields, input_source.wkbType(),
+                                 input_source.sourceCrs())
         n_input = len(run.pair.input.fids)
         best = scoring.BestMatches(n_input)
         # Features are written as soon as their best match is final, while later chunks are scored on the
@@ -131,8 +115,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
     def _check_names(input_names, prefix, dbase):
         """Raise QgsProcessingException when a relevance field name is too long for dBase or taken."""
         existing = {name.lower() for name in input_names}
-        for suffix, _, _ in RELEVANCE_FIELDS:
-            name = prefix + suffix
+        for name in (prefix + field.name for field in RELEVANCE_FIELDS):
             if dbase and len(name) > MAX_FIELD_NAME:
                 raise QgsProcessingException(
                     f"The field prefix '{prefix}' makes the field name '{name}' longer than {MAX_FIELD_NAME} "
@@ -146,12 +129,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
     @classmethod
     def _output_fields(cls, input_fields, prefix, match_field, dbase):
         cls._check_names(input_fields.names(), prefix, dbase)
-        fields = QgsFields(input_fields)
-        for suffix, kind, _ in RELEVANCE_FIELDS:
-            field = QgsField(match_field) if kind is None else QgsField(prefix + suffix, field_type(kind))
-            field.setName(prefix + suffix)
-            fields.append(field)
-        return fields
+        return output_fields(RELEVANCE_FIELDS, prefix, match_field, first=input_fields)
 
 
 class _RelevanceWriter:

@@ -54,13 +54,14 @@ from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QColor
 
+from ..model.fields import RELEVANCE_FIELDS, RELEVANCE_PREFIX, names
 from .compat import field_type
 
 KINDS = ("relevance", "pairs", "location", "exact", "matches", "reference_matches")
 #: Opacity (0-255) of the matched input's fills, under or over the matched reference's outlines.
 MATCHES_FILL_ALPHA = 165
-DEFAULT_PREFIX = "rel_"
-RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
+DEFAULT_PREFIX = RELEVANCE_PREFIX
+RELEVANCE_SUFFIXES = tuple(names(RELEVANCE_FIELDS))
 MATCH_CLASS_FIELD = "m_class"
 
 #: Expected IoU classes: (lower, upper, words, colour). ColorBrewer RdYlGn, 4 classes: red reads "bad",

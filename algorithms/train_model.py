@@ -78,11 +78,8 @@ class TrainModelAlgorithm(OverlapRelevanceAlgorithm):
             "uncertainty", "match")
     NOTES = ("iou", "model", "frame", "geometry")
 
-    def name(self):
-        return "trainmodel"
-
-    def displayName(self):  # noqa: N802 (QGIS's name)
-        return "Train relevance model"
+    NAME = "trainmodel"
+    DISPLAY_NAME = "Train relevance model"
 
     def output_help(self):
         return [

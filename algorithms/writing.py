@@ -3,9 +3,32 @@ hold what was written (a full disk, a format's limit) stops the run with an erro
 
 import os
 
-from qgis.core import QgsProcessingException
+from qgis.core import QgsField, QgsFields, QgsProcessingException
 
-from .compat import FAST_INSERT
+from .compat import FAST_INSERT, kind_type
+
+
+def output_fields(fields, prefix="", key_field=None, first=None):
+    """QgsFields: those of ``first`` (a QgsFields; none by default), then each of ``fields``
+    (:mod:`..model.fields`) named ``prefix`` + its name; a "key" field copies ``key_field``'s type."""
+    out = QgsFields(first) if first is not None else QgsFields()
+    for field in fields:
+        if field.kind == "key":
+            qgs_field = QgsField(key_field)
+            qgs_field.setName(prefix + field.name)
+        else:
+            qgs_field = QgsField(prefix + field.name, kind_type(field.kind))
+        out.append(qgs_field)
+    return out
+
+
+def new_sink(algorithm, parameters, name, context, fields, geometry_type, crs=None):
+    """(sink, destination id) of the feature sink output ``name``; QgsProcessingException when QGIS gives none."""
+    args = (fields, geometry_type) if crs is None else (fields, geometry_type, crs)
+    sink, dest_id = algorithm.parameterAsSink(parameters, name, context, *args)
+    if sink is None:
+        raise QgsProcessingException(algorithm.invalidSinkError(parameters, name))
+    return sink, dest_id
 
 
 def add_features(algorithm, sink, features, parameters, name):

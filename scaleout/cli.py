@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernel import FIELD_PREFIX, RELEVANCE_SUFFIXES
+from .kernel import FIELD_PREFIX, MATCH_NAMES, RELEVANCE_SUFFIXES, match_columns
 
 
 def build_parser():
@@ -130,20 +130,12 @@ def _match(args):
                       result.p_b, result.change_b, result.change_p_b))
     for output, layer, other_keys, group, klass, partner, p, change, change_p in sides:
         fields, nulls = dict(layer.fields), dict(layer.nulls)
-        taken = sorted({"m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p"} & {n.lower() for n in fields})
+        taken = sorted(set(MATCH_NAMES) & {n.lower() for n in fields})
         if taken:
             raise SystemExit(f"The layer already has the field(s) {', '.join(taken)}; rename or remove them.")
-        has = partner >= 0
-        other = np.asarray(other_keys)
-        m_key = np.empty(len(partner), dtype=other.dtype if other.dtype.kind in "iuf" else object)
-        m_key[:] = 0 if m_key.dtype != object else None
-        m_key[has] = other[partner[has]]
-        fields.update({"m_group": np.asarray(group, dtype=np.int64), "m_class": np.asarray(klass, dtype=object),
-                       "m_key": m_key, "m_p": np.asarray(p, dtype=float), "m_change": np.asarray(change, dtype=object),
-                       "m_change_p": np.asarray(change_p, dtype=float)})
-        nulls.update({"m_group": group < 0, "m_class": np.array([c is None for c in klass]), "m_key": ~has,
-                      "m_p": ~np.isfinite(p), "m_change": np.array([c is None for c in change]),
-                      "m_change_p": ~np.isfinite(change_p)})
+        values, null = match_columns(group, klass, partner, p, change, change_p, other_keys)
+        fields.update(values)
+        nulls.update(null)
         write_layer(output, fields, nulls, layer.geoms, layer.crs, layer.geometry_type)
     n_groups = len(result.groups["id"])
     print(f"Matched {len(layer_a)} input and {len(layer_b)} reference features: {n_groups} groups, "

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..model.fields import RELEVANCE_FIELDS
 from .kernel import FIELD_PREFIX, RELEVANCE_SUFFIXES, best_matches, relevance_columns
 from .staging import (
     INTERNAL,
@@ -31,6 +32,10 @@ from .staging import (
     read_reference_near,
     stage_layers,
 )
+
+
+#: The nullable pandas dtype of each neutral kind of model/fields.py ("key" takes the key column's, _key_dtype).
+PANDAS_DTYPES = {"double": "Float64", "int": "Int64", "string": "object"}
 
 
 @lru_cache(maxsize=4)
@@ -66,9 +71,9 @@ def _output_frame(left, values, null, key_dtype, prefix):
     import pandas as pd
 
     out = left.drop(columns=[c for c in INTERNAL if c in left.columns])
-    for suffix in RELEVANCE_SUFFIXES:
-        kind = key_dtype if suffix == "match" else ("Int64" if suffix == "n" else "Float64")
-        out[prefix + suffix] = _nullable_column(pd, values[suffix], null[suffix], kind, out.index)
+    for field in RELEVANCE_FIELDS:
+        kind = key_dtype if field.kind == "key" else PANDAS_DTYPES[field.kind]
+        out[prefix + field.name] = _nullable_column(pd, values[field.name], null[field.name], kind, out.index)
     return out
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dask_engine import _check_layers, _key_dtype, _model, _nullable_column
+from ..model.fields import MATCH_FIELDS
+from .dask_engine import PANDAS_DTYPES, _check_layers, _key_dtype, _model, _nullable_column
+from .kernel import MATCH_NAMES
 from .staging import (
     DETAIL,
     DETAIL_ERROR,
@@ -43,7 +45,7 @@ from .staging import (
     stage_layers,
 )
 
-FIELDS = ("m_group", "m_class", "m_key", "m_p", "m_change", "m_change_p")
+FIELDS = MATCH_NAMES
 _EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "q", "sigma", "piece")
 _REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY, DETAIL, DETAIL_ERROR]
 
@@ -207,14 +209,20 @@ def _final_fields(out, results, offset, joined, joined_offset, key_dtype):
         group[hit] = joined["group"].to_numpy()[position[hit]] + joined_offset
         for name in columns:
             columns[name][hit] = joined[name].to_numpy()[position[hit]]
-    index = out.index
-    out["m_group"] = _nullable_column(pd, group, group < 0, "Int64", index)
-    out["m_class"] = pd.Series(columns["class"], index=index, dtype=object)
-    out["m_key"] = _nullable_column(pd, columns["key"], np.asarray(pd.isna(columns["key"]), dtype=bool), key_dtype,
-                                    index)
-    out["m_p"] = _nullable_column(pd, columns["p"], ~np.isfinite(columns["p"]), "Float64", index)
-    out["m_change"] = pd.Series(columns["change"], index=index, dtype=object)
-    out["m_change_p"] = _nullable_column(pd, columns["change_p"], ~np.isfinite(columns["change_p"]), "Float64", index)
+    columns["group"] = group
+    for field in MATCH_FIELDS:  # m_group, m_class, ...: the column without "m_"
+        data = columns[field.name[2:]]
+        if field.kind == "string":
+            out[field.name] = pd.Series(data, index=out.index, dtype=object)
+            continue
+        if field.kind == "int":
+            null = data < 0
+        elif field.kind == "double":
+            null = ~np.isfinite(data)
+        else:  # the key of the feature on the other side
+            null = np.asarray(pd.isna(data), dtype=bool)
+        dtype = key_dtype if field.kind == "key" else PANDAS_DTYPES[field.kind]
+        out[field.name] = _nullable_column(pd, data, null, dtype, out.index)
     return out
 
 

@@ -12,19 +12,18 @@ import shapely
 
 from ..model.candidates import lonlat_boxes, widen_lonlat_boxes
 from ..model.encoding import model_layer
+from ..model.fields import MATCH_FIELDS, RELEVANCE_FIELDS, RELEVANCE_PREFIX, names
 from ..model.frame import LonLatLayer, geometry_unit_centres, layer_to_lonlat
 from ..model.scoring import BestMatches, score_candidate_pairs, search_distances
 
-# (suffix, kind) of the fields scorerelevance writes, in its order (algorithms/score_relevance.py).
-RELEVANCE_SUFFIXES = ("match", "score", "p", "cov", "covref", "sd", "n")
-FIELD_PREFIX = "rel_"
-# BestMatches.COLUMNS in the order of the fields score, p, cov, covref, sd.
-_VALUE_COLUMNS = ("iou_mean", "p_iou", "cover_a_mean", "cover_b_mean", "iou_sd")
+# The suffixes of the fields scorerelevance writes, in its order (model/fields.py).
+RELEVANCE_SUFFIXES = tuple(names(RELEVANCE_FIELDS))
+FIELD_PREFIX = RELEVANCE_PREFIX
+#: The m_ fields matchfeatures writes, in its order.
+MATCH_NAMES = tuple(names(MATCH_FIELDS))
+#: NumPy dtype of each neutral kind of model/fields.py ("key" takes the key's own).
+NUMPY_DTYPES = {"double": np.float64, "int": np.int64, "string": object}
 HILBERT_ORDER = 16  # cells per side: 2**16 on the world's lon/lat grid (about 600 m at the equator)
-
-
-def relevance_field_names(prefix=FIELD_PREFIX):
-    return [prefix + suffix for suffix in RELEVANCE_SUFFIXES]
 
 
 def prepare_lonlat(geoms, crs, with_lonlat=False, with_detail=False):
@@ -100,21 +99,44 @@ def relevance_columns(best, usable, reference_keys):
     usable = np.asarray(usable, dtype=bool)
     index_b = best.index_b
     has = index_b >= 0
-    keys = np.asarray(reference_keys)
-    match = np.empty(len(index_b), dtype=keys.dtype if keys.dtype.kind in "iuf" else object)
-    if match.dtype == object:
-        match[:] = None
-    else:
-        match[:] = 0
-    match[has] = keys[index_b[has]]
-    values = {"match": match}
+    values = {"match": keys_at(reference_keys, index_b)}
     null = {"match": ~has | ~usable}
-    for suffix, column in zip(RELEVANCE_SUFFIXES[1:6], _VALUE_COLUMNS):
-        values[suffix] = best.values[:, BestMatches.COLUMNS.index(column)].copy()
-        null[suffix] = ~usable
+    for field in RELEVANCE_FIELDS:
+        if field.summary:
+            values[field.name] = best.values[:, BestMatches.COLUMNS.index(field.summary)].copy()
+            null[field.name] = ~usable
     values["n"] = best.count.astype(np.int64)
     null["n"] = ~usable
     return values, null
+
+
+def keys_at(keys, index):
+    """(n,) ``keys[index]``, 0 or None where index is negative; in the keys' dtype when numeric, else object."""
+    keys, index = np.asarray(keys), np.asarray(index)
+    out = np.empty(len(index), dtype=keys.dtype if keys.dtype.kind in "iuf" else object)
+    out[:] = None if out.dtype == object else 0
+    has = index >= 0
+    out[has] = keys[index[has]]
+    return out
+
+
+def match_columns(group, klass, partner, p, change, change_p, other_keys):
+    """The m_ fields of one side as arrays, in their order: ({name: (n,) array}, {name: (n,) NULL mask}).
+
+    group (n,) int, -1 = none; klass, change (n,) str or None; partner (n,) index into ``other_keys``,
+    -1 = none; p, change_p (n,) float, NaN = none.
+    """
+    group, partner = np.asarray(group), np.asarray(partner)
+    p, change_p = np.asarray(p, dtype=float), np.asarray(change_p, dtype=float)
+    data = {"m_group": group, "m_class": klass, "m_key": keys_at(other_keys, partner), "m_p": p, "m_change": change,
+            "m_change_p": change_p}
+    null = {"m_group": group < 0, "m_class": np.array([c is None for c in klass]), "m_key": partner < 0,
+            "m_p": ~np.isfinite(p), "m_change": np.array([c is None for c in change]),
+            "m_change_p": ~np.isfinite(change_p)}
+    values = {field.name: data[field.name] if field.kind == "key" else np.asarray(data[field.name],
+                                                                                  dtype=NUMPY_DTYPES[field.kind])
+              for field in MATCH_FIELDS}
+    return values, {name: null[name] for name in values}
 
 
 def feature_search_distances(search_distance_m, sigma):
