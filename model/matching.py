@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .geometry_arrays import translate
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
 from .mixture import ndtr
@@ -216,8 +217,7 @@ def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
         move = centre_a - centre_b
         distance = np.hypot(move[:, 0], move[:, 1])
         # the shapes compared as drawn, whatever the shift: B moved so that the centroids coincide
-        coords, owner = shapely.get_coordinates(chunk.frames.b, return_index=True)
-        moved_b = shapely.set_coordinates(np.array(chunk.frames.b, dtype=object, copy=True), coords + move[owner])
+        moved_b = translate(chunk.frames.b, move)
         aligned_iou = exact_overlap(chunk.frames.a, moved_b, assume_valid=True).iou
         parts.append((np.asarray(chunk.index_a, dtype=np.int64), np.asarray(chunk.index_b, dtype=np.int64),
                       np.asarray(chunk.summary.p_iou, dtype=float),
@@ -609,8 +609,7 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
         raw_iou = (exact_overlap_of_frames(frames).iou if exact_iou
                    else np.full(len(ia), np.nan))
         move = shapely.get_coordinates(shapely.centroid(frames.a)) - shapely.get_coordinates(shapely.centroid(frames.b))
-        coords, owner = shapely.get_coordinates(frames.b, return_index=True)
-        moved_b = shapely.set_coordinates(np.array(frames.b, dtype=object, copy=True), coords + move[owner])
+        moved_b = translate(frames.b, move)
         aligned = exact_overlap(frames.a, moved_b)
         perimeter = 0.5 * (shapely.length(frames.a) + shapely.length(moved_b))
         difference = aligned.area_a + aligned.area_b - 2.0 * aligned.area_inter

@@ -47,6 +47,7 @@ import math
 import numpy as np
 import shapely
 
+from .geometry_arrays import translate
 from .parallel import chunk_bounds
 from .special import normal_cdf, normal_pdf, owens_t
 from .sweep import oriented_edges
@@ -463,12 +464,6 @@ def gaussian_measure(geoms, sigma):
     return np.clip(np.bincount(pair, wedge, minlength=n), 0.0, 1.0)
 
 
-def _translated(geoms, offsets):
-    """(m,) copies of polygons moved by (m, 2) offsets."""
-    coords, index = shapely.get_coordinates(geoms, return_index=True)
-    return shapely.set_coordinates(shapely.transform(geoms, lambda xy: xy), coords + offsets[index])
-
-
 def _first_exterior_vertices(geoms):
     """(parts (m,), owner (m,), first vertex of each part's exterior (m, 2)) of (n,) polygons."""
     parts, owner = shapely.get_parts(geoms, return_index=True)
@@ -530,9 +525,9 @@ def overlap_shift_sets(a, b, reach):
             owners.append(pair[solid])
     _, owner_b, vertex_b = _first_exterior_vertices(b)
     _, owner_a, vertex_a = _first_exterior_vertices(a)
-    pieces.append(_translated(a[owner_b], -vertex_b))  # A − b_P
+    pieces.append(translate(a[owner_b], -vertex_b))  # A − b_P
     owners.append(owner_b)
-    pieces.append(_translated(shapely.transform(b[owner_a], lambda xy: -xy), vertex_a))  # a_Q − B: −B moved by a_Q
+    pieces.append(translate(shapely.transform(b[owner_a], lambda xy: -xy), vertex_a))  # a_Q − B: −B moved by a_Q
     owners.append(owner_a)
     pieces = np.concatenate(pieces)
     owners = np.concatenate(owners)

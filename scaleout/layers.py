@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from ..model.gdal_layer import crs_text
+
 
 @dataclass
 class Layer:
@@ -97,11 +99,7 @@ def _read_ogr(path, layer):
             fields[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
         else:
             fields[name] = np.array(values, dtype=object)
-    srs = source.GetSpatialRef()
-    crs = None
-    if srs is not None:
-        code = srs.GetAuthorityCode(None)
-        crs = f"{srs.GetAuthorityName(None)}:{code}" if code else srs.ExportToWkt()
+    crs = crs_text(source.GetSpatialRef())
     geoms = shapely.from_wkb(np.array(wkbs, dtype=object))
     return Layer(fields, np.asarray(geoms, dtype=object), np.asarray(fids, dtype=np.int64), crs,
                  ogr.GeometryTypeToName(source.GetGeomType()).replace(" ", ""), nulls)

@@ -22,9 +22,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import shapely
 
 from ..encoding import DESCRIPTOR_NAMES, model_geometry, pair_descriptors
+from ..geometry_arrays import translate
 from ..overlap import exact_overlap
 
 DATA_FORMAT = "overlap_relevance.training_data"
@@ -33,12 +33,6 @@ DATA_VERSION = 1
 ARRAY_NAMES = ("x", "overlap", "centroid", "centroid_mask", "sigma", "group", "source")
 #: Codes of the ``source`` array.
 SOURCE_LAYERS, SOURCE_SYNTHETIC = 0, 1
-
-
-def _translate(geoms, offset):
-    """(n,) geometries moved by (n, 2) metres; a new array (None stays None)."""
-    xy, owner = shapely.get_coordinates(geoms, return_index=True)
-    return shapely.set_coordinates(np.asarray(geoms, dtype=object).copy(), xy + offset[owner])
 
 
 def _targets(a, b_displaced, context_reference, context_scale):
@@ -86,7 +80,7 @@ def layer_pair_arrays(a, b, sigma, displacements, rng, group_offset=0):
         rows = np.repeat(uncertain, k)  # k samples of each uncertain pair, pair by pair
         local = np.repeat(np.arange(len(uncertain)), k)
         d = sigma[rows, None] * rng.standard_normal((len(rows), 2))
-        overlap1, centroid1, mask1 = _targets(a[rows], _translate(b[rows], d), context1["reference"][local],
+        overlap1, centroid1, mask1 = _targets(a[rows], translate(b[rows], d), context1["reference"][local],
                                               context1["scale"][local])
         parts.append(dict(x=x1[local], overlap=overlap1, centroid=centroid1, centroid_mask=mask1,
                           sigma=sigma[rows], group=group[rows]))

@@ -31,6 +31,7 @@ import numpy as np
 import shapely
 import shapely.affinity
 
+from ..gdal_layer import read_layer
 from .edits import CRS, ORIGIN, EditedLayers, truth_labels
 
 VALIDATION_SEED = 2611
@@ -46,15 +47,10 @@ def sample_outlines(path=str(SAMPLE), max_width=40.0):
     rotated rectangle lies along x and centred on its bounding box; those wider than ``max_width`` m or
     narrower than 4 m are left out. An empty tuple where GDAL's Python bindings are missing."""
     try:
-        from osgeo import ogr
-    except ImportError:
+        geoms = read_layer(path)[0]
+    except (ImportError, FileNotFoundError):
         return ()
-    source = ogr.Open(str(path))
-    if source is None:
-        return ()
-    layer = source.GetLayer(0)
-    wkb = [bytes(f.GetGeometryRef().ExportToIsoWkb()) for f in layer if f.GetGeometryRef() is not None]
-    geoms = shapely.from_wkb(wkb)
+    geoms = geoms[~shapely.is_missing(geoms)]
     single = shapely.get_num_geometries(geoms) == 1  # the sample stores one-part MultiPolygons
     geoms = shapely.get_geometry(geoms[single], 0)
     geoms = geoms[shapely.is_valid(geoms) & (shapely.get_type_id(geoms) == 3)]

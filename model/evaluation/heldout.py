@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 
 from ..frame import repair_polygonal
+from ..gdal_layer import read_layer  # noqa: F401 (its home is model/gdal_layer.py; tests read the samples here)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = PACKAGE_ROOT / "model"
@@ -220,27 +221,6 @@ def offset_to_gap(a, b, direction, gap, steps=30):
         high = np.where(far, mid, high)
         low = np.where(far, low, mid)
     return start, high
-
-
-def read_layer(path, layer_name, name_field=None):
-    """(geometries (n,), CRS string, names (n,) or None) of one vector layer, read with GDAL (no QGIS)."""
-    from osgeo import ogr
-
-    dataset = ogr.Open(str(path))
-    if dataset is None:
-        raise FileNotFoundError(f"cannot open {path}")
-    layer = dataset.GetLayerByName(layer_name) if layer_name else dataset.GetLayer(0)
-    srs = layer.GetSpatialRef()
-    code = srs.GetAuthorityCode(None) if srs is not None else None
-    crs = f"{srs.GetAuthorityName(None)}:{code}" if code else srs.ExportToWkt()
-    wkb, names = [], []
-    for feature in layer:  # reading features is inherently one call per feature
-        geometry = feature.GetGeometryRef()
-        wkb.append(None if geometry is None else bytes(geometry.ExportToIsoWkb()))
-        if name_field:
-            names.append(feature.GetField(name_field))
-    geoms = shapely.from_wkb(np.asarray(wkb, dtype=object))
-    return geoms, crs, (np.asarray(names, dtype=object) if name_field else None)
 
 
 def monte_carlo_truth(pairs, rows, m, seed=HELD_OUT_SEED, batch_pairs=100, progress=True):

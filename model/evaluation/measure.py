@@ -52,6 +52,7 @@ from ..frame import layer_to_lonlat
 from ..overlap import exact_overlap
 from ..scoring import load_model, summarise_overlap
 from .card import display_path, target_text
+from ..gdal_layer import read_layer
 from .heldout import (
     ADMIN_SEARCH_M,
     BUILDING_SEARCH_M,
@@ -66,7 +67,6 @@ from .heldout import (
     monte_carlo_truth,
     progress_bar,
     random_stream,
-    read_layer,
 )
 from .metrics import (
     INTERVAL_LEVEL,

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scoring import load_model, search_distances, summarise_overlap
+from ..gdal_layer import read_layer
 from .heldout import (
     ADMIN_SEARCH_M,
     BUILDING_SEARCH_M,
@@ -52,7 +53,6 @@ from .heldout import (
     monte_carlo_truth,
     progress_bar,
     random_stream,
-    read_layer,
 )
 from .metrics import (
     INTERVAL_LEVEL,
