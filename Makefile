@@ -23,7 +23,7 @@ TRAIN_STAMP := $(TRAIN_VENV)/.setup-done
 DASK_VENV := .venv-dask
 DASK_PYTHON := $(DASK_VENV)/bin/python
 DASK_STAMP := $(DASK_VENV)/.setup-done
-# The shapely a new user may meet instead of ours, unpacked (never installed) for test/test_first_contact.py:
+# The shapely a new user may meet instead of ours, unpacked (never installed) for test/algorithms/test_first_contact.py:
 # 1.8 (Debian 12's, the old macOS package's) and a PyPI wheel with its own GEOS. PYTHONPATH points at one.
 SHAPELY_VARIANTS := $(VENV)/shapely-variants
 SHAPELY_VARIANTS_STAMP := $(SHAPELY_VARIANTS)/.done
@@ -87,7 +87,7 @@ $(SHAPELY_VARIANTS_STAMP):
 	       "shapely==$$version" 2>/dev/null; then \
 	    wheel=$$(ls $(SHAPELY_VARIANTS)/wheels/[Ss]hapely-$$version-*.whl | head -1) && \
 	    $(SYSTEM_PYTHON) -m zipfile -e "$$wheel" $(SHAPELY_VARIANTS)/$$name; \
-	  else echo "No shapely $$version wheel for this Python: test/test_first_contact.py skips that case"; fi; done
+	  else echo "No shapely $$version wheel for this Python: test/algorithms/test_first_contact.py skips that case"; fi; done
 	touch $@
 
 ## setup-train: internal; the TensorFlow environment for `make train` and the training tests
@@ -124,21 +124,21 @@ link-package:
 test: setup setup-train setup-dask
 	$(PYTEST) -m "not slow" $(call junit,qgis) test
 	@# TensorFlow cannot share a process with QGIS: the training tests run on their own.
-	$(TRAIN_PYTEST) -m "not slow" $(call junit,training) test/training
+	$(TRAIN_PYTEST) -m "not slow" $(call junit,training) test/model/training
 	@# Dask and geopandas (PyPI's pyproj) never enter QGIS's Python: the Dask tests run in .venv-dask.
-	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/distributed
+	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/scaleout
 
 ## test-slow: the checks too slow for CI
 test-slow: setup setup-train setup-dask
 	@# pytest exits 5 when a folder has no slow test yet; that is not a failure.
 	$(PYTEST) -m slow test || [ $$? -eq 5 ]
-	$(TRAIN_PYTEST) -m slow test/training || [ $$? -eq 5 ]
+	$(TRAIN_PYTEST) -m slow test/model/training || [ $$? -eq 5 ]
 	@# 1M x 1M scored and matched by the Dask engine and by one process, feature by feature.
-	$(DASK_PYTEST) -m slow test/distributed || [ $$? -eq 5 ]
+	$(DASK_PYTEST) -m slow test/scaleout || [ $$? -eq 5 ]
 
 ## test-dask: the Dask engine and the command line against the single process (QGIS not importable there)
 test-dask: setup-dask
-	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/distributed
+	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/scaleout
 
 ## test-compat: the fast suite on QGIS 3.22, 3.40 and 3.44, each in a cached Debian root under
 ## build/compat/ (debootstrap; needs root); writes tools/compat/RESULTS.md

@@ -2,7 +2,7 @@
 
 Never required (QGIS need not have numba): :func:`compiled_kernel` returns None without it, and the NumPy
 kernel runs instead. Same arithmetic in the same order as the NumPy kernel, chunk by chunk, so the two
-give the same numbers (checked bit for bit in test/test_shift_overlap.py where numba imports).
+give the same numbers (checked bit for bit in test/model/test_shift_overlap.py where numba imports).
 """
 
 from functools import lru_cache

@@ -2,7 +2,7 @@
 
 The normal CDF builds on :func:`.mixture.erfc`; Owen's T is a Gauss-Legendre rule on its defining
 integral for |a| ≤ 1 and the classical reflection for |a| > 1. Checked against SciPy in
-test/test_special.py.
+test/model/test_special.py.
 """
 
 import math

@@ -8,9 +8,9 @@ import pytest  # noqa: E402
 
 
 def pytest_ignore_collect(collection_path, config):
-    """test/training imports TensorFlow, which must not share a process with QGIS, and test/distributed
+    """test/model/training imports TensorFlow, which must not share a process with QGIS, and test/scaleout
     needs Dask and geopandas (.venv-dask): each has its own run."""
-    if config.pluginmanager.has_plugin("pytest_qgis") and collection_path.name in ("training", "distributed"):
+    if config.pluginmanager.has_plugin("pytest_qgis") and collection_path.name in ("training", "scaleout"):
         return True
     return None
 

@@ -1,7 +1,7 @@
 """`make help`: write the help pages the algorithms' Help button opens, resources/help/*.html.
 
 The pages are made from the texts the algorithms declare (see algorithms/help.py), so the
-help panel, the tooltips and the pages say the same; test/test_help.py fails when a page
+help panel, the tooltips and the pages say the same; test/algorithms/test_help.py fails when a page
 here is older than its algorithm. Run with the QGIS-side venv's Python (headless QGIS).
 """
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from overlap_relevance.algorithms.install_advice import core_commands, mixed_geos_advice
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 QGIS_PYTHON = "/usr/bin/python3"
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"
 PLUGINS = REPO_ROOT / ".venv" / "plugins"  # holds the overlap_relevance symlink to this tree

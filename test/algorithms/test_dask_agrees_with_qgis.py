@@ -1,7 +1,7 @@
 """The Dask engine (``overlap-relevance`` in .venv-dask, a process of its own) writes what the QGIS algorithms
 write: the same best match and scores (scorerelevance) and the same matches (matchfeatures), feature by feature.
 
-(The Dask suite in test/distributed compares the engine with the single-process chain; this closes the loop
+(The Dask suite in test/scaleout compares the engine with the single-process chain; this closes the loop
 with the Processing algorithms themselves. Skipped without ``make setup-dask``.)"""
 
 import os

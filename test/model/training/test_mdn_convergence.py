@@ -26,7 +26,7 @@ import pytest
 
 from overlap_relevance.model.mixture import mixture_from_raw
 
-# TensorFlow tests run in their own pytest process without QGIS (see test/training/conftest.py).
+# TensorFlow tests run in their own pytest process without QGIS (see test/model/training/conftest.py).
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 from overlap_relevance.model.training.mixture_layers import MixtureHead, make_mixture_nll, mixture_nll

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 if "qgis.core" in sys.modules:
-    pytest.exit("test/distributed must run without QGIS: pytest -p no:pytest_qgis test/distributed", returncode=4)
+    pytest.exit("test/scaleout must run without QGIS: pytest -p no:pytest_qgis test/scaleout", returncode=4)
 
 pytest.importorskip("dask_geopandas", reason="needs .venv-dask (make setup-dask)")
 

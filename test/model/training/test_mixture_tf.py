@@ -13,7 +13,7 @@ from overlap_relevance.model.mixture import (
     raw_size,
 )
 
-# TensorFlow tests run in their own pytest process without QGIS (see test/training/conftest.py).
+# TensorFlow tests run in their own pytest process without QGIS (see test/model/training/conftest.py).
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 from overlap_relevance.model.training.mixture_layers import (

@@ -151,7 +151,7 @@ def test_world_map_every_state_takes_its_exact_best_country():
     """Every state of world_map takes the country with the highest exact IoU (exact ties aside)."""
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import exact_baseline
 
     source = f"{WORLD}|layername="

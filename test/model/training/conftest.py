@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 if "qgis.core" in sys.modules:
-    pytest.exit("test/training must run without QGIS: pytest -p no:pytest_qgis test/training", returncode=4)
+    pytest.exit("test/model/training must run without QGIS: pytest -p no:pytest_qgis test/model/training", returncode=4)
 
 import tensorflow as tf  # noqa: E402
 

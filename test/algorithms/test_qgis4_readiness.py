@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIM = ROOT / "algorithms" / "compat.py"
 SOURCES = sorted([*ROOT.glob("*.py"), *(ROOT / "plugin").rglob("*.py"), *(ROOT / "algorithms").rglob("*.py"),
                   *(ROOT / "model").rglob("*.py")])
