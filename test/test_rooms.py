@@ -9,12 +9,15 @@
 * No import runs back up: ``algorithms/`` never imports ``plugin/`` (QGIS's entry point and provider,
   which import the algorithms); what both need lives in ``algorithms/`` or beside the package's
   ``__init__`` (``constants``, ``native_libs``: QGIS-free).
+* Tests say where they run: nothing under ``test/model/`` needs QGIS (no qgis import, however reached,
+  no QGIS fixture); the QGIS tests are in ``test/algorithms/``, the Dask ones in ``test/scaleout/``.
 * ``scaleout/`` runs anywhere with Dask (its single-process engine wherever ``model/`` runs): it may
   import ``model/`` but never ``plugin/``, ``algorithms/``, qgis or TensorFlow; nothing QGIS imports
   reaches it, and it stays out of the plugin zip.
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -41,6 +44,7 @@ def _resolve(path, level, module):
     return None
 
 
+@functools.lru_cache(maxsize=None)  # the files do not change during a run
 def imports_of(path):
     """(package files, top-level external module names) that ``path`` imports, anywhere in it."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -183,3 +187,64 @@ def test_the_readme_layout_names_every_room():
     rooms = {r for r in rooms if r.count("/") <= 1 and not r.startswith(("test/", "tools/"))}
     missing = sorted(r for r in rooms if f"| `{r}/` |" not in table)
     assert missing == []
+
+
+#: Fixtures of pytest-qgis and test/conftest.py that start QGIS or the plugin in it.
+QGIS_FIXTURES = {"plugin", "provider", "qgis_process_cli", "qgis_app", "qgis_iface", "qgis_processing", "qgis_new_project",
+                 "qgis_canvas", "qgis_parent", "qgis_bot"}
+
+
+@functools.lru_cache(maxsize=None)
+def _reaches_qgis(path):
+    return any("qgis" in imports_of(p)[1] for p in reached_from([path]))
+
+
+def qgis_reasons(path, test_root=ROOT / "test", package_root=ROOT, seen=None):
+    """Why the test file ``path`` needs QGIS: the qgis (or processing) imports it reaches, directly, through
+    the package (``overlap_relevance.algorithms`` and the like), through test/tools or another test module,
+    and the QGIS fixtures it asks for. Empty when it runs in plain Python."""
+    seen = set() if seen is None else seen
+    if path in seen or not path.is_file():
+        return []
+    seen.add(path)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reasons = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            reasons += [f"fixture {a.arg}" for a in node.args.args if a.arg in QGIS_FIXTURES]
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+        for name in names:
+            parts = name.split(".")
+            if parts[0] in ("qgis", "processing"):
+                reasons.append(f"imports {name}")
+            elif parts[0] == "overlap_relevance" and len(parts) > 1:
+                target = package_root.joinpath(*parts[1:])
+                files = [f for f in (target.with_suffix(".py"), target / "__init__.py") if f.is_file()]
+                if any(_reaches_qgis(f) for f in files):
+                    reasons.append(f"imports {name}, which imports qgis")
+            elif parts[0] == "tools" and len(parts) > 1:
+                reasons += qgis_reasons(test_root / "tools" / f"{parts[1]}.py", test_root, package_root, seen)
+            elif parts[0].startswith("test_"):
+                reasons += qgis_reasons(path.parent / f"{parts[0]}.py", test_root, package_root, seen)
+    return reasons
+
+
+def test_nothing_under_the_plain_python_tests_needs_qgis():
+    """test/model/ runs without QGIS: no qgis import, however reached, and no QGIS fixture."""
+    needs = {str(p.relative_to(ROOT)): qgis_reasons(p) for p in sorted((ROOT / "test" / "model").rglob("*.py"))}
+    assert {name: why for name, why in needs.items() if why} == {}
+
+
+def test_the_plain_python_guard_sees_qgis_however_it_comes(tmp_path):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "layers.py").write_text("def make():\n    from qgis.core import QgsVectorLayer\n")
+    cases = {"direct.py": "import qgis.core\n", "inside.py": "def test_x():\n    from processing import run\n",
+             "helper.py": "from tools.layers import make\n", "fixture.py": "def test_x(provider):\n    pass\n",
+             "package.py": "from overlap_relevance.algorithms.compat import SOURCE_POLYGON\n",
+             "sibling.py": "from test_direct import x\n", "test_direct.py": "import qgis.core\n",
+             "plain.py": "import numpy\nfrom overlap_relevance.model.fields import names\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    flagged = {name for name in cases if qgis_reasons(tmp_path / name, test_root=tmp_path)}
+    assert flagged == set(cases) - {"plain.py"}
