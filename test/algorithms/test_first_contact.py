@@ -71,8 +71,9 @@ started = bool(qgis.utils.loadPlugin("overlap_relevance")) and bool(qgis.utils.s
 provider = QgsApplication.processingRegistry().providerById("overlaprelevance")
 algorithms = provider.algorithms() if provider is not None else []
 can_execute = {a.name(): a.canExecute() for a in algorithms}
+# The two core modules that import nothing (the "numpy, shapely, pyproj hidden" case loads them too).
 core_loaded = sorted(m for m in sys.modules if m.startswith("overlap_relevance.model.")
-                     and m != "overlap_relevance.model.match_thresholds"
+                     and m not in ("overlap_relevance.model.match_thresholds", "overlap_relevance.model.fields")
                      or m.split(".")[-1] in ("relevance_run", "layers", "sources", "ogr_read", "geometry_out"))
 
 from qgis.PyQt.QtGui import QTextDocument
