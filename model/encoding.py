@@ -243,7 +243,8 @@ def model_layer(layer, max_vertices=50_000, workers=None):
     """
     from dataclasses import replace
 
-    from .frame import HUGE_PART_DEGREES, laea_forward, laea_inverse, repair_polygonal
+    from .frame import HUGE_PART_DEGREES, repair_polygonal
+    from .laea import laea_forward, laea_inverse
     from .parallel import chunk_bounds, ordered_map
 
     geoms = np.asarray(layer.geoms, dtype=object)

@@ -67,7 +67,7 @@ import numpy as np
 
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
-from .mixture import ndtr
+from .special import ndtr
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 # Reference = old, input = new: one old feature become several new ones (n:1) is a split.

@@ -58,7 +58,7 @@ def _valid_or_none(geoms):
     return geoms
 
 
-def _ratio(numerator, denominator):
+def ratio(numerator, denominator):
     """numerator / denominator, 0 where the denominator is not positive, clipped to [0, 1]."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(denominator > 0.0, numerator / denominator, 0.0)
@@ -130,9 +130,9 @@ def exact_overlap(a, b, assume_valid=False, area_a=None, area_b=None) -> ExactOv
         area_a=area_a,
         area_b=area_b,
         area_inter=area_inter,
-        cover_a=_ratio(area_inter, area_a),
-        cover_b=_ratio(area_inter, area_b),
-        iou=_ratio(area_inter, union_area),
+        cover_a=ratio(area_inter, area_a),
+        cover_b=ratio(area_inter, area_b),
+        iou=ratio(area_inter, union_area),
         centroid_x=centroid_x,
         centroid_y=centroid_y,
         perimeter_inter=perimeter_inter,

@@ -34,7 +34,7 @@ Pipeline for every pair (all steps batched over pairs with NumPy / shapely 2):
    angle and centred on their common bounding box.
 3. **Location and delivery**: the pair is placed at a random lon/lat (10 %
    with the antimeridian running through it, 10 % at 70-89 deg latitude, the
-   rest area-uniform up to +-89 deg) with :func:`..frame.laea_inverse`; each
+   rest area-uniform up to +-89 deg) with :func:`..laea.laea_inverse`; each
    side is delivered in its own CRS (EPSG:4326; EPSG:3857 where |lat| < 85;
    the location's UTM zone; a regional grid where the location is inside its
    area), with one pyproj ``Transformer`` per CRS.
@@ -81,7 +81,8 @@ import numpy as np
 import pyproj
 import shapely
 
-from ..frame import laea_inverse, layer_to_lonlat, project_pairs
+from ..frame import layer_to_lonlat, project_pairs
+from ..laea import laea_inverse
 from ..overlap import exact_overlap
 from . import shapes as S
 

@@ -26,7 +26,7 @@ from .metrics import model_iou_samples
 try:  # SciPy's inverse normal CDF is about 15 times faster than the NumPy one the plugin carries
     from scipy.special import ndtri
 except ImportError:  # pragma: no cover - QGIS without SciPy
-    from ..mixture import ndtri
+    from ..special import ndtri
 
 #: Overlays per pair of the sampler contestants: 1, 2, 4, ..., 256.
 K_VALUES = tuple(2 ** j for j in range(9))
