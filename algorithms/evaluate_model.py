@@ -128,8 +128,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
         try:
             evaluation = evaluate_layers(
-                run.model, run.lonlat_input, run.lonlat_reference, run.model_input, run.model_reference, run.sigma,
-                run.pair.search_distance, *run.pair.same_layer_ids(),
+                run.model, run.input, run.reference, run.sigma, run.pair.search_distance, *run.pair.same_layer_ids(),
                 mc_pairs=self.parameterAsInt(parameters, MC_PAIRS, context),
                 mc_samples=self.parameterAsInt(parameters, MC_SAMPLES, context),
                 seed=self.parameterAsInt(parameters, SEED, context), progress=progress,

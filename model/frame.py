@@ -200,7 +200,7 @@ class LonLatLayer:
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
-      full_detail, detail_error: set by :func:`.encoding.model_layer` on a model layer: the
+      full_detail, detail_error: set by :func:`.preparation.prepare_layer` on a model layer: the
         same layer repaired but not simplified (None when nothing was simplified), and (n,)
         metres within which each model geometry lies of its full-detail one (0: the same).
     """
@@ -975,7 +975,7 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         area_b[spread_rows] = lonlat_b.true_area[index_b[spread_rows]]
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
-    else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)
+    else:  # the caller repaired every source geometry once, in its own frame (preparation.prepare_layer)
         repaired_a = repaired_b = np.zeros(len(index_a), dtype=bool)
     return PairFrames(
         a=frame_a,

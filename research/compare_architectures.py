@@ -30,7 +30,7 @@ Candidates
            descriptors, residual means kept (does the point encoding add
            anything on top of the descriptors?).
 
-Point features: normalised x, y (the :func:`..encoding.encode_points` frame), the
+Point features: normalised x, y (the :func:`point_encoding.encode_points` frame), the
 unit tangent of the edge with rings oriented (exteriors counter-clockwise, holes
 clockwise, so the interior is always on the left), and the one-hot
 ``[A, B, exterior, hole]``.
@@ -57,7 +57,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, encode_points, model_geometry, pair_descriptors
+from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, pair_descriptors
+from overlap_relevance.model.preparation import model_geometry
+from point_encoding import encode_points
 
 CONFIG = {
     "train_pairs": 24_000, "heldout_pairs": 4_000, "train_seed": 101, "heldout_seed": 202,

@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.edits import generate_edits
+from ..frame import layer_to_lonlat
 from ..matching import (CALIBRATION, MatchThresholds, apply_change_test, assign_one_to_one, calibrate,
                         candidate_edges, change_test, decide, match_layers)
+from ..preparation import prepare_layer
+from ..scoring import BestMatches, score_candidate_pairs
 
 TUNING_SEED = 101
 TEST_SEED = 202
@@ -27,24 +30,20 @@ FEATURE_CLASSES = ("1:1", "1:n", "n:1", "unmatched")
 
 
 def prepared(seed, sigma, n_blocks=N_BLOCKS):
-    """Edits of one seed as layers: (edits, lonlat_a, lonlat_b, model_a, model_b, sigma_a)."""
-    from ..encoding import model_layer
-    from ..frame import layer_to_lonlat
-
+    """Edits of one seed as layers: (edits, layer_a, layer_b, sigma_a), the layers prepared (:func:`prepare_layer`)."""
     edits = generate_edits(seed, n_blocks=n_blocks, sigma=sigma)
-    lonlat_a, lonlat_b = layer_to_lonlat(edits.input, edits.crs), layer_to_lonlat(edits.reference, edits.crs)
-    return edits, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0], np.full(len(edits.input),
-                                                                                                   sigma)
+    return (edits, prepare_layer(layer_to_lonlat(edits.input, edits.crs)),
+            prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
 
 def run(model, data, thresholds, edges=None):
     """MatchResult of prepared data (the change test included), and the candidate edges."""
-    edits, lonlat_a, lonlat_b, model_a, model_b, sigma_a = data
+    edits, layer_a, layer_b, sigma_a = data
     if edges is None:
-        edges = candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, thresholds=thresholds)
+        edges = candidate_edges(model, layer_a, layer_b, sigma_a, thresholds=thresholds)
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
-    apply_change_test(result, one, change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one],
+    apply_change_test(result, one, change_test(layer_a.source, layer_b.source, sigma_a, one, result.partner_a[one],
                                                thresholds.sigma_floor), thresholds)
     return result, edges
 
@@ -160,19 +159,17 @@ def read_layer(path):
     return np.asarray(shapely.from_wkb(wkb), dtype=object), crs
 
 
-def timings(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, repeats=3):
+def timings(model, layer_a, layer_b, sigma_a, repeats=3):
     """Best of ``repeats`` seconds: scoring alone (best matches, as scorerelevance) and matching; and the pairs."""
-    from ..scoring import BestMatches, score_candidate_pairs
-
     score_s, match_s, pairs = np.inf, np.inf, 0
     for _ in range(repeats):
         started = time.perf_counter()
         best = BestMatches(len(sigma_a))
-        for chunk in score_candidate_pairs(model, model_a, model_b, sigma_a):
+        for chunk in score_candidate_pairs(model, layer_a.model, layer_b.model, sigma_a):
             best.add(chunk)
         score_s = min(score_s, time.perf_counter() - started)
         started = time.perf_counter()
-        result = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a)
+        result = match_layers(model, layer_a, layer_b, sigma_a)
         match_s = min(match_s, time.perf_counter() - started)
         pairs = result.n_pairs
     return pairs, score_s, match_s
@@ -308,19 +305,15 @@ def main():
               f"test) {match_s:.2f} s ({pairs / match_s:.0f} pairs/s), {pairs} pairs."]
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample"
     try:
-        from ..encoding import model_layer
-        from ..frame import layer_to_lonlat
-
         geoms_a, crs_a = read_layer(sample / "buildings_mapping.gpkg")
         geoms_b, crs_b = read_layer(sample / "buildings_cadastre.gpkg")
-        lonlat_a, lonlat_b = layer_to_lonlat(geoms_a, crs_a), layer_to_lonlat(geoms_b, crs_b)
-        pairs, score_s, match_s = timings(model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0],
-                                          model_layer(lonlat_b)[0], np.full(len(geoms_a), SIGMA))
+        layer_a = prepare_layer(layer_to_lonlat(geoms_a, crs_a))
+        layer_b = prepare_layer(layer_to_lonlat(geoms_b, crs_b))
+        pairs, score_s, match_s = timings(model, layer_a, layer_b, np.full(len(geoms_a), SIGMA))
         lines += ["", f"The sample (`buildings_mapping.gpkg` {len(geoms_a)} input against `buildings_cadastre.gpkg` "
                   f"{len(geoms_b)} reference, σ = {SIGMA} m): scoring alone {score_s:.3f} s ({pairs / score_s:.0f} "
                   f"pairs/s), matching {match_s:.3f} s ({pairs / match_s:.0f} pairs/s), {pairs} pairs."]
-        found = match_layers(model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0],
-                             np.full(len(geoms_a), SIGMA))
+        found = match_layers(model, layer_a, layer_b, np.full(len(geoms_a), SIGMA))
         counts = {side: dict(zip(*np.unique(np.asarray(values, dtype=str), return_counts=True)))
                   for side, values in (("input", found.change_a), ("reference", found.change_b))}
         lines += ["", "On the sample (no truth: two sources of one district, not two versions), the labels found: "

@@ -15,7 +15,7 @@ Truth
   candidates), so that best-match agreement can be measured on them too.
 
 The model is run exactly as scoring runs it: on the model geometries
-(:func:`.encoding.model_layer`) projected into the same local frames.
+(:func:`..preparation.prepare_layer`) projected into the same local frames.
 """
 
 from __future__ import annotations
@@ -109,16 +109,15 @@ def _empty_pairs():
     return {name: [] for name in names}
 
 
-def evaluate_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0, ids_a=None,
-                    ids_b=None, mc_pairs=500, mc_samples=128, seed=3, model_samples=MODEL_SAMPLES, progress=None,
-                    cancelled=None):
+def evaluate_layers(model, layer_a, layer_b, sigma_a, search_distance_m=0.0, ids_a=None, ids_b=None, mc_pairs=500,
+                    mc_samples=128, seed=3, model_samples=MODEL_SAMPLES, progress=None, cancelled=None):
     """Compare the model with the truth on every candidate pair of two layers.
 
     Parameters
     ----------
     model : :class:`.scoring.OverlapModel`.
-    lonlat_a, lonlat_b : the layers in lon/lat, full detail (:class:`.frame.LonLatLayer`).
-    model_a, model_b : the same layers as model layers (:func:`.encoding.model_layer`).
+    layer_a, layer_b : the layers (:class:`..preparation.PreparedLayer`: as read, full detail, and as the
+        network sees them).
     sigma_a : (n_a,) positional uncertainty per input feature, metres.
     search_distance_m : float, widened per feature to at least 3σ as in scoring.
     ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
@@ -131,6 +130,7 @@ def evaluate_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
     progress = progress or (lambda fraction, text=None: None)
     cancelled = cancelled or (lambda: False)
     sigma_a = np.asarray(sigma_a, dtype=float)
+    lonlat_a, lonlat_b, model_a, model_b = layer_a.source, layer_b.source, layer_a.model, layer_b.model
     n_a = max(len(sigma_a), 1)
     started = time.perf_counter()
     columns = _empty_pairs()

@@ -160,7 +160,7 @@ def sweep_contestant(points=256, controls=0, threshold=THRESHOLD):
     the predictive samples stay the surrogate's (shifting them by the residual narrowed the intervals on the
     validation pairs). Simplification to model geometries is included, as for the model.
     """
-    from ..encoding import model_geometry
+    from ..preparation import model_geometry
     from ..sweep import build_sweep
 
     def predict(a, b, sigma, rng):

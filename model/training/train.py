@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.layer_data import training_arrays
-from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
+from ..encoding import DESCRIPTOR_NAMES
+from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16)

@@ -8,10 +8,10 @@ import re
 
 import numpy as np
 import pytest
-from overlap_relevance.model.encoding import model_layer
 from overlap_relevance.model.evaluation import heldout, report
 from overlap_relevance.model.evaluation.metrics import TARGETS
 from overlap_relevance.model.frame import layer_to_lonlat
+from overlap_relevance.model.preparation import prepare_layer
 from overlap_relevance.model.scoring import load_model
 from test_evaluate import tiny_model_file
 
@@ -29,8 +29,8 @@ def layers(tmp_path_factory):
     model = load_model(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.npz"))
     geoms_a, crs_a, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping")
     geoms_b, crs_b, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre")
-    lonlat_a, lonlat_b = layer_to_lonlat(geoms_a[:N_INPUT], crs_a), layer_to_lonlat(geoms_b, crs_b)
-    return model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0]
+    layer_a = prepare_layer(layer_to_lonlat(geoms_a[:N_INPUT], crs_a))
+    return model, layer_a, prepare_layer(layer_to_lonlat(geoms_b, crs_b))
 
 
 def evaluate(layers, sigma, mc_pairs=20):
