@@ -79,7 +79,7 @@ CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 CHANGE_OF_CLASS = {"n:1": "split", "1:n": "merged", "m:n": "reshaped"}
 # Monotone calibration of the raw edge score max(p_same, p_part): knots (raw, calibrated),
 # interpolated linearly. Fitted by isotonic regression (block means) on the tuning seed's candidate
-# pairs at σ = 0.5, 1, 2, 3 m (model/evaluation/matching.py; numbers in model/matching_results.md).
+# pairs at σ = 0.5, 1, 2, 3 m (model/evaluation/tune_matching.py; numbers in model/matching_results.md).
 CALIBRATION = {
     "raw": [
         0.0, 0.0, 4e-06, 2.9e-05, 9.1e-05, 0.000129, 0.000152, 0.001036, 0.002548, 0.002703, 0.002898, 0.003027,

@@ -22,7 +22,7 @@ from ..frame import layer_to_lonlat
 from ..match_model import PATH, Logistic, change_features
 from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide
 from ..preparation import prepare_layer
-from .matching import isotonic, reliability, structure_correct
+from .tune_matching import isotonic, reliability, structure_correct
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 CHANGES = ("unchanged", "modified", "split", "merged", "reshaped", "new", "removed")
