@@ -370,7 +370,7 @@ def baselines(held, mc):
 
 def monte_carlo_reference(pairs, count, samples, seed):
     """(indices, MC mean IoU) for up to ``count`` held-out σ > 0 pairs."""
-    from overlap_relevance.model.datasets.synthetic import monte_carlo_overlap
+    from overlap_relevance.model.overlap import monte_carlo_overlap
 
     positive = np.flatnonzero(pairs.sigma > 0)
     index = np.sort(np.random.default_rng(seed).choice(positive, size=min(count, len(positive)), replace=False))

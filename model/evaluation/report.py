@@ -9,7 +9,7 @@ Truth
 -----
 * σ = 0: the exact overlap of every candidate pair (:func:`.overlap.exact_overlap`
   on the full-detail geometries in the pair's local frame).
-* σ > 0: Monte-Carlo truth (:func:`..datasets.synthetic.monte_carlo_overlap`,
+* σ > 0: Monte-Carlo truth (:func:`..overlap.monte_carlo_overlap`,
   ``mc_samples`` displacements d ~ N(0, σ²I₂) of the reference feature) on a seeded
   subset of about ``mc_pairs`` pairs, chosen as whole input features (all their
   candidates), so that best-match agreement can be measured on them too.
@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from ..encoding import pair_scale_and_centre
 from ..frame import project_pairs
-from ..overlap import exact_overlap
+from ..overlap import exact_overlap, monte_carlo_overlap
 from ..pairs import iter_pair_chunks
 from ..scoring import search_distances, summarise_overlap
 from .metrics import (
@@ -49,7 +48,7 @@ from .metrics import (
     oracle_crps,
     pit_coverage,
     randomised_pit,
-    relative_distance,
+    relative_centroid_error,
     sigma_bucket_codes,
     sigma_bucket_labels,
     target_status,
@@ -204,9 +203,8 @@ def _score_chunk(model, chunk, model_a, model_b, sigma_a, model_samples, rng):
     exact_centroid = np.column_stack([exact.centroid_x, exact.centroid_y])
     with_area = np.flatnonzero((sigma == 0) & np.all(np.isfinite(exact_centroid), axis=1))
     if len(with_area):
-        scale, _ = pair_scale_and_centre(frames.a[with_area], frames.b[with_area])
-        centroid_error[with_area] = 100.0 * relative_distance(centroid[with_area].mean(), exact_centroid[with_area],
-                                                              scale)
+        centroid_error[with_area] = 100.0 * relative_centroid_error(
+            centroid[with_area].mean(), exact_centroid[with_area], frames.a[with_area], frames.b[with_area])
     vertices = shapely.get_num_coordinates(frames.a) + shapely.get_num_coordinates(frames.b)
     part = {
         "index_a": chunk.index_a, "index_b": chunk.index_b, "sigma": sigma,
@@ -236,8 +234,6 @@ def monte_carlo_rows(index_a, sigma, mc_pairs, seed):
 def _monte_carlo(model, lonlat_a, lonlat_b, model_a, model_b, pairs, rows, mc_samples, model_samples, seed, progress,
                  cancelled):
     """Monte-Carlo truth on ``rows``, written into ``pairs``; PIT and reference CRPS. None when cancelled."""
-    from ..datasets.synthetic import monte_carlo_overlap
-
     empty = {"pit": np.zeros((0, mc_samples)), "crps_oracle": np.zeros(0), "crps_static": np.zeros(0)}
     if not len(rows):
         return empty

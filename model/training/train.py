@@ -34,7 +34,8 @@ def dataset(n, seed, chunk=8192, workers=None, progress=True, labels=DEFAULTS["l
         the (cover_a, cover_b) of B displaced by 1 + labels independent d ~ N(0, σ²I₂), so the loss sees
         each pair's distribution rather than one draw of it (0: (n, 2), one label, as before).
     """
-    from ..datasets.synthetic import iter_synthetic_chunks, monte_carlo_overlap
+    from ..datasets.synthetic import iter_synthetic_chunks
+    from ..overlap import monte_carlo_overlap
 
     path = cache_path(n, seed, labels)
     if path.is_file():

@@ -18,9 +18,9 @@ from overlap_relevance.model.datasets.synthetic import (
     RECIPE,
     SyntheticPairs,
     generate_pairs,
-    monte_carlo_overlap,
     recipe_hash,
 )
+from overlap_relevance.model.overlap import monte_carlo_overlap
 from scipy import stats
 
 N_PAIRS = 5000
