@@ -109,7 +109,8 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         from ..model.network import ModelFileError
-        from ..model.evaluation.report import evaluate_layers, figures, render_html, target_verdicts, verdict_summary
+        from ..model.evaluation.report import evaluate_layers, target_verdicts, verdict_summary
+        from ..model.evaluation.report_html import figures, render_html
 
         out_path = with_suffix(self.parameterAsFileOutput(parameters, OUTPUT, context), ".html")
         if not out_path:
