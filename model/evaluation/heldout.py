@@ -14,6 +14,7 @@ import numpy as np
 import shapely
 
 from ..frame import repair_polygonal
+from ..overlap import monte_carlo_overlap
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = PACKAGE_ROOT / "model"
@@ -245,8 +246,6 @@ def read_layer(path, layer_name, name_field=None):
 
 def monte_carlo_truth(pairs, rows, m, seed=HELD_OUT_SEED, batch_pairs=100, progress=True):
     """(len(rows), m) Monte-Carlo IoU, cover_a and cover_b of the pairs ``rows`` (seeded per batch)."""
-    from ..datasets.synthetic import monte_carlo_overlap
-
     out = {key: np.empty((len(rows), m)) for key in ("iou", "cover_a", "cover_b")}
     bar = progress_bar(total=len(rows), desc=f"Monte-Carlo truth ({m} displacements)", disable=not progress)
     for k, start in enumerate(range(0, len(rows), batch_pairs)):
