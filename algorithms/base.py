@@ -1,6 +1,8 @@
 """What every algorithm of the provider shares: group, icon, help and a dependency check."""
 
+import functools
 import importlib
+import traceback
 import weakref
 
 from qgis.core import QgsApplication, QgsProcessingAlgorithm, QgsProcessingException
@@ -69,6 +71,56 @@ GROUP_PAIRS = ("pairs", "Pairs and overlaps")
 COMMON_TAGS = ("overlap", "relevance", "polygon", "iou", "intersection over union")
 
 
+#: The methods QGIS calls with the run's parameters, context and feedback, which may raise.
+_RUN_METHODS = ("prepareAlgorithm", "processAlgorithm", "postProcessAlgorithm")
+
+
+#: Tracebacks of exceptions that left a run method; QGIS keeps them (see :func:`_releasing_locals`).
+_HELD_TRACEBACKS = []
+
+
+def release_held_frames():
+    """Clear the locals of the finished frames that QGIS still holds through a failed run's traceback.
+
+    Frames still running (the caller's script, an event loop) are left alone. Runs at the start of every
+    run method and when the plugin unloads, which is before QGIS exits.
+    """
+    while _HELD_TRACEBACKS:
+        frame = _HELD_TRACEBACKS.pop().tb_frame
+        while frame is not None:
+            try:
+                frame.clear()
+            except RuntimeError:  # still running: so are its callers
+                break
+            frame = frame.f_back
+
+
+def _releasing_locals(method):
+    """``method`` such that an exception leaving it keeps no layer, source or context alive.
+
+    QGIS (3.40 at least) keeps the Python exception that leaves processAlgorithm and friends, with its
+    traceback, after the run. Through the frames' locals, and each frame's caller, it held the run's
+    parameters, its sources, the features read and the QgsVectorLayer of an OGR file. Such a layer then
+    outlived exitQgis(), and deleting it at interpreter shutdown crashed the process in GDAL (a segfault
+    of pytest-qgis, or of a PyQGIS script, after a refused run). The frames below this one are cleared at
+    once (file and line stay for the message); this one and its callers, once they have finished, by
+    :func:`release_held_frames`.
+    """
+    @functools.wraps(method)
+    def run(self, *arguments):
+        release_held_frames()
+        try:
+            return method(self, *arguments)
+        except BaseException as error:
+            traceback.clear_frames(error.__traceback__)  # skips this frame, which is still running
+            _HELD_TRACEBACKS.append(error.__traceback__)
+            del arguments
+            raise
+
+    run.releases_locals = True
+    return run
+
+
 class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
     """Base of the provider's algorithms; subclasses say only what is particular to them.
 
@@ -84,6 +136,13 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
     SHORT_DESCRIPTION = ""
     TAGS = ()
     NOTES = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _RUN_METHODS:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "releases_locals", False):
+                setattr(cls, name, _releasing_locals(method))
 
     def createInstance(self):  # noqa: N802 (QGIS's name)
         instance = type(self)()
@@ -230,3 +289,8 @@ class OverlapRelevanceAlgorithm(QgsProcessingAlgorithm):
             return layer.name()
         source = self.parameterAsSource(parameters, name, context)
         return source.sourceName() if source is not None else name.lower()
+
+
+for _name in _RUN_METHODS:  # the base's own run methods too (subclasses are wrapped by __init_subclass__)
+    if _name in OverlapRelevanceAlgorithm.__dict__:
+        setattr(OverlapRelevanceAlgorithm, _name, _releasing_locals(OverlapRelevanceAlgorithm.__dict__[_name]))

@@ -106,7 +106,8 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS's name)
         from ..model.network import ModelFileError
-        from ..model.evaluation.report import evaluate_layers, figures, render_html, target_verdicts, verdict_summary
+        from ..model.evaluation.report import evaluate_layers, target_verdicts, verdict_summary
+        from ..model.evaluation.report_html import figures, render_html
 
         out_path = with_suffix(self.parameterAsFileOutput(parameters, OUTPUT, context), ".html")
         if not out_path:
@@ -125,8 +126,7 @@ class EvaluateModelAlgorithm(OverlapRelevanceAlgorithm):
 
         try:
             evaluation = evaluate_layers(
-                run.model, run.lonlat_input, run.lonlat_reference, run.model_input, run.model_reference, run.sigma,
-                run.pair.search_distance, *run.pair.same_layer_ids(),
+                run.model, run.input, run.reference, run.sigma, run.pair.search_distance, *run.pair.same_layer_ids(),
                 mc_pairs=self.parameterAsInt(parameters, MC_PAIRS, context),
                 mc_samples=self.parameterAsInt(parameters, MC_SAMPLES, context),
                 seed=self.parameterAsInt(parameters, SEED, context), progress=progress,

@@ -162,8 +162,7 @@ class MatchFeaturesAlgorithm(OverlapRelevanceAlgorithm):
             feedback.setProgress(20 + 70 * fraction)
 
         matching_started = time.perf_counter()
-        result = matching.match_layers(run.model, run.lonlat_input, run.lonlat_reference, run.model_input,
-                                       run.model_reference, run.sigma, run.pair.search_distance,
+        result = matching.match_layers(run.model, run.input, run.reference, run.sigma, run.pair.search_distance,
                                        *run.pair.same_layer_ids(), thresholds=thresholds,
                                        cancelled=feedback.isCanceled, progress=progress)
         if result is None or feedback.isCanceled():

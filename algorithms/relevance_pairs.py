@@ -114,7 +114,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         if compute_exact:
             # The chunk's frames hold the model's (possibly simplified) geometries; exact means full detail,
             # measured in the frames scoring uses (a straight edge bends differently in another frame).
-            full = frame.project_pairs(pairs.full_detail(run.model_input), pairs.full_detail(run.model_reference),
+            full = frame.project_pairs(run.input.full_detail, run.reference.full_detail,
                                        chunk.index_a, chunk.index_b, repair=False, centre_on_large=True,
                                        reach_m=chunk.reach_m)
             exact = overlap.exact_overlap_of_frames(full)

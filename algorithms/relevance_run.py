@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from qgis.core import QgsProcessingException
 
-from ..model.encoding import model_layer
-from ..model.frame import LonLatLayer
+from ..model.frame import LONG_EDGE_M
 from ..model.network import ModelFileError
 from ..model.parallel import ordered_map
+from ..model.preparation import PreparedLayer, prepare_layer
 from ..model.scoring import OverlapModel, score_candidate_pairs
 from .layers import LayerPair, read_layer_pair
 from .parameters import (
@@ -28,10 +28,8 @@ class Cancelled(Exception):
 @dataclass
 class RelevanceRun:
     pair: LayerPair
-    lonlat_input: LonLatLayer  # full detail, as read
-    lonlat_reference: LonLatLayer
-    model_input: LonLatLayer  # repaired once and simplified where large (encoding.model_layer)
-    model_reference: LonLatLayer
+    input: PreparedLayer  # as read (full detail) and as the network sees it (repaired once, simplified where large)
+    reference: PreparedLayer
     model: OverlapModel
     sigma: np.ndarray  # (n_input,) metres
     threshold: float
@@ -58,7 +56,7 @@ class RelevanceRun:
         spent = 0.0
         resumed = time.perf_counter()
         try:
-            for chunk in score_candidate_pairs(self.model, self.model_input, self.model_reference, self.sigma,
+            for chunk in score_candidate_pairs(self.model, self.input.model, self.reference.model, self.sigma,
                                                self.pair.search_distance, self.threshold,
                                                *self.pair.same_layer_ids(), cancelled=feedback.isCanceled):
                 # Pairs come sorted by input feature, so the last input index tells how far we are.
@@ -95,19 +93,16 @@ def prepare_relevance_run(algorithm, parameters, context, feedback, input_key=Tr
     seconds["lon/lat"] = time.perf_counter() - started
     feedback.setProgressText("Preparing geometries")
     started = time.perf_counter()
-    (model_input, repaired_input), (model_reference, repaired_reference) = ordered_map(
-        model_layer, [lonlat_input, lonlat_reference])  # both layers at once
+    prepared_input, prepared_reference = ordered_map(prepare_layer, [lonlat_input, lonlat_reference])  # both at once
     seconds["model geometries"] = time.perf_counter() - started
-    pair.report_repaired(feedback, [np.flatnonzero(repaired_input)], [np.flatnonzero(repaired_reference)])
+    pair.report_repaired(feedback, [np.flatnonzero(prepared_input.repaired)],
+                         [np.flatnonzero(prepared_reference.repaired)])
     _report_long_edges(feedback, lonlat_input, lonlat_reference)
-    return RelevanceRun(pair, lonlat_input, lonlat_reference, model_input, model_reference, model, sigma, threshold,
-                        seconds)
+    return RelevanceRun(pair, prepared_input, prepared_reference, model, sigma, threshold, seconds)
 
 
 def _report_long_edges(feedback, *layers):
     """Warn, with a count per layer, about features whose edges are long enough for the frames to bend them."""
-    from ..model.frame import LONG_EDGE_M
-
     counts = [int(np.count_nonzero(layer.long_edges & layer.usable)) for layer in layers]
     if any(counts):
         feedback.pushWarning(

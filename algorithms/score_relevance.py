@@ -145,7 +145,7 @@ class _RelevanceWriter:
         self.algorithm, self.parameters, self.sink, self.fields = algorithm, parameters, sink, fields
         self.best = best
         self.keys = run.pair.reference.keys
-        self.unusable = ~run.lonlat_input.usable
+        self.unusable = ~run.input.source.usable
         self.position_of = _Positions(run.pair.input.fids)
         self.n_input = len(run.pair.input.fids)
         request = QgsFeatureRequest()

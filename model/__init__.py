@@ -23,9 +23,9 @@ def match(geoms_a, geoms_b, crs, sigma=0.0, crs_b=None, search_distance=0.0, mod
     """
     import numpy as np
 
-    from .encoding import model_layer
     from .frame import layer_to_lonlat
     from .matching import match_layers
+    from .preparation import prepare_layer
 
     model = load_model() if model is None else model
     geoms_a = np.asarray(geoms_a, dtype=object).reshape(-1)
@@ -33,8 +33,6 @@ def match(geoms_a, geoms_b, crs, sigma=0.0, crs_b=None, search_distance=0.0, mod
     sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(geoms_a),)).copy()
     if np.any(~np.isfinite(sigma)) or np.any(sigma < 0):
         raise ValueError("sigma must be finite and >= 0 (metres)")
-    lonlat_a = layer_to_lonlat(geoms_a, crs)
-    lonlat_b = layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b)
-    model_a, _ = model_layer(lonlat_a)
-    model_b, _ = model_layer(lonlat_b)
-    return match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, search_distance, thresholds=thresholds)
+    layer_a = prepare_layer(layer_to_lonlat(geoms_a, crs))
+    layer_b = prepare_layer(layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b))
+    return match_layers(model, layer_a, layer_b, sigma, search_distance, thresholds=thresholds)

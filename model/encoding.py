@@ -1,4 +1,4 @@
-"""Encoding a pair of polygons for the network: points, edges and scanline descriptors.
+"""Pair descriptors: the fixed-length vector the network reads for each pair of polygons.
 
 Everything here works on whole batches of pairs already in their local metric frame
 (:mod:`.frame`), with no Python loop per pair, ring or vertex.
@@ -11,21 +11,13 @@ The **pair scale** ``L`` (metres) is the larger side of the bounding box of A �
 ``[-0.5, 0.5]²`` whatever their size: a 5 m shed and a 50 km province look alike to
 the network, which is what lets one model serve buildings and administrative units.
 
-Points (:func:`encode_points`)
-------------------------------
-Each geometry becomes its ring vertices in normalised coordinates with one-hot
-features ``[geometry A, geometry B, exterior ring, hole]`` plus the ring and part
-they belong to, as in the research this project grew from. Ring orientation is
-normalised (exteriors counter-clockwise, holes clockwise) through a per-ring sign,
-without reordering vertices.
-
 Descriptors (:func:`pair_descriptors`)
 --------------------------------------
 What the network reads: a fixed-length vector per pair, cheap to compute and
 independent of vertex count beyond one GEOS overlay of the *model geometry*.
 The model geometry is the frame geometry, simplified (topology-preserving, with a
 tolerance of ``SIMPLIFY_TOLERANCE`` times the square root of its area) only when it
-has more than ``MAX_MODEL_VERTICES`` vertices (:func:`model_geometry`), so a
+has more than ``MAX_MODEL_VERTICES`` vertices (:func:`.preparation.model_geometry`), so a
 10,000-vertex province costs about what a building costs.
 
 The vector (``N_DESCRIPTORS`` float32 values, named in :data:`DESCRIPTOR_NAMES`)
@@ -42,22 +34,16 @@ centroid of the model geometries, or the middle of the shortest line between the
 when they do not overlap.
 """
 
-from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import shapely
 
-MIN_SCALE_M = 1e-3
-MAX_MODEL_VERTICES = 256
-# Features narrower than this (degrees) that are valid in lon/lat skip the frame in model_layer.
-_DIRECT_MAX_DEGREES = 0.5
-SIMPLIFY_TOLERANCE = 5e-4
-# A simplified geometry lies within its tolerance of the full one in its own frame; other frames of a pair
-# stretch lengths by well under this factor.
-_DETAIL_ERROR_MARGIN = 1.5
-_EPS = 1e-4
+from .overlap import exact_overlap
+from .sweep import sweep_summary
 
-POINT_FEATURE_NAMES = ("geometry_a", "geometry_b", "exterior", "hole")
+MIN_SCALE_M = 1e-3
+_EPS = 1e-4
 
 #: A pair whose gap exceeds this many σ cannot overlap: P(|d| >= 6σ) = exp(-18) for d ~ N(0, σ²I₂).
 CERTAIN_GAP_SIGMAS = 6.0
@@ -85,34 +71,6 @@ DESCRIPTOR_NAMES = (
 N_DESCRIPTORS = len(DESCRIPTOR_NAMES)
 
 
-@dataclass
-class PairPoints:
-    """The point encoding of n pairs (V vertices in all).
-
-    xy : (V, 2) float64 normalised coordinates.
-    features : (V, 4) float32 one-hot ``POINT_FEATURE_NAMES``.
-    pair : (V,) int64 pair of each vertex.
-    ring : (V,) int64 global ring id; consecutive vertices of one ring form its edges.
-    part : (V,) int64 global polygon-part id.
-    orientation : (R,) float64, +1 or -1 per ring: the sign that makes exteriors
-        counter-clockwise and holes clockwise.
-    centre : (n, 2) metres, the frame point mapped to (0, 0).
-    scale : (n,) metres, the pair scale L.
-    """
-
-    xy: np.ndarray
-    features: np.ndarray
-    pair: np.ndarray
-    ring: np.ndarray
-    part: np.ndarray
-    orientation: np.ndarray
-    centre: np.ndarray
-    scale: np.ndarray
-
-    def __len__(self):
-        return len(self.scale)
-
-
 def pair_scale_and_centre(a, b):
     """Pair scale L (n,) and the centre (n, 2) of the bounding box of A ∪ B, metres.
 
@@ -134,8 +92,6 @@ class _all_nan_ok:
     """Silence NumPy's 'All-NaN slice' warning for pairs with no geometry at all."""
 
     def __enter__(self):
-        import warnings
-
         self._catcher = warnings.catch_warnings()
         self._catcher.__enter__()
         warnings.filterwarnings("ignore", message="All-NaN slice")
@@ -144,181 +100,13 @@ class _all_nan_ok:
         return self._catcher.__exit__(*exc)
 
 
-def _rings(geoms, first_pair_offset=0):
-    """Vertices of every ring of (n,) polygonal geometries, with their ring and part ids.
-
-    Returns xy (V, 2), pair (V,), ring (V,) local ring ids 0..R-1, part (V,) local part
-    ids, ring_is_hole (R,) and ring_orientation (R,) (+1 counter-clockwise).
-    """
-    geoms = np.asarray(geoms, dtype=object)
-    usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    index = np.flatnonzero(usable)
-    parts, part_owner = shapely.get_parts(geoms[index], return_index=True)
-    part_pair = index[part_owner]
-    rings, ring_part = shapely.get_rings(parts, return_index=True)
-    xy, vertex_ring = shapely.get_coordinates(rings, return_index=True)
-    first_of_part = np.r_[True, ring_part[1:] != ring_part[:-1]] if len(ring_part) else np.zeros(0, bool)
-    ring_is_hole = ~first_of_part
-    # Shoelace signed area per ring, to know its orientation without reordering.
-    nxt = np.r_[xy[1:], xy[:1]]
-    same_ring = np.r_[vertex_ring[1:] == vertex_ring[:-1], False]
-    cross = np.where(same_ring, xy[:, 0] * nxt[:, 1] - nxt[:, 0] * xy[:, 1], 0.0)
-    signed = np.bincount(vertex_ring, weights=cross, minlength=len(rings))
-    orientation = np.where(signed >= 0, 1.0, -1.0)
-    return xy, part_pair[ring_part[vertex_ring]], vertex_ring, ring_part[vertex_ring], ring_is_hole, orientation
-
-
-def encode_points(a, b):
-    """The point encoding (:class:`PairPoints`) of n pairs in their local frames.
-
-    Parameters
-    ----------
-    a, b : (n,) aligned arrays of shapely (Multi)Polygons in a metric frame (metres);
-        None or empty is allowed and contributes no points.
-    """
-    a = np.asarray(a, dtype=object)
-    b = np.asarray(b, dtype=object)
-    scale, centre = pair_scale_and_centre(a, b)
-    xy_a, pair_a, ring_a, part_a, hole_a, orient_a = _rings(a)
-    xy_b, pair_b, ring_b, part_b, hole_b, orient_b = _rings(b)
-    n_rings_a = len(hole_a)
-    n_parts_a = part_a.max() + 1 if len(part_a) else 0
-    pair = np.concatenate([pair_a, pair_b]).astype(np.int64)
-    ring = np.concatenate([ring_a, ring_b + n_rings_a]).astype(np.int64)
-    part = np.concatenate([part_a, part_b + n_parts_a]).astype(np.int64)
-    hole = np.concatenate([hole_a, hole_b])
-    xy = (np.concatenate([xy_a, xy_b]) - centre[pair]) / scale[pair, None]
-    features = np.zeros((len(xy), 4), dtype=np.float32)
-    features[: len(xy_a), 0] = 1.0
-    features[len(xy_a):, 1] = 1.0
-    features[:, 2] = ~hole[ring]
-    features[:, 3] = hole[ring]
-    # Exteriors counter-clockwise, holes clockwise.
-    orientation = np.concatenate([orient_a, orient_b]) * np.where(hole, -1.0, 1.0)
-    return PairPoints(xy, features, pair, ring, part, orientation, centre, scale)
-
-
-
-
-def model_geometry(geoms):
-    """The geometry the network sees: ``geoms`` (metric, valid) simplified when large.
-
-    Geometries with more than MAX_MODEL_VERTICES vertices are simplified with a
-    tolerance of SIMPLIFY_TOLERANCE·sqrt(area), topology preserved; others are
-    returned unchanged. Returns a new (n,) object array.
-    """
-    geoms = np.array(geoms, dtype=object, copy=True)
-    large = shapely.get_num_coordinates(geoms) > MAX_MODEL_VERTICES
-    if large.any():
-        tolerance = SIMPLIFY_TOLERANCE * np.sqrt(shapely.area(geoms[large]))
-        simplified = shapely.simplify(geoms[large], tolerance, preserve_topology=True)
-        lost = shapely.is_empty(simplified) | ~shapely.is_valid(simplified)
-        geoms[np.flatnonzero(large)[~lost]] = simplified[~lost]
-    return geoms
-
-
-def model_layer(layer, max_vertices=50_000, workers=None):
-    """The layer as the network sees it: every geometry repaired once, large ones simplified.
-
-    Each usable geometry of the :class:`.frame.LonLatLayer` is projected into its own
-    local frame (LAEA centred on it), made valid there, simplified when it has more
-    than MAX_MODEL_VERTICES vertices (as in :func:`model_geometry`), and returned to
-    lon/lat. Scoring then projects these light, valid geometries into every pair frame
-    they take part in, without repairing or simplifying per pair: a country that
-    borders eighty provinces is handled once, not eighty times.
-
-    Small, narrow features (under MAX_MODEL_VERTICES vertices and _DIRECT_MAX_DEGREES across)
-    that are already valid in lon/lat are valid in their frame too and are not projected at all.
-    Geometries that needed neither repair nor simplification are returned as they are
-    (the same objects), so a layer of clean small features is not held twice; the work is
-    done in runs of about ``max_vertices`` vertices, so its scratch memory is bounded too, on
-    ``workers`` threads (None: :func:`.parallel.default_workers`).
-
-    Returns ``(layer, repaired)``: a new LonLatLayer and a (n,) bool mask of the
-    features whose geometry needed repair. The layer's ``full_detail`` is the layer repaired but not
-    simplified (None when nothing was simplified), and its ``detail_error`` (n,) the distance in metres
-    within which each model geometry lies of its full-detail geometry (0 where not simplified): scoring
-    at σ = 0 measures the pairs that hold a simplified feature on the full-detail geometries, and finds
-    candidates on them, so that what is written at σ = 0 is exact.
-    """
-    from dataclasses import replace
-
-    from .frame import HUGE_PART_DEGREES, laea_forward, laea_inverse, repair_polygonal
-    from .parallel import chunk_bounds, ordered_map
-
-    geoms = np.asarray(layer.geoms, dtype=object)
-    repaired = np.zeros(len(geoms), dtype=bool)
-    usable = np.flatnonzero(~(shapely.is_missing(geoms) | shapely.is_empty(geoms)))
-    if not len(usable):
-        return layer, repaired
-    # A small feature that is valid in lon/lat is valid in its own frame too (the projection is
-    # smooth and nearly affine over it), so only the others go through the frame: invalid ones,
-    # large ones (to simplify), and wide ones, whose straight lon/lat edges bend in a frame.
-    bounds = shapely.bounds(geoms[usable])
-    wide = (bounds[:, 2] - bounds[:, 0] > _DIRECT_MAX_DEGREES) | (bounds[:, 3] - bounds[:, 1] > _DIRECT_MAX_DEGREES)
-    direct = ~wide & (shapely.get_num_coordinates(geoms[usable]) <= MAX_MODEL_VERTICES)
-    direct[direct] = shapely.is_valid(geoms[usable[direct]])
-    # A feature that reaches round the globe (a whole-world box) has no frame of its own: it is repaired as
-    # drawn in lon/lat, kept at full detail, and cut to each pair (.frame.project_pairs).
-    huge = ~direct & (layer.radii[usable] > np.deg2rad(HUGE_PART_DEGREES))
-    if huge.any():
-        geoms = geoms.copy()
-        whole = geoms[usable[huge]]
-        repaired[usable[huge]] = repair_polygonal(whole)
-        geoms[usable[huge]] = whole
-        direct |= huge
-    usable = usable[~direct]
-    if not len(usable):
-        return replace(layer, geoms=geoms.copy()), repaired
-    unit = layer.unit_centres[usable]
-    centre_lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
-    centre_lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
-    result = geoms.copy()
-
-    def prepare(bounds):
-        start, stop = bounds
-        index, lon0, lat0 = usable[start:stop], centre_lon[start:stop], centre_lat[start:stop]
-        coords, owner = shapely.get_coordinates(geoms[index], return_index=True)
-        x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[owner], lat0[owner])
-        local = shapely.set_coordinates(geoms[index].copy(), np.column_stack([x, y]))
-        repaired_here = repair_polygonal(local)
-        changed = repaired_here | (shapely.get_num_coordinates(local) > MAX_MODEL_VERTICES)
-        if not changed.any():
-            return index, repaired_here, changed, None
-        full = local[changed]
-        simplified = model_geometry(full)
-        fewer = shapely.get_num_coordinates(simplified) < shapely.get_num_coordinates(full)
-        # Hausdorff bound of the simplification (its tolerance), with room for the scale of other frames.
-        error = np.where(fewer, _DETAIL_ERROR_MARGIN * SIMPLIFY_TOLERANCE * np.sqrt(shapely.area(full)), 0.0)
-        both = np.concatenate([simplified, full[repaired_here[changed]]])
-        lon0_c, lat0_c = lon0[changed], lat0[changed]
-        centre_index = np.concatenate([np.arange(len(full)), np.flatnonzero(repaired_here[changed])])
-        coords, owner = shapely.get_coordinates(both, return_index=True)
-        lon, lat = laea_inverse(coords[:, 0], coords[:, 1], lon0_c[centre_index][owner], lat0_c[centre_index][owner])
-        both = shapely.set_coordinates(both, np.column_stack([lon, lat]))
-        return index, repaired_here, changed, (both[:len(full)], both[len(full):], error)
-
-    runs = chunk_bounds(shapely.get_num_coordinates(geoms[usable]), max_vertices)
-    full_result = geoms.copy()
-    detail_error = np.zeros(len(geoms))
-    for index, repaired_here, changed, lonlat in ordered_map(prepare, runs, workers):
-        repaired[index] = repaired_here
-        if lonlat is not None:
-            model_geoms, repaired_full, error = lonlat
-            result[index[changed]] = model_geoms
-            full_result[index[changed & repaired_here]] = repaired_full
-            detail_error[index[changed]] = error
-    full_detail = replace(layer, geoms=full_result) if detail_error.any() else None
-    return replace(layer, geoms=result, full_detail=full_detail, detail_error=detail_error), repaired
-
-
 def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
     """Descriptors of n pairs for the network.
 
     Parameters
     ----------
     a, b : (n,) aligned valid shapely polygons (model geometries, see
-        :func:`model_geometry`) in each pair's local frame, metres; None allowed.
+        :func:`.preparation.model_geometry`) in each pair's local frame, metres; None allowed.
     sigma : float or (n,) positional uncertainty in metres: the per-axis standard
         deviation of a rigid translation of B relative to A.
     area_a, area_b : optional (n,) whole areas of features of which a frame holds only the
@@ -334,9 +122,6 @@ def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
         :data:`CERTAIN_GAP_SIGMAS` σ makes them overlap, at σ = 0 they only touch (within
         :data:`TOUCH_TOLERANCE`), or a geometry is missing).
     """
-    from .overlap import exact_overlap
-    from .sweep import sweep_summary
-
     a = np.asarray(a, dtype=object)
     b = np.asarray(b, dtype=object)
     n = len(a)

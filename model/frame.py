@@ -13,7 +13,7 @@ pipeline is:
 
 1. :func:`layer_to_lonlat` - one pyproj ``Transformer`` per layer
    (layer CRS -> WGS84 lon/lat degrees, ``always_xy``) on all vertices at once;
-2. :func:`project_pairs` - our own NumPy LAEA with per-vertex centre
+2. :func:`project_pairs` - our own NumPy LAEA (:mod:`.laea`) with per-vertex centre
    parameters, then validity repair *in the frame*.
 
 The projection works with sin/cos of (lon - lon0), so a polygon crossing the
@@ -53,10 +53,17 @@ import pyproj
 import shapely
 
 from .candidates import spans_every_longitude
+from .laea import (
+    AUTHALIC_RADIUS_M,
+    CentreParams,
+    authalic_sin_cos,
+    forward_from_trig,
+    forward_with_params,
+    inverse_with_params,
+    laea_forward,
+)
 
 __all__ = [
-    "WGS84_A",
-    "WGS84_F",
     "MissingCrsError",
     "InvalidCrsError",
     "NonPolygonalGeometryError",
@@ -66,20 +73,7 @@ __all__ = [
     "project_pairs",
     "geometry_unit_centres",
     "repair_polygonal",
-    "laea_forward",
-    "laea_inverse",
 ]
-
-# --------------------------------------------------------------------------
-# WGS84 ellipsoid and the authalic-sphere constants that depend only on it.
-# --------------------------------------------------------------------------
-WGS84_A = 6378137.0  # semi-major axis, metres
-WGS84_F = 1.0 / 298.257223563  # flattening
-_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
-_E = np.sqrt(_E2)
-# q at the pole (Snyder 3-12 with phi = 90 deg); atanh form of the log term.
-_QP = 1.0 + (1.0 - _E2) * np.arctanh(_E) / _E
-_RQ = WGS84_A * np.sqrt(_QP / 2.0)  # radius of the authalic sphere, metres
 
 
 class MissingCrsError(ValueError):
@@ -92,161 +86,6 @@ class InvalidCrsError(ValueError):
 
 class NonPolygonalGeometryError(ValueError):
     """The layer holds geometries that are not (multi)polygons."""
-
-
-# --------------------------------------------------------------------------
-# Authalic latitude, computed without cancellation near the poles.
-# --------------------------------------------------------------------------
-def _authalic_complement(abs_colatitude_rad):
-    """``1 - |sin(beta)|`` (beta: authalic latitude) from the geodetic colatitude.
-
-    ``abs_colatitude_rad``: ``pi/2 - |phi|`` in radians, any shape.
-    Uses ``q_p - q(s)`` rewritten so that no two nearly equal numbers are
-    subtracted (atanh(a) - atanh(b) = atanh((a - b) / (1 - ab))), so the result
-    keeps full relative precision right up to the pole.  Returns the same
-    shape, in [0, 1].
-    """
-    sin_phi = np.cos(abs_colatitude_rad)
-    one_minus_s = 2.0 * np.sin(0.5 * abs_colatitude_rad) ** 2
-    e2s = _E2 * sin_phi
-    qp_minus_q = one_minus_s * (1.0 + e2s) / (1.0 - e2s * sin_phi) + (
-        (1.0 - _E2) / _E
-    ) * np.arctanh(_E * one_minus_s / (1.0 - e2s))
-    return qp_minus_q / _QP
-
-
-def _authalic_sin_cos(lat_deg):
-    """(sin beta, cos beta) of the authalic latitude for geodetic ``lat_deg`` (degrees)."""
-    lat_deg = np.asarray(lat_deg, dtype=np.float64)
-    # 90 - |lat| is exact in degrees, so the colatitude keeps its precision at the pole.
-    abs_colat = np.deg2rad(90.0 - np.abs(lat_deg))
-    complement = _authalic_complement(abs_colat)
-    sin_beta = np.copysign(1.0 - complement, lat_deg)
-    cos_beta = np.sqrt(np.maximum(complement * (2.0 - complement), 0.0))
-    return sin_beta, cos_beta
-
-
-def _geodetic_lat_from_authalic(sin_beta, cos_beta):
-    """Geodetic latitude (degrees) from the authalic latitude given by (sin, cos).
-
-    Newton iterations on the colatitude chi = pi/2 - |phi| solving
-    ``complement(chi) = 1 - |sin beta|``; this is well conditioned at the poles
-    (where iterating on phi is not).  Starts from the authalic colatitude, which
-    is within 0.13 deg; 5 quadratic steps reach machine precision.
-    """
-    abs_sin_beta = np.abs(sin_beta)
-    target = cos_beta**2 / (1.0 + abs_sin_beta)  # = 1 - |sin beta|, stably
-    chi = np.arctan2(cos_beta, abs_sin_beta)
-    for _ in range(5):
-        s = np.cos(chi)
-        slope = (2.0 * (1.0 - _E2) / _QP) * np.sin(chi) / (1.0 - _E2 * s * s) ** 2
-        residual = _authalic_complement(chi) - target
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.where(slope > 0.0, residual / slope, 0.0)
-        chi = np.clip(chi - step, 0.0, np.pi / 2.0)
-    return np.copysign(90.0 - np.rad2deg(chi), sin_beta)
-
-
-# --------------------------------------------------------------------------
-# Oblique ellipsoidal LAEA (Snyder 24-16 .. 24-31), vectorised over centres.
-# --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _CentreParams:
-    """Per-centre constants of the oblique LAEA; every field has the centres' shape."""
-
-    lon0: np.ndarray  # degrees
-    lat0: np.ndarray  # degrees
-    sin_b1: np.ndarray  # sin of the centre's authalic latitude
-    cos_b1: np.ndarray
-    d: np.ndarray  # Snyder's D: x scaled by D, y by 1/D makes scale true at the centre
-
-    @classmethod
-    def from_centres(cls, lon0, lat0):
-        lon0 = np.asarray(lon0, dtype=np.float64)
-        lat0 = np.asarray(lat0, dtype=np.float64)
-        sin_b1, cos_b1 = _authalic_sin_cos(lat0)
-        abs_colat = np.deg2rad(90.0 - np.abs(lat0))
-        cos_phi1 = np.sin(abs_colat)
-        sin_phi1 = np.cos(abs_colat)
-        m1 = cos_phi1 / np.sqrt(1.0 - _E2 * sin_phi1 * sin_phi1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = WGS84_A * m1 / (_RQ * cos_b1)
-        # The ratio tends to 1 at the pole, where the ellipsoid is locally round.
-        d = np.where(cos_b1 > 0.0, d, 1.0)
-        return cls(lon0, lat0, sin_b1, cos_b1, d)
-
-    def take(self, index):
-        """Parameters repeated per element of ``index`` (e.g. per vertex)."""
-        return _CentreParams(
-            self.lon0[index], self.lat0[index], self.sin_b1[index],
-            self.cos_b1[index], self.d[index],
-        )
-
-
-def _wrapped_delta_lon_rad(lon, lon0):
-    """lon - lon0 wrapped to [-180, 180) degrees, in radians."""
-    return np.deg2rad(np.remainder(np.asarray(lon, np.float64) - lon0 + 180.0, 360.0) - 180.0)
-
-
-def _forward(lon, lat, params: _CentreParams):
-    dlam = _wrapped_delta_lon_rad(lon, params.lon0)
-    sin_b, cos_b = _authalic_sin_cos(lat)
-    cos_dlam = np.cos(dlam)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # 1 + cos(angular distance on the authalic sphere); 0 only at the antipode.
-        b = _RQ * np.sqrt(2.0 / (1.0 + params.sin_b1 * sin_b + params.cos_b1 * cos_b * cos_dlam))
-    x = b * params.d * cos_b * np.sin(dlam)
-    y = (b / params.d) * (params.cos_b1 * sin_b - params.sin_b1 * cos_b * cos_dlam)
-    return x, y
-
-
-def _inverse(x, y, params: _CentreParams):
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    # Undo the D scaling: (u, v) are LAEA coordinates on the authalic sphere.
-    u = x / params.d
-    v = y * params.d
-    rho = np.hypot(u, v)
-    # Angular distance from the centre on the authalic sphere.
-    ang = 2.0 * np.arcsin(np.clip(rho / (2.0 * _RQ), 0.0, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        east = np.where(rho > 0.0, u / rho, 0.0)
-        north = np.where(rho > 0.0, v / rho, 0.0)
-    sin_ang, cos_ang = np.sin(ang), np.cos(ang)
-    # Rotate in 3-D around the centre instead of Snyder's asin formula, so the
-    # result stays accurate next to the poles.
-    lam0 = np.deg2rad(params.lon0)
-    sin_l0, cos_l0 = np.sin(lam0), np.cos(lam0)
-    sb1, cb1 = params.sin_b1, params.cos_b1
-    # p = cos(ang) * centre + sin(ang) * (east * e_hat + north * n_hat)
-    px = cos_ang * cb1 * cos_l0 + sin_ang * (-east * sin_l0 - north * sb1 * cos_l0)
-    py = cos_ang * cb1 * sin_l0 + sin_ang * (east * cos_l0 - north * sb1 * sin_l0)
-    pz = cos_ang * sb1 + sin_ang * north * cb1
-    horizontal = np.hypot(px, py)
-    norm = np.sqrt(horizontal**2 + pz**2)
-    lat = _geodetic_lat_from_authalic(pz / norm, horizontal / norm)
-    lon = np.rad2deg(np.arctan2(py, px))
-    return lon, lat
-
-
-def laea_forward(lon, lat, lon0, lat0):
-    """Oblique ellipsoidal LAEA (WGS84) forward projection.
-
-    Parameters: ``lon``, ``lat`` point coordinates and ``lon0``, ``lat0``
-    projection centres, all in degrees and mutually broadcastable.
-    Returns ``(x, y)`` in metres (east, north of the centre), broadcast shape.
-    Matches PROJ ``+proj=laea +lat_0=lat0 +lon_0=lon0 +ellps=WGS84``.
-    """
-    return _forward(lon, lat, _CentreParams.from_centres(lon0, lat0))
-
-
-def laea_inverse(x, y, lon0, lat0):
-    """Inverse of :func:`laea_forward`.
-
-    ``x``, ``y`` in metres, ``lon0``, ``lat0`` in degrees, broadcastable.
-    Returns ``(lon, lat)`` in degrees, lon in [-180, 180].
-    """
-    return _inverse(x, y, _CentreParams.from_centres(lon0, lat0))
 
 
 # --------------------------------------------------------------------------
@@ -361,7 +200,7 @@ class LonLatLayer:
         transform (e.g. outside the CRS's domain).
       crs: the source pyproj CRS; transformation: description of the pyproj
         operation used ("" when the input already was WGS84 lon/lat).
-      full_detail, detail_error: set by :func:`.encoding.model_layer` on a model layer: the
+      full_detail, detail_error: set by :func:`.preparation.prepare_layer` on a model layer: the
         same layer repaired but not simplified (None when nothing was simplified), and (n,)
         metres within which each model geometry lies of its full-detail one (0: the same).
     """
@@ -613,7 +452,7 @@ def _long_edge_mask(geoms):
     """
     long = np.zeros(len(geoms), dtype=bool)
     bounds = shapely.bounds(geoms)
-    limit_deg = np.rad2deg(LONG_EDGE_M / _RQ)
+    limit_deg = np.rad2deg(LONG_EDGE_M / AUTHALIC_RADIUS_M)
     candidates = np.flatnonzero(np.nan_to_num(np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1]),
                                               nan=0.0) > limit_deg)
     if len(candidates):
@@ -622,7 +461,7 @@ def _long_edge_mask(geoms):
         coords, ring = shapely.get_coordinates(rings, return_index=True)
         unit = _lonlat_to_unit(coords[:, 0], coords[:, 1])
         same = ring[1:] == ring[:-1]
-        length = np.linalg.norm(unit[1:] - unit[:-1], axis=1) * _RQ
+        length = np.linalg.norm(unit[1:] - unit[:-1], axis=1) * AUTHALIC_RADIUS_M
         owner = part_owner[ring_part[ring[1:]]]
         long[candidates] = np.bincount(owner[same & (length > LONG_EDGE_M)], minlength=len(candidates)) > 0
     return long
@@ -722,7 +561,7 @@ class _VertexTrig:
         start[large] = np.r_[0, np.cumsum(counts[large])[:-1]].astype(np.int64) if len(large) else 0
         coords = shapely.get_coordinates(geoms[large])
         lam = np.deg2rad(coords[:, 0])
-        sin_beta, cos_beta = _authalic_sin_cos(coords[:, 1])
+        sin_beta, cos_beta = authalic_sin_cos(coords[:, 1])
         return cls(start, np.sin(lam), np.cos(lam), sin_beta, cos_beta)
 
     def gather(self, index, counts):
@@ -757,25 +596,12 @@ class _OwnFrames:
         lon0[cached], lat0[cached] = _unit_to_lonlat(unit_centres[cached])
         projected = np.full(len(geoms), None, dtype=object)
         if len(cached):
-            params = _CentreParams.from_centres(lon0[cached], lat0[cached])
+            params = CentreParams.from_centres(lon0[cached], lat0[cached])
             projected[cached] = _frame_polygons(geoms[cached], params, cached, trig)
         return cls(lon0, lat0, projected, shapely.get_num_coordinates(geoms))
 
 
-def _forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params: _CentreParams):
-    """As :func:`_forward`, from each point's sin/cos of longitude and authalic latitude."""
-    lam0 = np.deg2rad(params.lon0)
-    sin_lam0, cos_lam0 = np.sin(lam0), np.cos(lam0)
-    sin_dlam = sin_lam * cos_lam0 - cos_lam * sin_lam0
-    cos_dlam = cos_lam * cos_lam0 + sin_lam * sin_lam0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        b = _RQ * np.sqrt(2.0 / (1.0 + params.sin_b1 * sin_b + params.cos_b1 * cos_b * cos_dlam))
-    x = b * params.d * cos_b * sin_dlam
-    y = (b / params.d) * (params.cos_b1 * sin_b - params.sin_b1 * cos_b * cos_dlam)
-    return x, y
-
-
-def _frame_polygons(geoms, params: _CentreParams, index=None, trig=None):
+def _frame_polygons(geoms, params: CentreParams, index=None, trig=None):
     """Project (n,) lon/lat geometries, each with its own centre, into new geometries.
 
     index, trig : the geometries' positions in their layer and the layer's
@@ -784,7 +610,7 @@ def _frame_polygons(geoms, params: _CentreParams, index=None, trig=None):
     coords, owner = shapely.get_coordinates(geoms, return_index=True)
     cached_pair = np.zeros(len(geoms), dtype=bool) if trig is None else trig.start[index] >= 0
     if not cached_pair.any():
-        x, y = _forward(coords[:, 0], coords[:, 1], params.take(owner))
+        x, y = forward_with_params(coords[:, 0], coords[:, 1], params.take(owner))
     else:
         counts = shapely.get_num_coordinates(geoms)
         cached = np.repeat(cached_pair, counts)
@@ -793,8 +619,8 @@ def _frame_polygons(geoms, params: _CentreParams, index=None, trig=None):
             index[cached_pair], counts[cached_pair])
         lam = np.deg2rad(coords[~cached, 0])
         sin_lam[~cached], cos_lam[~cached] = np.sin(lam), np.cos(lam)
-        sin_b[~cached], cos_b[~cached] = _authalic_sin_cos(coords[~cached, 1])
-        x, y = _forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params.take(owner))
+        sin_b[~cached], cos_b[~cached] = authalic_sin_cos(coords[~cached, 1])
+        x, y = forward_from_trig(sin_lam, cos_lam, sin_b, cos_b, params.take(owner))
     return shapely.set_coordinates(geoms.copy(), np.column_stack([x, y]))
 
 
@@ -855,7 +681,7 @@ class PairFrames:
     index_b: np.ndarray
     repaired_a: np.ndarray
     repaired_b: np.ndarray
-    _params: _CentreParams = field(repr=False, default=None)
+    _params: CentreParams = field(repr=False, default=None)
     area_a: np.ndarray = None
     area_b: np.ndarray = None
 
@@ -893,16 +719,16 @@ class PairFrames:
 
     def _centre_params(self):
         if self._params is None:
-            self._params = _CentreParams.from_centres(self.lon0, self.lat0)
+            self._params = CentreParams.from_centres(self.lon0, self.lat0)
         return self._params
 
     def to_lonlat(self, x, y, pair_index):
         """Frame metres -> lon/lat degrees; x, y, pair_index of one (broadcast) shape."""
-        return _inverse(x, y, self._centre_params().take(np.asarray(pair_index)))
+        return inverse_with_params(x, y, self._centre_params().take(np.asarray(pair_index)))
 
     def to_local(self, lon, lat, pair_index):
         """Lon/lat degrees -> frame metres of pair ``pair_index``; arrays of one (broadcast) shape."""
-        return _forward(lon, lat, self._centre_params().take(np.asarray(pair_index)))
+        return forward_with_params(lon, lat, self._centre_params().take(np.asarray(pair_index)))
 
 
 def _frame_side(geoms, index, params, trig, own, layer):
@@ -1118,11 +944,11 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         spread_rows = np.flatnonzero(lonlat_a.spread[index_a] | lonlat_b.spread[index_b])
     if len(spread_rows):
         (near_a, centre_a), (near_b, centre_b) = _parts_within_reach(
-            lonlat_a, lonlat_b, index_a, index_b, spread_rows, np.asarray(reach_m, dtype=float) / _RQ)
+            lonlat_a, lonlat_b, index_a, index_b, spread_rows, np.asarray(reach_m, dtype=float) / AUTHALIC_RADIUS_M)
         lon0[spread_rows], lat0[spread_rows] = _unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
         on_a, on_b = on_a.copy(), on_b.copy()
         on_a[spread_rows] = on_b[spread_rows] = False
-    params = _CentreParams.from_centres(lon0, lat0)
+    params = CentreParams.from_centres(lon0, lat0)
 
     keep_whole = np.ones(len(index_a), dtype=bool)
     keep_whole[spread_rows] = False
@@ -1149,7 +975,7 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
         area_b[spread_rows] = lonlat_b.true_area[index_b[spread_rows]]
     if repair:
         repaired_a, repaired_b = repair_polygonal(frame_a), repair_polygonal(frame_b)
-    else:  # the caller repaired every source geometry once, in its own frame (encoding.model_layer)
+    else:  # the caller repaired every source geometry once, in its own frame (preparation.prepare_layer)
         repaired_a = repaired_b = np.zeros(len(index_a), dtype=bool)
     return PairFrames(
         a=frame_a,

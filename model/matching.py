@@ -64,18 +64,22 @@ which the group's edges with p >= θ still connect it). Unmatched features have 
 from dataclasses import dataclass, field
 
 import numpy as np
+import shapely
 
-from .geometry_arrays import translate
+from .frame import project_pairs
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
-from .mixture import ndtr
+from .overlap import exact_overlap, exact_overlap_of_frames, translate
+from .parallel import ordered_map
+from .scoring import score_candidate_pairs
+from .special import ndtr
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 # Reference = old, input = new: one old feature become several new ones (n:1) is a split.
 CHANGE_OF_CLASS = {"n:1": "split", "1:n": "merged", "m:n": "reshaped"}
 # Monotone calibration of the raw edge score max(p_same, p_part): knots (raw, calibrated),
 # interpolated linearly. Fitted by isotonic regression (block means) on the tuning seed's candidate
-# pairs at σ = 0.5, 1, 2, 3 m (model/evaluation/matching.py; numbers in model/matching_results.md).
+# pairs at σ = 0.5, 1, 2, 3 m (model/evaluation/tune_matching.py; numbers in model/matching_results.md).
 CALIBRATION = {
     "raw": [
         0.0, 0.0, 4e-06, 2.9e-05, 9.1e-05, 0.000129, 0.000152, 0.001036, 0.002548, 0.002703, 0.002898, 0.003027,
@@ -186,25 +190,20 @@ def p_cover_at_least(overlap, cover, smaller_is_a):
     return np.sum(overlap.weights * ndtr((means - cover) / sigmas), axis=1)
 
 
-def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0,
+def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
                     ids_a=None, ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None,
                     workers=None):
     """Score every candidate pair chunk by chunk and keep five numbers per pair: CandidateEdges, or None.
 
-    The model layers (``model_a``, ``model_b``) are what is scored, as in scoring; the full-detail
-    layers are used later, for the exact IoU of the assigned pairs.
+    ``layer_a``, ``layer_b`` : :class:`.preparation.PreparedLayer`. Their model layers are what is scored,
+    as in scoring; the full-detail layers are used later, for the exact IoU of the assigned pairs.
     """
-    import shapely
-
-    from .overlap import exact_overlap
-    from .scoring import score_candidate_pairs
-
     thresholds = thresholds or MatchThresholds()
     cancelled = cancelled or (lambda: False)
     n_a = max(len(sigma_a), 1)
     parts = []
-    for chunk in score_candidate_pairs(model, model_a, model_b, sigma_a, search_distance_m, thresholds.iou,
-                                       ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
+    for chunk in score_candidate_pairs(model, layer_a.model, layer_b.model, sigma_a, search_distance_m,
+                                       thresholds.iou, ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
                                        workers=workers):
         # A spread feature's frame holds only its parts near the other: its whole area is the one that counts.
         area_a, area_b = (np.where(np.isnan(whole), shapely.area(drawn), whole)
@@ -233,7 +232,7 @@ def candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search
     columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=np.int64 if k < 2 else float)
                for k in range(13)]
     edges = CandidateEdges(*columns[:5])
-    n_b = len(model_b)
+    n_b = len(layer_b.model)
     edges.features = pair_features(columns[0], columns[1], n_a, n_b, *columns[2:10],
                                    np.asarray(sigma_a, dtype=float)[columns[0]] if len(columns[0]) else np.zeros(0),
                                    columns[10])
@@ -595,12 +594,6 @@ def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05,
     offset (symmetric difference / mean perimeter, metres); and P(|d| >= |move|) for d ~ N(0, σ²I₂)
     (σ floored at ``sigma_floor``). Returns four (k,) arrays. Chunks run on ``workers`` threads
     (shapely releases the GIL), as scoring's do."""
-    import shapely
-
-    from .frame import project_pairs
-    from .overlap import exact_overlap, exact_overlap_of_frames
-    from .parallel import ordered_map
-
     sigma_a = np.asarray(sigma_a, dtype=float)
 
     def test(rows):
@@ -653,17 +646,15 @@ def apply_change_test(result, one, tested, thresholds, sigma_a=None, match_model
     result.change_b[result.partner_a[modified]] = "modified"
 
 
-def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m=0.0, ids_a=None,
-                 ids_b=None, thresholds=None, cancelled=None, progress=None, max_vertices=None, workers=None,
-                 exact_iou=False):
+def match_layers(model, layer_a, layer_b, sigma_a, search_distance_m=0.0, ids_a=None, ids_b=None, thresholds=None,
+                 cancelled=None, progress=None, max_vertices=None, workers=None, exact_iou=False):
     """Match two layers: a :class:`MatchResult`, or None when cancelled.
 
     Parameters
     ----------
     model : :class:`.scoring.OverlapModel`.
-    lonlat_a, lonlat_b : the input (new) and reference (old) layers in lon/lat, full detail
-        (:class:`.frame.LonLatLayer`).
-    model_a, model_b : the same layers as model layers (:func:`.encoding.model_layer`).
+    layer_a, layer_b : the input (new) and reference (old) layers (:class:`.preparation.PreparedLayer`:
+        as read, full detail, and as the network sees them).
     sigma_a : (n_a,) positional uncertainty per input feature, metres.
     search_distance_m : float, widened per feature to at least 3σ as in scoring.
     ids_a, ids_b : feature ids when both layers are one layer (no self-pairs).
@@ -675,13 +666,13 @@ def match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_di
     thresholds = thresholds or MatchThresholds()
     cancelled = cancelled or (lambda: False)
     sigma_a = np.asarray(sigma_a, dtype=float)
-    n_a, n_b = len(lonlat_a), len(lonlat_b)
-    edges = candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, search_distance_m, ids_a, ids_b,
+    n_a, n_b = len(layer_a), len(layer_b)
+    edges = candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m, ids_a, ids_b,
                             thresholds, cancelled, progress, max_vertices, workers)
     if edges is None or cancelled():
         return None
-    return decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds, cancelled, progress, workers,
-                           exact_iou)
+    return decide_and_test(n_a, n_b, edges, layer_a.source, layer_b.source, sigma_a, thresholds, cancelled, progress,
+                           workers, exact_iou)
 
 
 def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=None, cancelled=None, progress=None,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mixture import mixture_from_raw
+from .mixture import mixture_from_raw, raw_size
 
 FORMAT_NAME = "overlap_relevance.mdn"
 FORMAT_VERSION = 1
@@ -195,7 +195,6 @@ def check_network_layout(config, weights, path="The model"):
     Checks every field's type and range, then every weight's presence and shape, so that
     :class:`MixtureNetwork` never meets a value it does not expect.
     """
-    from .mixture import raw_size
 
     unusable = f"{path} is not a usable overlap_relevance model"
     retrain = "use the bundled model, or retrain."

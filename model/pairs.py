@@ -14,6 +14,7 @@ import shapely
 from .candidates import boxes_within, coarse_candidates
 from .frame import project_pairs
 from .parallel import chunk_bounds, ordered_map
+from .preparation import prepare_layer
 
 # About 6 MB of coordinates per chunk, and well under a second of work, so that a
 # cancel in QGIS is honoured quickly; larger chunks gain little throughput.
@@ -67,7 +68,7 @@ def pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, search_distance_m=0.0, repa
     """
     distance = np.asarray(search_distance_m, dtype=float)
     pair_distance = distance[chunk_a] if distance.ndim else distance
-    # Simplified model geometries: the full-detail features may reach this much further (encoding.model_layer).
+    # Simplified model geometries: the full-detail features may reach this much further (preparation.prepare_layer).
     pair_distance = pair_distance + _detail_error(lonlat_a, chunk_a) + _detail_error(lonlat_b, chunk_b)
     # What can meet: within the search distance (at least 3σ), and what a displacement of up to 6σ can close.
     reach = REACH_FACTOR * pair_distance
@@ -113,7 +114,7 @@ def _geometries(layer):
 
 
 def full_detail(layer):
-    """The full-detail layer of a model layer (:func:`.encoding.model_layer`), else the layer itself."""
+    """The full-detail layer of a model layer (:func:`.preparation.prepare_layer`), else the layer itself."""
     full = getattr(layer, "full_detail", None)
     return layer if full is None else full
 
@@ -129,11 +130,8 @@ def full_detail_layers(lonlat_a, lonlat_b, workers=None):
 
     What exact measures take, in the frames scoring measures pairs in (:func:`iter_measured_chunks`).
     """
-    from .encoding import model_layer
-
-    (model_a, repaired_a), (model_b, repaired_b) = (model_layer(layer, workers=workers)
-                                                    for layer in (lonlat_a, lonlat_b))
-    return (full_detail(model_a), full_detail(model_b)), (repaired_a, repaired_b)
+    prepared_a, prepared_b = (prepare_layer(layer, workers=workers) for layer in (lonlat_a, lonlat_b))
+    return (prepared_a.full_detail, prepared_b.full_detail), (prepared_a.repaired, prepared_b.repaired)
 
 
 def iter_measured_chunks(full_a, full_b, search_distance_m=0.0, ids_a=None, ids_b=None,

@@ -1,10 +1,17 @@
-"""Scrambled Sobol' points in two dimensions, batched over rows (NumPy only).
+"""Quasi-random points (NumPy only): scrambled Sobol' points in two dimensions, batched over rows, and
+scrambled Halton points in up to twelve.
 
-Used by the sweep surrogate's fixed summary displacements (:mod:`.sweep`) and by the yardstick's
-randomised quasi-Monte Carlo samplers (:mod:`.evaluation.samplers`).
+The Sobol' points serve the sweep surrogate's fixed summary displacements (:mod:`.sweep`) and the
+yardstick's randomised quasi-Monte Carlo samplers (:mod:`.evaluation.samplers`); the Halton points the
+mixtures' quasi-random samples (:meth:`.mixture.GaussianMixture.quasi_samples`).
 """
 
+import math
+from typing import Union
+
 import numpy as np
+
+RngLike = Union[None, int, np.random.Generator]
 
 #: Bits of the scrambled Sobol' coordinates (int64 arithmetic, so NumPy 1.x and 2.x agree).
 SOBOL_BITS = 31
@@ -49,3 +56,35 @@ def sobol_points(n, k, rng, scramble=True):
     digits = (index[:, None] >> np.arange(m)) & 1  # (k, m)
     x = np.bitwise_xor.reduce(np.where(digits.astype(bool), columns[:, :, None, :], 0), axis=-1)
     return np.moveaxis((x ^ shift[..., None]) + 0.5, 1, 2) / float(top)
+
+
+_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+
+
+def scrambled_halton(n_points: int, n_dims: int, seed: RngLike = 0) -> np.ndarray:
+    """Randomised Halton points ``(n_points, n_dims)`` in the open unit cube.
+
+    Dimension ``j`` uses the radical inverse in the ``j``-th prime base with every
+    digit position passed through its own random permutation of the digits
+    (random digit scrambling). Digits beyond those needed to index ``n_points``
+    are permuted zeros, i.e. a random offset within the finest cell. The same
+    ``seed`` gives the same points. ``n_dims <= 12``.
+    """
+    if n_points < 1 or not 1 <= n_dims <= len(_PRIMES):
+        raise ValueError(f"need n_points >= 1 and 1 <= n_dims <= {len(_PRIMES)}")
+    rng = np.random.default_rng(seed)
+    index = np.arange(n_points, dtype=np.int64)
+    points = np.empty((n_points, n_dims))
+    for dim, base in enumerate(_PRIMES[:n_dims]):
+        value = np.zeros(n_points)
+        scale = 1.0 / base
+        remaining = index.copy()
+        # Digits until float64 resolution (~2^-60) is exhausted.
+        n_digits = int(math.ceil(60 * math.log(2) / math.log(base)))
+        for _ in range(n_digits):
+            permutation = rng.permutation(base)
+            value += permutation[remaining % base] * scale
+            remaining //= base
+            scale /= base
+        points[:, dim] = value
+    return np.clip(points, 1e-300, 1.0 - 2.0 ** -53)

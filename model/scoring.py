@@ -21,10 +21,13 @@ from typing import Optional
 
 import numpy as np
 
-from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, model_geometry, model_layer, pair_descriptors
+from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
 from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, check_network_layout, load_model_file
+from .pairs import DEFAULT_CHUNK_VERTICES, _detail_error, full_detail, pair_chunk, plan_pair_chunks
+from .parallel import ordered_map
+from .preparation import model_geometry, prepare_layer
 
 QMC_POINTS = 256
 #: Scale of the point mass of pairs that cannot overlap (:func:`zero_where`), in cover units.
@@ -198,7 +201,7 @@ class OverlapModel:
 
         a, b : (n,) valid polygons in each pair's frame; sigma : scalar or (n,) metres.
         model_geometries : True when a and b already are model geometries (from
-            :func:`.encoding.model_layer`), so they need no simplification here.
+            :func:`.preparation.prepare_layer`), so they need no simplification here.
         areas : (area_a, area_b), the whole areas of spread features (:meth:`.frame.PairFrames.whole_areas`).
         Returns (overlap mixture, centroid mixture in frame metres).
         """
@@ -249,8 +252,8 @@ class OverlapModel:
         sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (n,))
         if np.any(~np.isfinite(sigma)) or np.any(sigma < 0):
             raise ValueError("sigma must be finite and >= 0 (metres)")
-        lonlat_a, _ = model_layer(layer_to_lonlat(geoms_a, crs))
-        lonlat_b, _ = model_layer(layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b))
+        lonlat_a = prepare_layer(layer_to_lonlat(geoms_a, crs)).model
+        lonlat_b = prepare_layer(layer_to_lonlat(geoms_b, crs if crs_b is None else crs_b)).model
         index = np.arange(n)
         parts = []
         for start in range(0, max(n, 1), PREDICT_CHUNK_PAIRS):
@@ -363,7 +366,7 @@ class ScoredChunk:
     summary : :class:`OverlapSummary` of the pairs.
     overlap, centroid : the predicted mixtures (centroid in frame metres).
     frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the model
-        geometries (simplified where large, see :func:`.encoding.model_layer`), and at σ = 0 the
+        geometries (simplified where large, see :func:`.preparation.prepare_layer`), and at σ = 0 the
         full-detail ones of the pairs that hold a simplified feature.
     complete_before : every input position below it has had all its candidate pairs in this
         chunk or an earlier one, so its best match is final (results can be written while
@@ -393,7 +396,7 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     ----------
     model : :class:`OverlapModel`.
     lonlat_a, lonlat_b : the input and reference layers as model layers
-        (:func:`.encoding.model_layer`: repaired and simplified once per feature).
+        (:func:`.preparation.prepare_layer`: repaired and simplified once per feature).
     sigma_a : (n_a,) positional uncertainty per input feature, metres.
     search_distance_m : float; widened per feature to at least 3σ.
     threshold : IoU threshold of ``summary.p_iou``.
@@ -402,11 +405,6 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     workers : threads scoring chunks at once (None: :func:`.parallel.default_workers`);
         the chunks come in the same order, with the same numbers, whatever the count.
     """
-    from .pairs import DEFAULT_CHUNK_VERTICES, pair_chunk, plan_pair_chunks
-    from .parallel import ordered_map
-
-    from .pairs import full_detail
-
     sigma_a = np.asarray(sigma_a, dtype=float)
     if len(sigma_a) and not sigma_a.any():
         # σ = 0 everywhere: every pair is measured on the full-detail geometries, so they are projected directly.
@@ -443,13 +441,11 @@ def _full_detail_at_sigma0(frames, lonlat_a, lonlat_b, sigma_a, reach_m=0.0):
     """``frames`` with the pairs at σ = 0 that hold a simplified feature projected from the full-detail layers.
 
     At σ = 0 what is written is the exact overlap of the geometries measured, so those are the full-detail
-    ones there (:func:`.encoding.model_layer` keeps them); elsewhere the model geometries serve.
+    ones there (:func:`.preparation.prepare_layer` keeps them); elsewhere the model geometries serve.
     """
     full_a, full_b = getattr(lonlat_a, "full_detail", None), getattr(lonlat_b, "full_detail", None)
     if full_a is None and full_b is None:
         return frames
-    from .pairs import _detail_error
-
     simplified = (_detail_error(lonlat_a, frames.index_a) + _detail_error(lonlat_b, frames.index_b)) > 0
     rows = np.flatnonzero(simplified & (sigma_a[frames.index_a] == 0))
     if not len(rows):

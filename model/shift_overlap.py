@@ -47,7 +47,7 @@ import math
 import numpy as np
 import shapely
 
-from .geometry_arrays import translate
+from .overlap import translate
 from .parallel import chunk_bounds
 from .special import normal_cdf, normal_pdf, owens_t
 from .sweep import oriented_edges

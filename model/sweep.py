@@ -35,8 +35,10 @@ from functools import lru_cache
 import numpy as np
 import shapely
 
-from .overlap import _ratio
+from .overlap import ratio
 from .parallel import chunk_bounds
+from .quasirandom import sobol_points
+from .special import ndtri
 
 #: Boundary samples of B per pair, evenly spaced along its boundary.
 SAMPLES_PER_PAIR = 32
@@ -101,7 +103,7 @@ class Sweep:
         """(cover_a, cover_b, iou), each (n, k), of the surrogate at displacements d (n, k, 2)."""
         inter = self.intersection(d)
         area_a, area_b = self.area_a[:, None], self.area_b[:, None]
-        return _ratio(inter, area_a), _ratio(inter, area_b), _ratio(inter, area_a + area_b - inter)
+        return ratio(inter, area_a), ratio(inter, area_b), ratio(inter, area_a + area_b - inter)
 
 
 def oriented_edges(geoms):
@@ -241,9 +243,6 @@ def summary_points(k=SUMMARY_POINTS):
     """(k, 2) fixed standard-normal displacements: a scrambled Sobol' net (one seed), through the inverse CDF.
 
     Read-only (cached)."""
-    from .mixture import ndtri
-    from .quasirandom import sobol_points
-
     points = ndtri(sobol_points(1, k, np.random.default_rng(_SUMMARY_SEED))[0])
     points.setflags(write=False)
     return points

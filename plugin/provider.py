@@ -36,9 +36,11 @@ class OverlapRelevanceProvider(QgsProcessingProvider):
         return True
 
     def unload(self):
+        from ..algorithms.base import release_held_frames
         from ..algorithms.settings import remove_processing_options
 
         remove_processing_options()
+        release_held_frames()  # before QGIS exits: layers that a failed run's frames hold go now
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS's name)
         from ..algorithms import ALGORITHMS

@@ -30,7 +30,7 @@ Candidates
            descriptors, residual means kept (does the point encoding add
            anything on top of the descriptors?).
 
-Point features: normalised x, y (the :func:`..encoding.encode_points` frame), the
+Point features: normalised x, y (the :func:`point_encoding.encode_points` frame), the
 unit tangent of the edge with rings oriented (exteriors counter-clockwise, holes
 clockwise, so the interior is always on the left), and the one-hot
 ``[A, B, exterior, hole]``.
@@ -57,7 +57,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, encode_points, model_geometry, pair_descriptors
+from overlap_relevance.model.encoding import DESCRIPTOR_NAMES, pair_descriptors
+from overlap_relevance.model.preparation import model_geometry
+from point_encoding import encode_points
 
 CONFIG = {
     "train_pairs": 24_000, "heldout_pairs": 4_000, "train_seed": 101, "heldout_seed": 202,
@@ -368,7 +370,7 @@ def baselines(held, mc):
 
 def monte_carlo_reference(pairs, count, samples, seed):
     """(indices, MC mean IoU) for up to ``count`` held-out σ > 0 pairs."""
-    from overlap_relevance.model.datasets.synthetic import monte_carlo_overlap
+    from overlap_relevance.model.overlap import monte_carlo_overlap
 
     positive = np.flatnonzero(pairs.sigma > 0)
     index = np.sort(np.random.default_rng(seed).choice(positive, size=min(count, len(positive)), replace=False))

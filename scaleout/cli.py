@@ -102,8 +102,8 @@ def _match(args):
         return 2
     if args.engine != "local":
         return _match_dask(args)
-    from ..model.encoding import model_layer
     from ..model.frame import layer_to_lonlat
+    from ..model.preparation import prepare_layer
     from ..model.scoring import load_model
     from .layers import read_layer, write_layer
     from .local import sigma_per_feature
@@ -116,12 +116,10 @@ def _match(args):
     keys_a = _keys(layer_a, args.input_key, "input")
     keys_b = _keys(layer_b, args.reference_key, "reference")
     sigma = sigma_per_feature(len(layer_a), args.sigma, _sigma_values(layer_a, args.sigma_field))
-    lonlat_a = layer_to_lonlat(layer_a.geoms, layer_a.crs)
-    lonlat_b = lonlat_a if same else layer_to_lonlat(layer_b.geoms, layer_b.crs)
-    model_a, _ = model_layer(lonlat_a)
-    model_b = model_a if same else model_layer(lonlat_b)[0]
+    prepared_a = prepare_layer(layer_to_lonlat(layer_a.geoms, layer_a.crs))
+    prepared_b = prepared_a if same else prepare_layer(layer_to_lonlat(layer_b.geoms, layer_b.crs))
     ids = (layer_a.fids, layer_b.fids) if same else (None, None)
-    result = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, args.search_distance, *ids,
+    result = match_layers(model, prepared_a, prepared_b, sigma, args.search_distance, *ids,
                           thresholds=MatchThresholds(iou=args.threshold))
     sides = [(args.output, layer_a, keys_b, result.group_a, result.class_a, result.partner_a, result.p_a,
               result.change_a, result.change_p_a)]

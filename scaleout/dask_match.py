@@ -59,6 +59,7 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     import pandas as pd
 
     from ..model.matching import candidate_edges, decide_and_test, kept_edges
+    from ..model.preparation import PreparedLayer
     from .kernel import as_lonlat_layer
 
     left = read_input_bucket(files, lo, hi)
@@ -78,8 +79,8 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     lonlat_a, lonlat_b = as_lonlat_layer(left[LONLAT].to_numpy()), as_lonlat_layer(right[LONLAT].to_numpy())
     sigma = left[SIGMA].to_numpy()
     ids = (order_a, order_b) if same_layer else (None, None)
-    edges = candidate_edges(_model(model_path), lonlat_a, lonlat_b, model_a, model_b, sigma,
-                            left[DISTANCE].to_numpy(), *ids, thresholds=thresholds, workers=1)
+    edges = candidate_edges(_model(model_path), PreparedLayer(lonlat_a, model_a), PreparedLayer(lonlat_b, model_b),
+                            sigma, left[DISTANCE].to_numpy(), *ids, thresholds=thresholds, workers=1)
     result = decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma, thresholds, workers=1)
     keep = kept_edges(edges, thresholds, np.asarray(left[USABLE].to_numpy(), dtype=bool), np.ones(n_b, dtype=bool))
     ia, ib = edges.index_a[keep], edges.index_b[keep]

@@ -1,7 +1,7 @@
 """The per-partition work, in NumPy and shapely only: what one Dask task (or the single process) runs.
 
 It chains the same ``model/`` functions as the plugin's ``scorerelevance`` (``algorithms/relevance_run.py``):
-:func:`..model.frame.layer_to_lonlat` → :func:`..model.encoding.model_layer` (repaired and simplified once
+:func:`..model.frame.layer_to_lonlat` → :func:`..model.preparation.prepare_layer` (repaired and simplified once
 per feature) → :func:`..model.scoring.score_candidate_pairs` (search distance widened to 3σ per feature)
 → :class:`..model.scoring.BestMatches`. Every step works feature by feature or pair by pair, so a
 partition scored against the reference features near it gives the numbers the whole layer gives.
@@ -11,9 +11,9 @@ import numpy as np
 import shapely
 
 from ..model.candidates import lonlat_boxes, widen_lonlat_boxes
-from ..model.encoding import model_layer
 from ..model.fields import MATCH_FIELDS, RELEVANCE_FIELDS, RELEVANCE_PREFIX, names
 from ..model.frame import LonLatLayer, geometry_unit_centres, layer_to_lonlat
+from ..model.preparation import prepare_layer
 from ..model.scoring import BestMatches, score_candidate_pairs, search_distances
 
 # The suffixes of the fields scorerelevance writes, in its order (model/fields.py).
@@ -31,14 +31,14 @@ def prepare_lonlat(geoms, crs, with_lonlat=False, with_detail=False):
     ``with_lonlat`` also the full-detail lon/lat geometries (n,), which the change test of matching reads;
     with ``with_detail`` also ``(detail, error)``: the repaired full-detail geometries where the model
     geometry is simplified (None elsewhere) and the bound of that simplification (n,) metres, which
-    scoring at σ = 0 measures on (:func:`..model.encoding.model_layer`).
+    scoring at σ = 0 measures on (:func:`..model.preparation.prepare_layer`).
 
-    The geometries are the ones the network sees (:func:`..model.encoding.model_layer`), None where
+    The geometries are the ones the network sees (:func:`..model.preparation.prepare_layer`), None where
     the feature has no usable geometry (missing, non-finite, beyond a hemisphere).
     """
     lonlat = layer_to_lonlat(np.asarray(geoms, dtype=object), crs)
     usable = lonlat.usable
-    prepared, _ = model_layer(lonlat, workers=1)
+    prepared = prepare_layer(lonlat, workers=1).model
     geoms = np.asarray(prepared.geoms, dtype=object).copy()
     geoms[~usable] = None
     out = (geoms, usable)

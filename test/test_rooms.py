@@ -5,6 +5,8 @@
   ``model/training/`` or imports TensorFlow or Keras.
 * ``model/`` never imports qgis; only ``model/training/`` imports TensorFlow or Keras.
 * No import cycle among the package's modules, counting imports inside functions too.
+* The core (the modules directly under ``model/``) never steps into ``model/datasets/``,
+  ``model/evaluation/`` or ``model/training/``: they build on it, not it on them.
 * Research is outside the package: ``research/`` is not in the plugin zip's file list.
 * No import runs back up: ``algorithms/`` never imports ``plugin/`` (QGIS's entry point and provider,
   which import the algorithms); what both need lives in ``algorithms/`` or beside the package's
@@ -128,6 +130,28 @@ def test_each_room_imports_only_what_may_run_there(rel, path):
         assert not outside & ({"qgis"} | TENSORFLOW)
         inside = {p.relative_to(ROOT).parts[0] for p in imports_of(path)[0]}
         assert inside <= {"model", "scaleout"}
+
+
+def core_steps_up(model_dir):
+    """``core module -> module`` for each import from a module directly in ``model_dir`` into its
+    ``datasets/``, ``evaluation/`` or ``training/`` rooms."""
+    above = {model_dir / name for name in ("datasets", "evaluation", "training")}
+    return sorted(f"{path.name} -> {target.relative_to(model_dir)}" for path in sorted(model_dir.glob("*.py"))
+                  for target in imports_of(path)[0] if above & set(target.parents))
+
+
+def test_the_core_does_not_step_into_the_rooms_built_on_it():
+    assert core_steps_up(ROOT / "model") == []
+
+
+def test_the_core_wall_would_have_caught_the_report_truth_in_the_core(tmp_path):
+    """The Monte-Carlo truth lived in datasets/synthetic.py; a core module reaching for it steps up."""
+    for name, text in {"model/__init__.py": "", "model/datasets/__init__.py": "",
+                       "model/datasets/synthetic.py": "def monte_carlo_overlap():\n    pass\n",
+                       "model/scoring.py": "def truth():\n    from .datasets.synthetic import monte_carlo_overlap\n"}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert core_steps_up(tmp_path / "model") == ["scoring.py -> datasets/synthetic.py"]
 
 
 def test_nothing_qgis_imports_reaches_the_scaleout_room():

@@ -11,7 +11,7 @@ rigid translation of B relative to A) are computed exactly: every candidate pair
 gives one sample at σ = 0 (d = 0) and, where σ > 0, ``displacements`` samples with
 d ~ N(0, σ²I₂), each labelled with the exact overlap of A and B + d in the pair's
 local frame (:func:`..overlap.exact_overlap` on the full-detail geometries). The
-network inputs are the descriptors of the model geometries (:func:`..encoding.model_geometry`)
+network inputs are the descriptors of the model geometries (:func:`..preparation.model_geometry`)
 at the pair's σ, exactly as :func:`training_arrays` makes them for synthetic pairs.
 
 The data file is an ``.npz`` without pickles: float/int arrays plus ``meta``, a
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoding import DESCRIPTOR_NAMES, model_geometry, pair_descriptors
-from ..geometry_arrays import translate
-from ..overlap import exact_overlap
+from ..encoding import DESCRIPTOR_NAMES, pair_descriptors
+from ..overlap import exact_overlap, translate
+from ..preparation import model_geometry
 
 DATA_FORMAT = "overlap_relevance.training_data"
 DATA_VERSION = 1

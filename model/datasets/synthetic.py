@@ -34,7 +34,7 @@ Pipeline for every pair (all steps batched over pairs with NumPy / shapely 2):
    angle and centred on their common bounding box.
 3. **Location and delivery**: the pair is placed at a random lon/lat (10 %
    with the antimeridian running through it, 10 % at 70-89 deg latitude, the
-   rest area-uniform up to +-89 deg) with :func:`..frame.laea_inverse`; each
+   rest area-uniform up to +-89 deg) with :func:`..laea.laea_inverse`; each
    side is delivered in its own CRS (EPSG:4326; EPSG:3857 where |lat| < 85;
    the location's UTM zone; a regional grid where the location is inside its
    area), with one pyproj ``Transformer`` per CRS.
@@ -60,7 +60,7 @@ so a recipe read back from its canonical JSON gives the same pairs.  Store
 Large runs: :func:`iter_synthetic_chunks` (bounded memory, optional worker
 processes; with ``workers > 1`` the calling script needs the usual
 ``if __name__ == "__main__":`` guard of the "spawn" start method).
-Evaluation: :func:`monte_carlo_overlap` gives (n, m) samples of the overlap
+Evaluation: :func:`..overlap.monte_carlo_overlap` gives (n, m) samples of the overlap
 under the pairs' sigma.
 
 Plain NumPy / shapely / pyproj: no TensorFlow, usable in evaluation.
@@ -71,17 +71,17 @@ import hashlib
 import itertools
 import json
 import multiprocessing
-import os
 import threading
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pyproj
 import shapely
 
-from ..frame import laea_inverse, layer_to_lonlat, project_pairs
+from ..frame import layer_to_lonlat, project_pairs
+from ..laea import laea_inverse
 from ..overlap import exact_overlap
 from . import shapes as S
 
@@ -91,11 +91,9 @@ __all__ = [
     "KIND_CODES",
     "KIND_NAMES",
     "RECIPE",
-    "MonteCarloOverlap",
     "SyntheticPairs",
     "generate_pairs",
     "iter_synthetic_chunks",
-    "monte_carlo_overlap",
     "recipe_hash",
     "generator_fingerprint",
     "translate",
@@ -855,94 +853,3 @@ def iter_synthetic_chunks(n, seed, recipe=None, chunk_pairs=8192, workers=1):
 def generate_pairs(n, seed, recipe=None, chunk_pairs=8192, workers=1) -> SyntheticPairs:
     """n synthetic labelled pairs (see the module docstring); the same (n, seed, recipe) gives identical arrays."""
     return SyntheticPairs.concatenate(iter_synthetic_chunks(n, seed, recipe, chunk_pairs, workers))
-
-
-# --------------------------------------------------------------------------
-# Monte-Carlo truth under positional uncertainty.
-# --------------------------------------------------------------------------
-@dataclass
-class MonteCarloOverlap:
-    """Overlap of n pairs under m random displacements of B; every field is (n, m) float64.
-
-    cover_a, cover_b, iou as in :class:`..overlap.ExactOverlap`, for a and
-    b + d_j with d_j ~ N(0, sigma^2 I2) (metres, in the pair's frame).
-    """
-
-    cover_a: np.ndarray
-    cover_b: np.ndarray
-    iou: np.ndarray
-
-
-def _ratio(num, den):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.clip(np.where(den > 0.0, num / den, 0.0), 0.0, 1.0)
-
-
-def _intersection_area(a, b):
-    """(k,) areas of a n b; pairs that GEOS cannot intersect are retried one by one after make_valid."""
-    try:
-        return shapely.area(shapely.intersection(a, b))
-    except shapely.errors.GEOSException:
-        out = np.empty(len(a))
-        for i in range(len(a)):  # rare: only after a topology error in the batch
-            try:
-                out[i] = shapely.area(shapely.intersection(a[i], b[i]))
-            except shapely.errors.GEOSException:
-                out[i] = shapely.area(shapely.intersection(shapely.make_valid(a[i]), shapely.make_valid(b[i])))
-        return out
-
-
-def monte_carlo_overlap(a, b, sigma, m, seed=0, batch=50_000, threads=None) -> MonteCarloOverlap:
-    """Monte-Carlo distribution of the overlap when B is displaced by d ~ N(0, sigma^2 I2).
-
-    Parameters
-    ----------
-    a, b : (n,) valid (Multi)Polygons in each pair's metric frame (e.g.
-        :attr:`SyntheticPairs.a`, ``.b``); None/empty count as zero area.
-    sigma : scalar or (n,) metres, per-axis standard deviation of the rigid
-        translation of B.
-    m : samples per pair.
-    seed : int; the displacements are ``sigma * default_rng(seed).standard_normal((n, m, 2))``.
-    batch : geometry pairs per GEOS call; threads : worker threads (default
-        min(2, cpu count)); neither changes the result.
-
-    Returns
-    -------
-    :class:`MonteCarloOverlap` with (n, m) arrays.  Samples whose displaced
-    bounding boxes do not meet are 0 without an overlay; a pair with sigma = 0
-    is intersected once and repeated (so it equals the single exact label).
-    """
-    a = np.asarray(a, dtype=object).reshape(-1)
-    b = np.asarray(b, dtype=object).reshape(-1)
-    n = len(a)
-    sigma = np.broadcast_to(np.asarray(sigma, np.float64), (n,))
-    d = sigma[:, None, None] * np.random.default_rng(seed).standard_normal((n, m, 2))
-    usable = ~(shapely.is_missing(a) | shapely.is_empty(a) | shapely.is_missing(b) | shapely.is_empty(b))
-    area_a = np.where(usable, np.nan_to_num(shapely.area(a)), 0.0)
-    area_b = np.where(usable, np.nan_to_num(shapely.area(b)), 0.0)
-    ba = np.where(usable[:, None], shapely.bounds(a), 0.0)[:, None, :]
-    bb = np.where(usable[:, None], shapely.bounds(b), 0.0)[:, None, :]
-    meet = ((bb[..., 0] + d[..., 0] <= ba[..., 2]) & (bb[..., 2] + d[..., 0] >= ba[..., 0])
-            & (bb[..., 1] + d[..., 1] <= ba[..., 3]) & (bb[..., 3] + d[..., 1] >= ba[..., 1]))
-    meet &= (usable & (area_a > 0) & (area_b > 0))[:, None]
-    meet[sigma == 0.0, 1:] = False  # computed once, copied below
-    rows, cols = np.nonzero(meet)
-    inter = np.zeros((n, m))
-
-    def work(start):
-        r, c = rows[start:start + batch], cols[start:start + batch]
-        return _intersection_area(a[r], S.translate(b[r], d[r, c]))
-
-    threads = min(2, os.cpu_count() or 1) if threads is None else max(1, int(threads))
-    starts = range(0, rows.size, batch)
-    with ThreadPoolExecutor(threads) as pool:
-        for start, area in zip(starts, pool.map(work, starts)):
-            inter[rows[start:start + batch], cols[start:start + batch]] = area
-    zero = sigma == 0.0
-    inter[zero] = inter[zero, :1]
-    inter = np.minimum(inter, np.minimum(area_a, area_b)[:, None])
-    return MonteCarloOverlap(
-        cover_a=_ratio(inter, area_a[:, None]),
-        cover_b=_ratio(inter, area_b[:, None]),
-        iou=_ratio(inter, area_a[:, None] + area_b[:, None] - inter),
-    )

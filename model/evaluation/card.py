@@ -300,7 +300,7 @@ MATCHING_RESULTS = MODEL_DIR / "matching_results.md"
 
 def render_match_features_reliability(path=MATCHING_RESULTS):
     """The card's section on matchfeatures' probabilities: the held-out reliability table of
-    model/matching_results.md (written by ``python -m overlap_relevance.model.evaluation.matching``)."""
+    model/matching_results.md (written by ``python -m overlap_relevance.model.evaluation.tune_matching``)."""
     if not path.is_file():
         return ""
     text = path.read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ import shapely
 
 from ..frame import repair_polygonal
 from ..gdal_layer import read_layer  # noqa: F401 (its home is model/gdal_layer.py; tests read the samples here)
+from ..overlap import monte_carlo_overlap
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 MODEL_DIR = PACKAGE_ROOT / "model"
@@ -225,8 +226,6 @@ def offset_to_gap(a, b, direction, gap, steps=30):
 
 def monte_carlo_truth(pairs, rows, m, seed=HELD_OUT_SEED, batch_pairs=100, progress=True):
     """(len(rows), m) Monte-Carlo IoU, cover_a and cover_b of the pairs ``rows`` (seeded per batch)."""
-    from ..datasets.synthetic import monte_carlo_overlap
-
     out = {key: np.empty((len(rows), m)) for key in ("iou", "cover_a", "cover_b")}
     bar = progress_bar(total=len(rows), desc=f"Monte-Carlo truth ({m} displacements)", disable=not progress)
     for k, start in enumerate(range(0, len(rows), batch_pairs)):

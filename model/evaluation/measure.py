@@ -14,7 +14,7 @@ What is measured (every random choice is seeded; nothing here is tuned on it):
   error relative to the pair scale; for σ > 0 the NLL of the overlap mixture
   at the (one-displacement) labels.
 * **Monte-Carlo truth** for a seeded subset of σ > 0 pairs
-  (:func:`..datasets.synthetic.monte_carlo_overlap`, 512 displacements per pair): the
+  (:func:`..overlap.monte_carlo_overlap`, 512 displacements per pair): the
   coverage of the model's central 90 % IoU interval, the randomised-PIT
   coverage, the CRPS of the model's IoU distribution next to the "oracle" CRPS
   of the Monte-Carlo distribution itself (split-half estimate), and the NLL
@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from ..encoding import pair_scale_and_centre
 from ..frame import layer_to_lonlat
 from ..overlap import exact_overlap
 from ..scoring import load_model, summarise_overlap
@@ -84,7 +83,7 @@ from .metrics import (
     oracle_crps,
     pit_coverage,
     randomised_pit,
-    relative_distance,
+    relative_centroid_error,
     sigma_bucket_codes,
     sigma_bucket_labels,
     target_status,
@@ -138,13 +137,13 @@ def overlap_nll(overlap, pairs):
 def centroid_errors(pairs, centroid):
     """Relative centroid errors (mean and mode of the centroid mixture) where the label exists, and the mask."""
     has = np.all(np.isfinite(pairs.centroid), axis=1)
-    scale, _ = pair_scale_and_centre(pairs.a, pairs.b)
     mean_error = np.full(len(pairs), np.nan)
     mode_error = np.full(len(pairs), np.nan)
     if has.any():
         rows = np.flatnonzero(has)
-        mean_error[rows] = relative_distance(centroid[rows].mean(), pairs.centroid[rows], scale[rows])
-        mode_error[rows] = relative_distance(centroid[rows].mode(), pairs.centroid[rows], scale[rows])
+        a, b = pairs.a[rows], pairs.b[rows]
+        mean_error[rows] = relative_centroid_error(centroid[rows].mean(), pairs.centroid[rows], a, b)
+        mode_error[rows] = relative_centroid_error(centroid[rows].mode(), pairs.centroid[rows], a, b)
     return mean_error, mode_error, has
 
 

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..encoding import pair_scale_and_centre
 from ..scoring import QMC_SEED, iou_from_covers
 
 INTERVAL_LEVEL = 0.9
@@ -184,6 +185,13 @@ def oracle_crps(samples):
 def relative_distance(predicted, truth, scale):
     """(n,) Euclidean distance between (n, 2) points, divided by (n,) scale."""
     return np.linalg.norm(np.asarray(predicted) - np.asarray(truth), axis=1) / np.asarray(scale)
+
+
+def relative_centroid_error(predicted, truth, a, b):
+    """(n,) distance between (n, 2) predicted and true overlap centroids, over the pair scale L of the (n,)
+    geometries ``a``, ``b`` in their frame (the larger side of the box of A ∪ B, as the network's descriptors)."""
+    scale, _ = pair_scale_and_centre(a, b)
+    return relative_distance(predicted, truth, scale)
 
 
 def bucket_codes(values, edges):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import shapely
 
-from ..datasets.synthetic import _intersection_area, _ratio, translate
+from ..overlap import intersection_area, ratio, translate
 from ..parallel import chunk_bounds
 from ..quasirandom import SOBOL_BITS, sobol_points  # noqa: F401 (re-exported)
 from ..scoring import summarise_overlap
@@ -26,7 +26,7 @@ from .metrics import model_iou_samples
 try:  # SciPy's inverse normal CDF is about 15 times faster than the NumPy one the plugin carries
     from scipy.special import ndtri
 except ImportError:  # pragma: no cover - QGIS without SciPy
-    from ..mixture import ndtri
+    from ..special import ndtri
 
 #: Overlays per pair of the sampler contestants: 1, 2, 4, ..., 256.
 K_VALUES = tuple(2 ** j for j in range(9))
@@ -88,7 +88,7 @@ def displaced_iou(a, b, d):
     """(n, k) IoU of a and b + d[:, j], for (n,) valid polygons and (n, k, 2) displacements (metres).
 
     Batched GEOS calls (cut by vertex count); displacements whose bounding boxes do not meet
-    are 0 without an overlay, as :func:`..datasets.synthetic.monte_carlo_overlap` does.
+    are 0 without an overlay, as :func:`..overlap.monte_carlo_overlap` does.
     """
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     n, k = d.shape[:2]
@@ -103,17 +103,17 @@ def displaced_iou(a, b, d):
     for start, stop in chunk_bounds(vertices[rows], OVERLAY_CHUNK_VERTICES):
         r, c = rows[start:stop], cols[start:stop]
         with np.errstate(invalid="ignore"):  # GEOS's NaN warnings for slivers; areas stay finite
-            inter[r, c] = _intersection_area(a[r], translate(b[r], d[r, c]))
+            inter[r, c] = intersection_area(a[r], translate(b[r], d[r, c]))
     inter = np.minimum(inter, np.minimum(area_a, area_b)[:, None])
-    return _ratio(inter, area_a[:, None] + area_b[:, None] - inter)
+    return ratio(inter, area_a[:, None] + area_b[:, None] - inter)
 
 
 def exact_iou(a, b):
     """(n,) IoU of the undisplaced pairs: one batched exact overlay per pair (the yardstick's cost unit)."""
     area_a, area_b = np.nan_to_num(shapely.area(a)), np.nan_to_num(shapely.area(b))
     with np.errstate(invalid="ignore"):
-        inter = _intersection_area(a, b)
-    return _ratio(inter, area_a + area_b - inter)
+        inter = intersection_area(a, b)
+    return ratio(inter, area_a + area_b - inter)
 
 
 # ==========================================================================
@@ -160,7 +160,7 @@ def sweep_contestant(points=256, controls=0, threshold=THRESHOLD):
     the predictive samples stay the surrogate's (shifting them by the residual narrowed the intervals on the
     validation pairs). Simplification to model geometries is included, as for the model.
     """
-    from ..encoding import model_geometry
+    from ..preparation import model_geometry
     from ..sweep import build_sweep
 
     def predict(a, b, sigma, rng):
@@ -194,7 +194,7 @@ def exact_kernel_contestant(k, control=False, threshold=THRESHOLD):
     def predict(a, b, sigma, rng):
         inter = overlap_at_shifts(a, b, qmc_displacements(sigma, k, rng))
         area_a, area_b = polygon_areas(a)[:, None], polygon_areas(b)[:, None]
-        iou = _ratio(inter, area_a + area_b - inter)
+        iou = ratio(inter, area_a + area_b - inter)
         mean, hit = iou.mean(axis=1), (iou >= threshold)
         p = hit.mean(axis=1)
         if control:

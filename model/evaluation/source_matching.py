@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.source_edits import HELDOUT_SEED, SIGMAS, VALIDATION_SEED, generate_source_edits
+from ..frame import layer_to_lonlat
 from ..match_model import PATH, Logistic, change_features
 from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide
-from .matching import isotonic, reliability, structure_correct
+from ..preparation import prepare_layer
+from .tune_matching import isotonic, reliability, structure_correct
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 CHANGES = ("unchanged", "modified", "split", "merged", "reshaped", "new", "removed")
@@ -36,21 +38,17 @@ def config_change_placeholder():
 
 
 def prepared(seed, sigma, n_blocks=N_BLOCKS):
-    from ..encoding import model_layer
-    from ..frame import layer_to_lonlat
-
     edits = generate_source_edits(seed, n_blocks=n_blocks, sigma=sigma)
-    lonlat_a, lonlat_b = layer_to_lonlat(edits.input, edits.crs), layer_to_lonlat(edits.reference, edits.crs)
-    return (edits, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0],
-            np.full(len(edits.input), sigma))
+    return (edits, prepare_layer(layer_to_lonlat(edits.input, edits.crs)),
+            prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
 
 def run(data, edges, thresholds, match_model):
     """MatchResult with the change test, and the change test's numbers of the 1:1 pairs."""
-    edits, lonlat_a, lonlat_b, _, _, sigma_a = data
+    edits, layer_a, layer_b, sigma_a = data
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
-    tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
+    tested = change_test(layer_a.source, layer_b.source, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
     apply_change_test(result, one, tested, thresholds, sigma_a, match_model)
     return result, one, tested
 
@@ -139,7 +137,7 @@ def fit(n_blocks=N_BLOCKS):
         result, one, tested = run(data, edges, MatchThresholds(p_edge=0.5), None)
         partner = result.partner_a[one]
         right = (edits.group_a[one] == edits.group_b[partner]) & (edits.class_a[one] == "1:1")
-        cx.append(change_features(tested[2], tested[1], tested[3], tested[4], tested[5], data[5][one])[right])
+        cx.append(change_features(tested[2], tested[1], tested[3], tested[4], tested[5], data[3][one])[right])
         cy.append(edits.change_a[one][right] == "modified")
     change = Network.fit(np.concatenate(cx), np.concatenate(cy), hidden=12)
     fitted_on["change"] = int(len(np.concatenate(cy)))

@@ -406,7 +406,8 @@ def _error_share(per_pair, mask, names):
 def _model_parts(model, sets, repeats):
     """Where the model's time goes per data set, µs per pair: simplification to model geometries, descriptors
     (one overlay of those, and gaps), network and mixtures, the QMC summary."""
-    from ..encoding import model_geometry, pair_descriptors
+    from ..encoding import pair_descriptors
+    from ..preparation import model_geometry
 
     out = {}
     for s in sets:

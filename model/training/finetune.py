@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 from ..datasets.layer_data import load_training_data, split_by_group
+from ..encoding import DESCRIPTOR_NAMES
+from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 from .train import DEFAULTS
 
 FINE_TUNE_LEARNING_RATE = 5e-4

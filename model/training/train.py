@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.layer_data import training_arrays
-from ..encoding import DESCRIPTOR_NAMES, MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
+from ..encoding import DESCRIPTOR_NAMES
+from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16)
@@ -33,7 +34,8 @@ def dataset(n, seed, chunk=8192, workers=None, progress=True, labels=DEFAULTS["l
         the (cover_a, cover_b) of B displaced by 1 + labels independent d ~ N(0, σ²I₂), so the loss sees
         each pair's distribution rather than one draw of it (0: (n, 2), one label, as before).
     """
-    from ..datasets.synthetic import iter_synthetic_chunks, monte_carlo_overlap
+    from ..datasets.synthetic import iter_synthetic_chunks
+    from ..overlap import monte_carlo_overlap
 
     path = cache_path(n, seed, labels)
     if path.is_file():

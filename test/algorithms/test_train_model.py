@@ -210,7 +210,7 @@ def test_training_modules_leave_tensorflow_out_of_the_qgis_process():
     code = ("import sys; import qgis.core; import overlap_relevance.algorithms.train_model, "
             "overlap_relevance.algorithms.evaluate_model, overlap_relevance.algorithms.training_process, "
             "overlap_relevance.model.datasets.layer_data, overlap_relevance.model.evaluation.measure, "
-            "overlap_relevance.model.evaluation.report; "
+            "overlap_relevance.model.evaluation.report, overlap_relevance.model.evaluation.report_html; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))

@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import _path_and_layer  # noqa: E402
 from osgeo import ogr  # noqa: E402
-from overlap_relevance.model.encoding import model_layer, pair_descriptors  # noqa: E402
+from overlap_relevance.model.encoding import pair_descriptors  # noqa: E402
 from overlap_relevance.model.frame import layer_to_lonlat  # noqa: E402
+from overlap_relevance.model.preparation import prepare_layer  # noqa: E402
 from overlap_relevance.model.mixture import mixture_from_raw  # noqa: E402
 from overlap_relevance.model.overlap import exact_overlap  # noqa: E402
 from overlap_relevance.model.pairs import pair_chunk, plan_pair_chunks  # noqa: E402
@@ -56,8 +57,8 @@ def profile(input_source, reference_source, sigma=0.0):
                         for w in (wkb_a, wkb_b))
     lonlat_a = watch.time("to lon/lat (pyproj)", layer_to_lonlat, geoms_a, crs_a)
     lonlat_b = watch.time("to lon/lat (pyproj)", layer_to_lonlat, geoms_b, crs_b)
-    model_a, _ = watch.time("model geometries (repair, simplify)", model_layer, lonlat_a, workers=1)
-    model_b, _ = watch.time("model geometries (repair, simplify)", model_layer, lonlat_b, workers=1)
+    model_a = watch.time("model geometries (repair, simplify)", prepare_layer, lonlat_a, workers=1).model
+    model_b = watch.time("model geometries (repair, simplify)", prepare_layer, lonlat_b, workers=1).model
     sigma_a = np.full(len(geoms_a), sigma)
     distance = search_distances(0.0, sigma_a)
     plan = watch.time("candidates (STRtree)", plan_pair_chunks, model_a, model_b, distance)

@@ -7,8 +7,8 @@ import pytest
 import shapely
 
 from overlap_relevance.model import load_model
-from overlap_relevance.model.encoding import model_layer
 from overlap_relevance.model.frame import layer_to_lonlat
+from overlap_relevance.model.preparation import prepare_layer
 from overlap_relevance.model.scoring import BestMatches, best_matches, score_candidate_pairs
 
 COLUMNS = BestMatches.COLUMNS
@@ -70,7 +70,7 @@ def test_complete_before_is_never_contradicted_by_a_later_chunk():
     b = shapely.box(x0 + offsets[:, 0] + 10, y0 + offsets[:, 1], x0 + offsets[:, 0] + 50, y0 + offsets[:, 1] + 40)
     big = shapely.Polygon(shapely.buffer(shapely.Point(x0 + 1500, y0 + 1500), 700, quad_segs=200).exterior)
     b = np.r_[b, big]  # a large reference feature with many partners
-    layers = [model_layer(layer_to_lonlat(geoms, "EPSG:32633"))[0] for geoms in (a, b)]
+    layers = [prepare_layer(layer_to_lonlat(geoms, "EPSG:32633")).model for geoms in (a, b)]
     chunks = list(score_candidate_pairs(load_model(), *layers, np.full(len(a), 0.5), max_vertices=2_000))
     assert len(chunks) > 5
     for k, chunk in enumerate(chunks):

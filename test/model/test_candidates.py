@@ -5,7 +5,8 @@ import pytest
 import shapely
 
 from overlap_relevance.model.candidates import boxes_within, coarse_candidates, lonlat_boxes, widen_lonlat_boxes
-from overlap_relevance.model.frame import laea_inverse, layer_to_lonlat, project_pairs
+from overlap_relevance.model.frame import layer_to_lonlat, project_pairs
+from overlap_relevance.model.laea import laea_inverse
 from overlap_relevance.model.pairs import iter_pair_chunks
 from overlap_relevance.model.parallel import chunk_bounds
 

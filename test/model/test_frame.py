@@ -14,11 +14,10 @@ from overlap_relevance.model.frame import (
     MissingCrsError,
     NonPolygonalGeometryError,
     geometry_unit_centres,
-    laea_forward,
-    laea_inverse,
     layer_to_lonlat,
     project_pairs,
 )
+from overlap_relevance.model.laea import laea_forward, laea_inverse
 
 GEOD = pyproj.Geod(ellps="WGS84")
 RNG_SEED = 20240611

@@ -6,11 +6,11 @@ import shapely
 
 from overlap_relevance.model import load_model, match
 from overlap_relevance.model.datasets.edits import generate_edits
-from overlap_relevance.model.encoding import model_layer
 from overlap_relevance.model.frame import layer_to_lonlat
 from overlap_relevance.model.matching import (CALIBRATION, CandidateEdges, MatchThresholds, assign_one_to_one,
                                               calibrate, decide, group_classes, match_layers, p_cover_at_least)
 from overlap_relevance.model.mixture import GaussianMixture
+from overlap_relevance.model.preparation import prepare_layer
 
 from tools.geometry import ORIGIN, UTM, square
 
@@ -175,26 +175,26 @@ def test_api_on_plain_arrays_with_unusable_features(model):
 
 def _layers(seed=4, n_blocks=25, sigma=0.5):
     edits = generate_edits(seed, n_blocks=n_blocks, sigma=sigma)
-    lonlat_a, lonlat_b = layer_to_lonlat(edits.input, edits.crs), layer_to_lonlat(edits.reference, edits.crs)
-    return edits, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0]
+    return (edits, prepare_layer(layer_to_lonlat(edits.input, edits.crs)),
+            prepare_layer(layer_to_lonlat(edits.reference, edits.crs)))
 
 
 def test_edits_have_consistent_truth_and_are_recovered(model):
-    edits, lonlat_a, lonlat_b, model_a, model_b = _layers()
+    edits, layer_a, layer_b = _layers()
     assert shapely.is_valid(edits.input).all() and shapely.is_valid(edits.reference).all()
     assert set(edits.change_a) >= {"unchanged", "split", "new"} and "removed" in set(edits.change_b)
     again = generate_edits(4, n_blocks=25, sigma=0.5)
     assert all(shapely.equals_exact(again.input, edits.input, 0.0))
-    result = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, np.full(len(edits.input), 0.5))
+    result = match_layers(model, layer_a, layer_b, np.full(len(edits.input), 0.5))
     assert np.mean(result.class_a == edits.class_a) > 0.95 and np.mean(result.change_b == edits.change_b) > 0.95
 
 
 def test_streamed_chunks_equal_one_chunk(model):
-    edits, lonlat_a, lonlat_b, model_a, model_b = _layers(seed=5)
+    edits, layer_a, layer_b = _layers(seed=5)
     sigma = np.full(len(edits.input), 0.5)
-    one = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, max_vertices=10**9, workers=1)
+    one = match_layers(model, layer_a, layer_b, sigma, max_vertices=10**9, workers=1)
     chunks = []
-    many = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, max_vertices=200, workers=2,
+    many = match_layers(model, layer_a, layer_b, sigma, max_vertices=200, workers=2,
                         progress=lambda fraction, text=None: chunks.append(fraction))
     assert len(chunks) > 5  # it really streamed
     for name in ("group_a", "group_b", "partner_a", "partner_b", "class_a", "class_b", "change_a", "change_b"):
@@ -206,25 +206,24 @@ def test_streamed_chunks_equal_one_chunk(model):
 
 
 def test_cancelled_returns_none(model):
-    edits, lonlat_a, lonlat_b, model_a, model_b = _layers(seed=6, n_blocks=10)
+    edits, layer_a, layer_b = _layers(seed=6, n_blocks=10)
     sigma = np.full(len(edits.input), 0.5)
-    assert match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, cancelled=lambda: True) is None
+    assert match_layers(model, layer_a, layer_b, sigma, cancelled=lambda: True) is None
     calls = []
 
     def after_first_chunk():
         calls.append(1)
         return len(calls) > 1
 
-    assert match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma, max_vertices=200,
+    assert match_layers(model, layer_a, layer_b, sigma, max_vertices=200,
                         cancelled=after_first_chunk) is None
 
 
 def test_same_layer_never_matches_itself(model):
     geoms = np.array([square(0, 0), square(0.3, 0), square(100, 0)], dtype=object)
-    lonlat = layer_to_lonlat(geoms, UTM)
-    layer = model_layer(lonlat)[0]
+    layer = prepare_layer(layer_to_lonlat(geoms, UTM))
     ids = np.arange(3)
-    result = match_layers(model, lonlat, lonlat, layer, layer, np.full(3, 0.5), ids_a=ids, ids_b=ids)
+    result = match_layers(model, layer, layer, np.full(3, 0.5), ids_a=ids, ids_b=ids)
     assert list(result.partner_a) == [1, 0, -1] and result.class_a[2] == "unmatched"
 
 

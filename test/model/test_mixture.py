@@ -14,19 +14,16 @@ from overlap_relevance.model.mixture import (
     SIGMA_CAP,
     SIGMA_FLOOR,
     GaussianMixture,
-    bivariate_normal_upper,
-    erfc,
     mixture_from_raw,
-    ndtr,
-    ndtri,
     raw_from_parameters,
     raw_size,
     rho_from_raw,
-    scrambled_halton,
     sigma_from_raw,
     sigma_to_raw,
     split_raw,
 )
+from overlap_relevance.model.quasirandom import scrambled_halton
+from overlap_relevance.model.special import bivariate_normal_upper, erfc, ndtr, ndtri
 
 
 def random_mixture(rng, n=5, k=3, d=2, rho_bound=0.9):

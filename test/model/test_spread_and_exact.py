@@ -11,8 +11,8 @@ import pytest
 import shapely
 
 from overlap_relevance.model.candidates import spans_every_longitude
-from overlap_relevance.model.encoding import MAX_MODEL_VERTICES, model_layer
 from overlap_relevance.model.frame import layer_to_lonlat, project_pairs
+from overlap_relevance.model.preparation import MAX_MODEL_VERTICES, prepare_layer
 from overlap_relevance.model.overlap import exact_overlap_of_frames
 from overlap_relevance.model.pairs import full_detail
 from overlap_relevance.model.scoring import BestMatches, load_model, score_candidate_pairs
@@ -38,8 +38,8 @@ def read_world(layer_name, field, keep=None):
 
 def best_at_sigma0(geoms_a, geoms_b, crs="EPSG:4326"):
     """(best reference position per input, written IoU, the chunks) of the plugin's core at σ = 0."""
-    model_a, _ = model_layer(layer_to_lonlat(geoms_a, crs))
-    model_b, _ = model_layer(layer_to_lonlat(geoms_b, crs))
+    model_a = prepare_layer(layer_to_lonlat(geoms_a, crs)).model
+    model_b = prepare_layer(layer_to_lonlat(geoms_b, crs)).model
     best = BestMatches(len(geoms_a))
     chunks = []
     for chunk in score_candidate_pairs(load_model(), model_a, model_b, np.zeros(len(geoms_a))):

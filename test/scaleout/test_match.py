@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from overlap_relevance.model.encoding import model_layer
 from overlap_relevance.model.frame import layer_to_lonlat
+from overlap_relevance.model.preparation import prepare_layer
 from overlap_relevance.model.matching import match_layers
 from overlap_relevance.model.scoring import load_model
 from overlap_relevance.scaleout.dask_match import match
@@ -18,12 +18,10 @@ WORLD_MAP = Path("/usr/share/qgis/resources/data/world_map.gpkg")
 
 def _single(input_frame, reference_frame, sigma, search_distance=0.0, same=False):
     geoms = [np.asarray(f.geometry.values, dtype=object) for f in (input_frame, reference_frame)]
-    lonlat_a = layer_to_lonlat(geoms[0], input_frame.crs)
-    lonlat_b = lonlat_a if same else layer_to_lonlat(geoms[1], reference_frame.crs)
-    model_a = model_layer(lonlat_a)[0]
-    model_b = model_a if same else model_layer(lonlat_b)[0]
+    layer_a = prepare_layer(layer_to_lonlat(geoms[0], input_frame.crs))
+    layer_b = layer_a if same else prepare_layer(layer_to_lonlat(geoms[1], reference_frame.crs))
     ids = (np.arange(len(input_frame)),) * 2 if same else (None, None)
-    return match_layers(load_model(), lonlat_a, lonlat_b, model_a, model_b, np.full(len(input_frame), sigma),
+    return match_layers(load_model(), layer_a, layer_b, np.full(len(input_frame), sigma),
                         search_distance, *ids)
 
 

@@ -56,17 +56,16 @@ def test_one_million_scored_alike(client, layers, tmp_path):
 def test_one_million_matched_alike(client, layers, tmp_path):
     import dask_geopandas
 
-    from overlap_relevance.model.encoding import model_layer
     from overlap_relevance.model.frame import layer_to_lonlat
     from overlap_relevance.model.matching import match_layers
+    from overlap_relevance.model.preparation import prepare_layer
     from overlap_relevance.model.scoring import load_model
     from overlap_relevance.scaleout.dask_match import match
 
     mapping, cadastre = (_read_whole(p) for p in layers)
-    lonlat_a = layer_to_lonlat(np.asarray(mapping.geometry.values, dtype=object), mapping.crs)
-    lonlat_b = layer_to_lonlat(np.asarray(cadastre.geometry.values, dtype=object), cadastre.crs)
-    expected = match_layers(load_model(), lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0],
-                            np.full(len(mapping), 0.5))
+    layer_a = prepare_layer(layer_to_lonlat(np.asarray(mapping.geometry.values, dtype=object), mapping.crs))
+    layer_b = prepare_layer(layer_to_lonlat(np.asarray(cadastre.geometry.values, dtype=object), cadastre.crs))
+    expected = match_layers(load_model(), layer_a, layer_b, np.full(len(mapping), 0.5))
     out, _ = match(dask_geopandas.read_parquet(layers[0], gather_spatial_partitions=False),
                    dask_geopandas.read_parquet(layers[1], gather_spatial_partitions=False),
                    input_key="map_id", reference_key="building_id", sigma=0.5, partitions=8, workdir=tmp_path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 from overlap_relevance.model.candidates import boxes_within
-from overlap_relevance.model.frame import laea_inverse
+from overlap_relevance.model.laea import laea_inverse
 from overlap_relevance.model.datasets.shapes import FAMILY_CODES
 from overlap_relevance.model.datasets.synthetic import (
     FAMILY_NAMES,
@@ -18,9 +18,9 @@ from overlap_relevance.model.datasets.synthetic import (
     RECIPE,
     SyntheticPairs,
     generate_pairs,
-    monte_carlo_overlap,
     recipe_hash,
 )
+from overlap_relevance.model.overlap import monte_carlo_overlap
 from scipy import stats
 
 N_PAIRS = 5000

@@ -1,5 +1,6 @@
-"""The evaluation report (model/evaluation/report.py) gives its verdict: met / missed / not measured per target,
-the σ = 0 explanation, no stage that did not run, no empty header row, no hidden axis multipliers.
+"""The evaluation report (model/evaluation/report.py, drawn by report_html.py) gives its verdict: met / missed /
+not measured per target, the σ = 0 explanation, no stage that did not run, no empty header row, no hidden axis
+multipliers.
 
 A few evaluations of the bundled building sample (40 input features) with the tiny NumPy model; about a second."""
 
@@ -8,10 +9,10 @@ import re
 
 import numpy as np
 import pytest
-from overlap_relevance.model.encoding import model_layer
-from overlap_relevance.model.evaluation import heldout, report
+from overlap_relevance.model.evaluation import heldout, report, report_html
 from overlap_relevance.model.evaluation.metrics import TARGETS
 from overlap_relevance.model.frame import layer_to_lonlat
+from overlap_relevance.model.preparation import prepare_layer
 from overlap_relevance.model.scoring import load_model
 from test_evaluate import tiny_model_file
 
@@ -20,8 +21,8 @@ pytest.importorskip("matplotlib")
 N_INPUT = 40
 INFO = {"model": {"path": "tiny.npz", "sha256": "0" * 64, "training": "test"}, "input": "mapping",
         "reference": "cadastre", "sigma": "test"}
-FIGURES = (report.figure_predicted_vs_truth, report.figure_calibration,
-           lambda e: report.figure_coverage_by_sigma(e, True), report.figure_error_by_complexity)
+FIGURES = (report_html.figure_predicted_vs_truth, report_html.figure_calibration,
+           lambda e: report_html.figure_coverage_by_sigma(e, True), report_html.figure_error_by_complexity)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,8 @@ def layers(tmp_path_factory):
     model = load_model(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.npz"))
     geoms_a, crs_a, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping")
     geoms_b, crs_b, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre")
-    lonlat_a, lonlat_b = layer_to_lonlat(geoms_a[:N_INPUT], crs_a), layer_to_lonlat(geoms_b, crs_b)
-    return model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0]
+    layer_a = prepare_layer(layer_to_lonlat(geoms_a[:N_INPUT], crs_a))
+    return model, layer_a, prepare_layer(layer_to_lonlat(geoms_b, crs_b))
 
 
 def evaluate(layers, sigma, mc_pairs=20):
@@ -67,7 +68,7 @@ def with_coverage(evaluation, coverage, pit):
 
 
 def html_of(evaluation, images=None):
-    return report.render_html(evaluation, INFO, images)
+    return report_html.render_html(evaluation, INFO, images)
 
 
 def verdict_of(document):
@@ -132,14 +133,14 @@ def test_target_text_comes_from_the_targets():
 # σ = 0.
 # --------------------------------------------------------------------------
 def test_sigma_zero_is_explained_and_its_collapsing_plots_left_out(at_zero, at_half):
-    images = report.figures(at_zero)
-    assert [title for title, _, _ in images] == [report.TITLE_SCATTER, report.TITLE_COMPLEXITY]
+    images = report_html.figures(at_zero)
+    assert [title for title, _, _ in images] == [report_html.TITLE_SCATTER, report_html.TITLE_COMPLEXITY]
     document = html_of(at_zero, images)
     assert '<p class="sigma0">' in document
     assert "the model reads the exact overlap here, because its descriptors contain the overlap" in document
     assert "check that reading, not the model&#x27;s uncertainty" in document
     assert len(re.findall(r"<img ", document)) == 2
-    for title in (report.TITLE_CALIBRATION, report.TITLE_COVERAGE):
+    for title in (report_html.TITLE_CALIBRATION, report_html.TITLE_COVERAGE):
         assert f'alt="{title}"' not in document
         assert f'<p class="omitted">{html_title(title)}: left out (σ = 0 for every pair' in document
     # The σ > 0 metrics are not measured, with the reason, and show no value.
@@ -148,7 +149,7 @@ def test_sigma_zero_is_explained_and_its_collapsing_plots_left_out(at_zero, at_h
         assert css == "not-measured" and text.startswith("not measured: σ = 0 for every pair")
         assert re.search(r"<tr><td>" + re.escape(label) + r'[^<]*</td><td class="num">—</td>', document)
     # σ > 0: no explanation, every plot.
-    images = report.figures(at_half)
+    images = report_html.figures(at_half)
     assert len(images) == 4
     assert '<p class="sigma0">' not in html_of(at_half, images)
 
@@ -159,15 +160,15 @@ def html_title(title):
 
 def test_with_sigma_varying_the_calibration_uses_the_monte_carlo_pairs_only(mixed):
     assert mixed.metrics["n_exact"] and mixed.metrics["n_monte_carlo"]
-    assert len(report.figures(mixed, per_feature_sigma=True)) == 4
+    assert len(report_html.figures(mixed, per_feature_sigma=True)) == 4
     assert '<p class="sigma0">' not in html_of(mixed)
-    levels, observed = report.calibration_curve(mixed)
+    levels, observed = report_html.calibration_curve(mixed)
     expected = [np.mean(np.abs(mixed.mc_pit - 0.5) <= level / 2) for level in levels]
     np.testing.assert_allclose(observed, expected)
-    density, _ = report.pit_histogram(mixed)
+    density, _ = report_html.pit_histogram(mixed)
     spiked = dataclasses.replace(mixed, pit_exact=np.where(np.isfinite(mixed.pit_exact), 0.5, np.nan))
-    np.testing.assert_allclose(report.calibration_curve(spiked)[1], observed)  # σ = 0 PIT does not enter
-    np.testing.assert_allclose(report.pit_histogram(spiked)[0], density)
+    np.testing.assert_allclose(report_html.calibration_curve(spiked)[1], observed)  # σ = 0 PIT does not enter
+    np.testing.assert_allclose(report_html.pit_histogram(spiked)[0], density)
     # The σ > 0 targets are judged on the Monte-Carlo pairs, not on all pairs with truth.
     m = mixed.metrics
     mc = mixed.pairs["monte_carlo"]
@@ -231,7 +232,7 @@ def test_no_figure_axis_has_an_offset_or_multiplier(at_zero, mixed):
     # The check can see one: the same bars without the report's tick settings get a corner multiplier.
     codes, labels = report.vertex_groups(evaluations[0])
     maes = [r["iou_mae"] or 0.0 for r in report.grouped_table(evaluations[0], codes, labels)]
-    bare = report._figure()
+    bare = report_html._figure()
     bare.add_subplot().bar(np.arange(len(maes)), maes)
     assert any(offset_texts(bare))
     for evaluation in evaluations:

@@ -1,6 +1,6 @@
 """Tuning and held-out measurement of the matching (:mod:`..matching`) on known-truth edits.
 
-``python -m overlap_relevance.model.evaluation.matching`` chooses the thresholds on the tuning seed,
+``python -m overlap_relevance.model.evaluation.tune_matching`` chooses the thresholds on the tuning seed,
 fits the calibration table there, measures everything on the test seed (never seen by the tuning)
 and writes ``model/matching_results.md``. About a minute on 2 cores.
 """
@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.edits import generate_edits
+from ..frame import layer_to_lonlat
 from ..matching import (CALIBRATION, MatchThresholds, apply_change_test, assign_one_to_one, calibrate,
                         candidate_edges, change_test, decide, match_layers)
+from ..preparation import prepare_layer
+from ..scoring import BestMatches, load_model, score_candidate_pairs
 
 TUNING_SEED = 101
 TEST_SEED = 202
@@ -27,24 +30,20 @@ FEATURE_CLASSES = ("1:1", "1:n", "n:1", "unmatched")
 
 
 def prepared(seed, sigma, n_blocks=N_BLOCKS):
-    """Edits of one seed as layers: (edits, lonlat_a, lonlat_b, model_a, model_b, sigma_a)."""
-    from ..encoding import model_layer
-    from ..frame import layer_to_lonlat
-
+    """Edits of one seed as layers: (edits, layer_a, layer_b, sigma_a), the layers prepared (:func:`prepare_layer`)."""
     edits = generate_edits(seed, n_blocks=n_blocks, sigma=sigma)
-    lonlat_a, lonlat_b = layer_to_lonlat(edits.input, edits.crs), layer_to_lonlat(edits.reference, edits.crs)
-    return edits, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0], np.full(len(edits.input),
-                                                                                                   sigma)
+    return (edits, prepare_layer(layer_to_lonlat(edits.input, edits.crs)),
+            prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
 
 def run(model, data, thresholds, edges=None):
     """MatchResult of prepared data (the change test included), and the candidate edges."""
-    edits, lonlat_a, lonlat_b, model_a, model_b, sigma_a = data
+    edits, layer_a, layer_b, sigma_a = data
     if edges is None:
-        edges = candidate_edges(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, thresholds=thresholds)
+        edges = candidate_edges(model, layer_a, layer_b, sigma_a, thresholds=thresholds)
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
-    apply_change_test(result, one, change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one],
+    apply_change_test(result, one, change_test(layer_a.source, layer_b.source, sigma_a, one, result.partner_a[one],
                                                thresholds.sigma_floor), thresholds)
     return result, edges
 
@@ -160,39 +159,75 @@ def read_layer(path):
     return np.asarray(shapely.from_wkb(wkb), dtype=object), crs
 
 
-def timings(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a, repeats=3):
+def timings(model, layer_a, layer_b, sigma_a, repeats=3):
     """Best of ``repeats`` seconds: scoring alone (best matches, as scorerelevance) and matching; and the pairs."""
-    from ..scoring import BestMatches, score_candidate_pairs
-
     score_s, match_s, pairs = np.inf, np.inf, 0
     for _ in range(repeats):
         started = time.perf_counter()
         best = BestMatches(len(sigma_a))
-        for chunk in score_candidate_pairs(model, model_a, model_b, sigma_a):
+        for chunk in score_candidate_pairs(model, layer_a.model, layer_b.model, sigma_a):
             best.add(chunk)
         score_s = min(score_s, time.perf_counter() - started)
         started = time.perf_counter()
-        result = match_layers(model, lonlat_a, lonlat_b, model_a, model_b, sigma_a)
+        result = match_layers(model, layer_a, layer_b, sigma_a)
         match_s = min(match_s, time.perf_counter() - started)
         pairs = result.n_pairs
     return pairs, score_s, match_s
 
 
-def main():
-    from ..scoring import load_model
+DEFINITIONS = ["", "## Definitions and limits", "",
+               "- Decisions: an *edge* is a candidate pair with P(IoU ≥ 0.5) or P(cover of the smaller ≥ c) at "
+               "least p_edge; groups are connected components; the one-to-one assignment maximises total expected "
+               "IoU per group; a 1:1 pair is *modified* when, after moving the reference's centroid onto the "
+               "input's, the boundaries lie more than shape_offset_m apart on average (symmetric difference / "
+               "mean perimeter), or the move is improbable under σ (P < alpha_translation).",
+               "- Calibrated decisions are 'this candidate pair is a true correspondence' (same truth group), "
+               "over all candidate pairs; the assignment's p is that probability for the assigned pair. At "
+               "σ = 0.5 m nearly every pair is near 0 or 1, so the middle bins are filled by the σ = 1-3 m runs.",
+               "- The edits: rectangles in blocks (terraces and detached rows, turned), sheds, vertex noise "
+               "0.1 m on the input. There is no m:n truth in them (no edit makes one), so m:n accuracy is not "
+               "measured; real layers (the sample) do give m:n groups.",
+               "- Thresholds were tuned at σ = 0.5 m only; at σ ≥ 2 m the structure accuracy falls below target "
+               "(table above), mostly by true pairs lost, not false joins: a shed 3-6 m across displaced by "
+               "2-3 m no longer overlaps its old footprint (tuning seed, 300 blocks, σ = 2 m: 175 of 1573 true "
+               "pairs below p_edge, 27 false edges). Overlap alone cannot recover those.",
+               ""]
 
+
+def main():
     model = load_model()
-    lines = ["# Matching: held-out results", "",
-             "Since issue 26 the decisions are the learned ones of `model/match_model.py` (fitted on "
-             "`model/datasets/source_edits.py`, σ 0.25-5 m); their held-out results per class, σ band and "
-             "calibration are in `model/source_matching_results.md`. This script's grid now runs over the learned q "
-             "(its p_edge) on the rectangles of `model/datasets/edits.py`.", "",
-             f"Generated by `python -m overlap_relevance.model.evaluation.matching` (known-truth edits of "
-             f"`model/datasets/edits.py`, {N_BLOCKS} blocks of 3-6 buildings per seed). Tuning seed "
-             f"{TUNING_SEED}, test seed {TEST_SEED} (never used for a choice). σ = {SIGMA} m unless said.", ""]
     started = time.perf_counter()
+    lines = _header()
     tuning = prepared(TUNING_SEED, SIGMA)
-    # 1. Graph thresholds: mean per-class structure accuracy on the tuning seed.
+    chosen = choose_thresholds(model, tuning, lines)
+    table = fit_calibration(model, tuning, chosen, lines)
+    test = prepared(TEST_SEED, SIGMA)
+    result, test_edges, t0, t1, t2 = held_out(model, test, chosen, lines)
+    larger_sigma = held_out_reliability(model, test, test_edges, chosen, table, lines)
+    held_out_larger_sigma(larger_sigma, lines)
+    timing_lines(model, test, result, test_edges, (t0, t1, t2), started, lines)
+    sample_lines(model, lines)
+    lines += DEFINITIONS
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print("CALIBRATION =", json.dumps(table))
+    return 0
+
+
+def _header():
+    return ["# Matching: held-out results", "",
+            "Since issue 26 the decisions are the learned ones of `model/match_model.py` (fitted on "
+            "`model/datasets/source_edits.py`, σ 0.25-5 m); their held-out results per class, σ band and "
+            "calibration are in `model/source_matching_results.md`. This script's grid now runs over the learned q "
+            "(its p_edge) on the rectangles of `model/datasets/edits.py`.", "",
+            f"Generated by `python -m overlap_relevance.model.evaluation.tune_matching` (known-truth edits of "
+            f"`model/datasets/edits.py`, {N_BLOCKS} blocks of 3-6 buildings per seed). Tuning seed "
+            f"{TUNING_SEED}, test seed {TEST_SEED} (never used for a choice). σ = {SIGMA} m unless said.", ""]
+
+
+def choose_thresholds(model, tuning, lines):
+    """1. Graph thresholds (mean per-class structure accuracy) and the change test's shape offset, on the tuning
+    seed; their tables into ``lines``. Returns the chosen :class:`MatchThresholds`."""
     lines += ["## Thresholds chosen on the tuning seed", "",
               "| cover c | p_edge | 1:1 | 1:n | n:1 | unmatched | mean |", "|---|---|---|---|---|---|---|"]
     best, best_score = None, -1.0
@@ -225,8 +260,11 @@ def main():
     chosen = MatchThresholds(cover=cover, p_edge=p_edge, shape_offset_m=best_value)
     lines += ["", f"Chosen: shape_offset_m = {best_value} (ties go to the larger); alpha_translation = {chosen.alpha_translation} "
               "(fixed, not tuned: 0.1 % of unchanged pairs flagged by construction).", ""]
+    return chosen
 
-    # 2. Calibration of the raw edge score on the tuning seed, pooled over σ.
+
+def fit_calibration(model, tuning, chosen, lines):
+    """2. The calibration table of the raw edge score on the tuning seed, pooled over σ; returns it."""
     raw, truth = [], []
     for sigma in CALIBRATION_SIGMAS:
         data = tuning if sigma == SIGMA else prepared(TUNING_SEED, sigma)
@@ -236,9 +274,12 @@ def main():
     table = isotonic(np.concatenate(raw), np.concatenate(truth))
     lines += ["## Calibration table (tuning seed, candidate pairs at σ = " + ", ".join(map(str, CALIBRATION_SIGMAS))
               + f" m, {len(np.concatenate(raw))} pairs)", "", "```json", json.dumps(table), "```", ""]
+    return table
 
-    # 3. Held-out test seed.
-    test = prepared(TEST_SEED, SIGMA)
+
+def held_out(model, test, chosen, lines):
+    """3. The held-out test seed: group structure, class and change accuracy, and the assignment's optimality.
+    Returns the MatchResult, the candidate edges and three times (before scoring, after it, after deciding)."""
     t0 = time.perf_counter()
     test_edges = candidate_edges(model, *test[1:], thresholds=chosen)
     t1 = time.perf_counter()
@@ -259,6 +300,12 @@ def main():
     n_graphs, worst = optimality_check()
     lines += ["", f"Assignment optimality: {n_graphs} random bipartite graphs (1-4 × 1-4 nodes) against "
               f"enumeration: largest shortfall of total weight {worst:.2e}.", ""]
+    return result, test_edges, t0, t1, t2
+
+
+def held_out_reliability(model, test, test_edges, chosen, table, lines):
+    """Reliability of the calibrated edge probability on the test seed, σ pooled; returns the class and change
+    tables of the larger σ, measured on the way."""
     in_code = json.dumps(CALIBRATION) == json.dumps(table)
     lines += ["## Reliability on the test seed (table fitted on the tuning seed" +
               ("" if in_code else "; NOTE: matching.CALIBRATION in code differs from it") + ")", ""]
@@ -285,6 +332,11 @@ def main():
         verdict = "" if n < 100 else ("yes" if abs(mean_p - observed) <= 0.05 else "NO")
         lines.append(f"| {low:.1f}–{high:.1f} | {n} | {mean_p:.3f} | {observed:.3f} | {verdict or 'n < 100'} | "
                      f"{n_raw} | {mean_raw:.3f} | {observed_raw:.3f} |")
+    return larger_sigma
+
+
+def held_out_larger_sigma(larger_sigma, lines):
+    """The thresholds tuned at σ = SIGMA, on the test seed at larger σ."""
     lines += ["", f"## The same thresholds at larger σ (test seed {TEST_SEED}; tuned at σ = {SIGMA} m only)", "",
               "| σ (m) | " + " | ".join(f"{name} class" for name in FEATURE_CLASSES)
               + " | unchanged | modified | split | merged | new | removed |",
@@ -292,6 +344,12 @@ def main():
     for sigma, classes, changes in larger_sigma:
         lines.append(f"| {sigma} | " + " | ".join(f"{classes[n][1]:.4f}" for n in FEATURE_CLASSES) + " | "
                      + " | ".join(f"{value[1]:.4f}" for value in changes.values()) + " |")
+
+
+def timing_lines(model, test, result, test_edges, times, started, lines):
+    """The assignments' share right at σ = SIGMA and the timings of the test seed."""
+    t0, t1, t2 = times
+    edits = test[0]
     assigned = result.partner_a >= 0
     right = edits.group_a[assigned] == edits.group_b[result.partner_a[assigned]]
     lines += ["", f"Assignments at σ = {SIGMA} m: {int(assigned.sum())}, right {right.mean():.4f}, mean p "
@@ -306,21 +364,21 @@ def main():
     lines += [f"Whole layers, best of 3: scoring alone (best match per input feature, as `scorerelevance`) "
               f"{score_s:.2f} s ({pairs / score_s:.0f} pairs/s), matching (scoring + graph + assignment + change "
               f"test) {match_s:.2f} s ({pairs / match_s:.0f} pairs/s), {pairs} pairs."]
+
+
+def sample_lines(model, lines):
+    """Timings and the labels found on the bundled sample (two sources of one district; no truth)."""
     sample = Path(__file__).resolve().parents[2] / "resources" / "sample"
     try:
-        from ..encoding import model_layer
-        from ..frame import layer_to_lonlat
-
         geoms_a, crs_a = read_layer(sample / "buildings_mapping.gpkg")
         geoms_b, crs_b = read_layer(sample / "buildings_cadastre.gpkg")
-        lonlat_a, lonlat_b = layer_to_lonlat(geoms_a, crs_a), layer_to_lonlat(geoms_b, crs_b)
-        pairs, score_s, match_s = timings(model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0],
-                                          model_layer(lonlat_b)[0], np.full(len(geoms_a), SIGMA))
+        layer_a = prepare_layer(layer_to_lonlat(geoms_a, crs_a))
+        layer_b = prepare_layer(layer_to_lonlat(geoms_b, crs_b))
+        pairs, score_s, match_s = timings(model, layer_a, layer_b, np.full(len(geoms_a), SIGMA))
         lines += ["", f"The sample (`buildings_mapping.gpkg` {len(geoms_a)} input against `buildings_cadastre.gpkg` "
                   f"{len(geoms_b)} reference, σ = {SIGMA} m): scoring alone {score_s:.3f} s ({pairs / score_s:.0f} "
                   f"pairs/s), matching {match_s:.3f} s ({pairs / match_s:.0f} pairs/s), {pairs} pairs."]
-        found = match_layers(model, lonlat_a, lonlat_b, model_layer(lonlat_a)[0], model_layer(lonlat_b)[0],
-                             np.full(len(geoms_a), SIGMA))
+        found = match_layers(model, layer_a, layer_b, np.full(len(geoms_a), SIGMA))
         counts = {side: dict(zip(*np.unique(np.asarray(values, dtype=str), return_counts=True)))
                   for side, values in (("input", found.change_a), ("reference", found.change_b))}
         lines += ["", "On the sample (no truth: two sources of one district, not two versions), the labels found: "
@@ -328,27 +386,6 @@ def main():
                   + "."]
     except ImportError:
         lines += ["", "The sample: not timed (GDAL's Python bindings are missing)."]
-    lines += ["", "## Definitions and limits", "",
-              "- Decisions: an *edge* is a candidate pair with P(IoU ≥ 0.5) or P(cover of the smaller ≥ c) at "
-              "least p_edge; groups are connected components; the one-to-one assignment maximises total expected "
-              "IoU per group; a 1:1 pair is *modified* when, after moving the reference's centroid onto the "
-              "input's, the boundaries lie more than shape_offset_m apart on average (symmetric difference / "
-              "mean perimeter), or the move is improbable under σ (P < alpha_translation).",
-              "- Calibrated decisions are 'this candidate pair is a true correspondence' (same truth group), "
-              "over all candidate pairs; the assignment's p is that probability for the assigned pair. At "
-              "σ = 0.5 m nearly every pair is near 0 or 1, so the middle bins are filled by the σ = 1-3 m runs.",
-              "- The edits: rectangles in blocks (terraces and detached rows, turned), sheds, vertex noise "
-              "0.1 m on the input. There is no m:n truth in them (no edit makes one), so m:n accuracy is not "
-              "measured; real layers (the sample) do give m:n groups.",
-              "- Thresholds were tuned at σ = 0.5 m only; at σ ≥ 2 m the structure accuracy falls below target "
-              "(table above), mostly by true pairs lost, not false joins: a shed 3-6 m across displaced by "
-              "2-3 m no longer overlaps its old footprint (tuning seed, 300 blocks, σ = 2 m: 175 of 1573 true "
-              "pairs below p_edge, 27 false edges). Overlap alone cannot recover those.",
-              ""]
-    RESULTS.write_text("\n".join(lines))
-    print("\n".join(lines))
-    print("CALIBRATION =", json.dumps(table))
-    return 0
 
 
 if __name__ == "__main__":
