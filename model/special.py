@@ -27,7 +27,7 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(OWENS_T_NODES)
 
 # erfc: Taylor series of erf below this |x|, continued fraction above. With the
 # term counts below both branches agree with a double-precision reference to a
-# few 1e-15 relative over the whole line (checked in test/test_mixture.py).
+# few 1e-15 relative over the whole line (checked in test/model/test_mixture.py).
 _ERFC_SWITCH = 1.5
 _ERF_SERIES_TERMS = 32
 _ERFC_FRACTION_DEPTH = 40
