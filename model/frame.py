@@ -361,7 +361,7 @@ def _lonlat_to_unit(lon, lat):
     return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])
 
 
-def _unit_to_lonlat(unit):
+def unit_to_lonlat(unit):
     """(m, 3) -> lon, lat in degrees (NaN for zero vectors)."""
     with np.errstate(invalid="ignore"):
         nan = ~(np.linalg.norm(unit, axis=1) > 0.0)
@@ -520,7 +520,7 @@ def _true_areas(parts, owner, n, radii=None):
     if radii is not None:
         parts, owner = _tiles_of_huge_parts(parts, owner, radii)
     if len(parts):
-        lon0, lat0 = _unit_to_lonlat(geometry_unit_centres(parts))
+        lon0, lat0 = unit_to_lonlat(geometry_unit_centres(parts))
         coords, vertex_part = shapely.get_coordinates(parts, return_index=True)
         x, y = laea_forward(coords[:, 0], coords[:, 1], lon0[vertex_part], lat0[vertex_part])
         local = shapely.set_coordinates(parts.copy(), np.column_stack([x, y]))
@@ -593,7 +593,7 @@ class _OwnFrames:
         geoms = np.asarray(geoms, dtype=object)
         cached = np.flatnonzero(trig.start >= 0)
         lon0, lat0 = np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)
-        lon0[cached], lat0[cached] = _unit_to_lonlat(unit_centres[cached])
+        lon0[cached], lat0[cached] = unit_to_lonlat(unit_centres[cached])
         projected = np.full(len(geoms), None, dtype=object)
         if len(cached):
             params = CentreParams.from_centres(lon0[cached], lat0[cached])
@@ -927,7 +927,7 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
     if centers is None:
         # Midpoint on the sphere; a missing side contributes the zero vector, so
         # the other side's centre is used.  Near-antipodal pairs fall back to A.
-        lon0, lat0 = _unit_to_lonlat(_normalise_rows(unit_a + unit_b, unit_a))
+        lon0, lat0 = unit_to_lonlat(_normalise_rows(unit_a + unit_b, unit_a))
     else:
         lon0, lat0 = (np.broadcast_to(np.asarray(c, np.float64), index_a.shape).copy() for c in centers)
     on_a = on_b = np.zeros(len(index_a), dtype=bool)
@@ -945,7 +945,7 @@ def project_pairs(lonlat_a, lonlat_b, index_a, index_b, centers=None, repair=Tru
     if len(spread_rows):
         (near_a, centre_a), (near_b, centre_b) = _parts_within_reach(
             lonlat_a, lonlat_b, index_a, index_b, spread_rows, np.asarray(reach_m, dtype=float) / AUTHALIC_RADIUS_M)
-        lon0[spread_rows], lat0[spread_rows] = _unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
+        lon0[spread_rows], lat0[spread_rows] = unit_to_lonlat(_normalise_rows(centre_a + centre_b, centre_a))
         on_a, on_b = on_a.copy(), on_b.copy()
         on_a[spread_rows] = on_b[spread_rows] = False
     params = CentreParams.from_centres(lon0, lat0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import shapely
 
-from .frame import HUGE_PART_DEGREES, LonLatLayer, repair_polygonal
+from .frame import HUGE_PART_DEGREES, LonLatLayer, repair_polygonal, unit_to_lonlat
 from .laea import laea_forward, laea_inverse
 from .parallel import chunk_bounds, ordered_map
 
@@ -123,8 +123,7 @@ def prepare_layer(layer, max_vertices=50_000, workers=None) -> PreparedLayer:
     if not len(usable):
         return PreparedLayer(layer, replace(layer, geoms=geoms.copy()), repaired)
     unit = layer.unit_centres[usable]
-    centre_lon = np.degrees(np.arctan2(unit[:, 1], unit[:, 0]))
-    centre_lat = np.degrees(np.arctan2(unit[:, 2], np.hypot(unit[:, 0], unit[:, 1])))
+    centre_lon, centre_lat = unit_to_lonlat(unit)  # usable features have a centre: no zero vector
     result = geoms.copy()
 
     def prepare(bounds):
