@@ -24,6 +24,7 @@ import numpy as np
 from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, model_geometry, model_layer, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
+from .overlap_head import UnitMixture, area_scales, baseline_logit, unit_of_covers
 from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, check_network_layout, load_model_file
 
 QMC_POINTS = 256
@@ -62,8 +63,11 @@ class OverlapSummary:
 def summarise_overlap(overlap: GaussianMixture, threshold=0.5, m=QMC_POINTS, seed=QMC_SEED):
     """IoU mean and SD, mean coverages and P(IoU >= threshold) of (n,) overlap mixtures.
 
-    threshold : scalar or (n,).
+    threshold : scalar or (n,). A :class:`.overlap_head.UnitMixture` (the u-head) is summarised exactly,
+    without sampling.
     """
+    if isinstance(overlap, UnitMixture):
+        return OverlapSummary(*overlap.summary(threshold))
     n = len(overlap)
     threshold = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     out = {key: np.zeros(n) for key in ("iou", "iou2", "ca", "cb", "p")}
@@ -102,6 +106,8 @@ def cover_quantiles(overlap: GaussianMixture, levels, axis):
     quantile is the clipped quantile of that mixture.
     """
     levels = _levels(levels)
+    if isinstance(overlap, UnitMixture):
+        return overlap.cover_quantile(levels, axis)
     marginal = GaussianMixture.from_components(overlap.log_weights, overlap.means[..., axis:axis + 1],
                                                overlap.sigmas[..., axis:axis + 1])
     return np.clip(marginal.quantile(levels[:, None]), 0.0, 1.0).T
@@ -115,6 +121,8 @@ def iou_quantiles(overlap: GaussianMixture, levels, m=QUANTILE_POINTS, seed=QMC_
     between order statistics. Monotone in the level.
     """
     levels = _levels(levels)
+    if isinstance(overlap, UnitMixture):  # the IoU is monotone in u: exact quantiles
+        return overlap.iou_quantile(levels)
     n = len(overlap)
     out = np.zeros((n, levels.size))
     for start in range(0, n, _QMC_ROWS // 4):  # (m, rows) samples per block
@@ -131,7 +139,9 @@ class Prediction:
 
     iou_mean, iou_sd, cover_a_mean, cover_b_mean : (n,) summaries of the overlap
         distribution (cover_a = |A∩B|/|A|, cover_b = |A∩B|/|B|).
-    overlap : GaussianMixture over (cover_a, cover_b), one row per pair.
+    overlap : the overlap distribution, one row per pair: a GaussianMixture over (cover_a, cover_b) (models
+        with the 2-D head), or a :class:`.overlap_head.UnitMixture` over u = |A∩B| / min(|A|, |B|) with
+        atoms at 0 and 1 (the u-head), from which the covers and the IoU follow exactly.
     centroid : GaussianMixture over the intersection centroid in each pair's local
         frame (metres); meaningful where the pair can overlap.
     frames : the pairs' local frames; ``frames.to_lonlat(x, y, pair_index)`` and
@@ -212,13 +222,17 @@ class OverlapModel:
             raise ModelFileError(
                 f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
                 f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
-        overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
         # σ = 0: nothing moves, so the overlap is the exact one of the model geometries: a point mass there,
         # not the network's estimate of it.
         still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
         exact = context["overlap0"]
-        overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]), EXACT_MASS_SD)
-        overlap = zero_where(overlap, context["cannot_overlap"])
+        if self.network.overlap_head_kind == "unit_atoms":
+            overlap = self._unit_mixture(raw.overlap, descriptors, exact, still, context["cannot_overlap"])
+        else:
+            overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
+            overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]),
+                                       EXACT_MASS_SD)
+            overlap = zero_where(overlap, context["cannot_overlap"])
         centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -228,6 +242,18 @@ class OverlapModel:
             centroid.rho,
         )
         return overlap, centroid
+
+    def _unit_mixture(self, raw, descriptors, exact, still, cannot_overlap):
+        """The u-head's :class:`.overlap_head.UnitMixture`, exact at σ = 0 and 0 where no overlap can be."""
+        k = self.network.overlap_components
+        scale_a, scale_b = area_scales(exact.area_a, exact.area_b)
+        ia, ib = self.network.residual_index
+        descriptors = np.asarray(descriptors, dtype=np.float64)
+        overlap = UnitMixture.from_raw(raw, k, baseline_logit(descriptors[:, ia], descriptors[:, ib]),
+                                       scale_a, scale_b)
+        overlap = overlap.where(still, UnitMixture.point(unit_of_covers(exact.cover_a, exact.cover_b),
+                                                         scale_a, scale_b, k))
+        return overlap.where(cannot_overlap, UnitMixture.point(np.zeros(len(scale_a)), scale_a, scale_b, k))
 
     def predict(self, geoms_a, geoms_b, crs, sigma=0.0, crs_b=None):
         """Predict the overlap distribution of aligned pairs (geoms_a[i], geoms_b[i]).
@@ -321,7 +347,10 @@ def _usable_network(config, weights, path):
     try:
         network = MixtureNetwork(config, weights)
         raw = network.raw(np.zeros((1, N_DESCRIPTORS), dtype=np.float32))
-        mixture_from_raw(raw.overlap, network.overlap_components, 2)
+        if network.overlap_head_kind == "unit_atoms":
+            UnitMixture.from_raw(raw.overlap, network.overlap_components, np.zeros(1), np.ones(1), np.ones(1))
+        else:
+            mixture_from_raw(raw.overlap, network.overlap_components, 2)
         mixture_from_raw(raw.centroid, network.centroid_components, 2)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ModelFileError(f"{name} is not a usable overlap_relevance model ({type(error).__name__}: {error}); "
@@ -332,6 +361,8 @@ def _usable_network(config, weights, path):
 def _concat_mixtures(mixtures):
     if len(mixtures) == 1:
         return mixtures[0]
+    if isinstance(mixtures[0], UnitMixture):
+        return UnitMixture.concatenate(mixtures)
     return GaussianMixture.from_components(
         np.concatenate([m.log_weights for m in mixtures]),
         np.concatenate([m.means for m in mixtures]),
