@@ -64,9 +64,8 @@ def raw_size(n_components):
 
 
 def expit(z):
-    z = np.asarray(z, dtype=float)
-    with np.errstate(over="ignore"):
-        return np.where(z >= 0, 1.0 / (1.0 + np.exp(-z)), np.exp(np.minimum(z, 0)) / (1.0 + np.exp(np.minimum(z, 0))))
+    """The logistic function, 1 / (1 + e⁻ᶻ), as ½ (1 + tanh(z / 2)): one transcendental, no overflow."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))
 
 
 def logit(u):
@@ -248,25 +247,32 @@ class UnitMixture:
         return np.where(q > p0 + pc + 1e-15, 1.0, u)
 
     def _expect(self, function):
-        """(n,) E[function(U)] for a function of u on [0, 1] (vectorised over (n, K, nodes))."""
+        """E[f(U)] for each array of the tuple ``function(u, r)`` returns (u (n, K, nodes), r (n, 1, 1)):
+        a list of (n,) expectations, the continuous part by Gauss–Hermite quadrature on the logit scale."""
         z = self.means[:, :, None] + self.sigmas[:, :, None] * _HERMITE_NODES[None, None, :]
-        values = function(expit(z), (slice(None), None, None))  # (n, K, nodes)
-        inner = np.sum(np.exp(self.log_weights) * np.sum(values * _HERMITE_WEIGHTS, axis=-1), axis=-1)
-        at_one = function(np.ones(len(self)), (slice(None),))
-        at_zero = function(np.zeros(len(self)), (slice(None),))
-        return self.p0 * at_zero + self.p1 * at_one + self.continuous * inner
+        ratio = self.ratio[:, None, None]
+        weights = np.exp(self.log_weights)[:, :, None] * _HERMITE_WEIGHTS  # (n, K, nodes)
+        inner = [np.sum(weights * value, axis=(1, 2)) for value in function(expit(z), ratio)]
+        ends = function(np.broadcast_to(np.array([0.0, 1.0]), (len(self), 1, 2)), ratio)
+        return [self.p0 * end[:, 0, 0] + self.p1 * end[:, 0, 1] + self.continuous * value
+                for end, value in zip(ends, inner)]
 
     def mean(self):
         """(n,) E[u]."""
-        return self._expect(lambda u, _: u)
+        return self._expect(lambda u, r: (u,))[0]
 
     # -- the covers and the IoU -----------------------------------------------------------------------
     def iou_moments(self):
         """(n,) E[IoU] and E[IoU²]."""
-        ratio = self.ratio
-        first = self._expect(lambda u, index: iou_of_unit(u, ratio[index]))
-        second = self._expect(lambda u, index: iou_of_unit(u, ratio[index]) ** 2)
-        return first, second
+        return tuple(self._moments()[1:])
+
+    def _moments(self):
+        """(n,) E[u], E[IoU], E[IoU²] from one set of quadrature points."""
+        def values(u, r):
+            iou = u * r / (1.0 + r - u * r)  # 1 + r − u r ≥ 1 for u, r in [0, 1]
+            return u, iou, iou * iou
+
+        return self._expect(values)
 
     def p_iou_at_least(self, threshold):
         """(n,) P(IoU ≥ t) = P(u ≥ u_t); threshold a scalar or (n,)."""
@@ -292,8 +298,7 @@ class UnitMixture:
 
     def summary(self, threshold=0.5):
         """(iou_mean, iou_sd, cover_a_mean, cover_b_mean, p_iou), each (n,)."""
-        first, second = self.iou_moments()
-        mean_u = self.mean()
+        mean_u, first, second = self._moments()
         sd = np.sqrt(np.maximum(second - first**2, 0.0))
         return first, sd, mean_u * self.scale_a, mean_u * self.scale_b, self.p_iou_at_least(threshold)
 
