@@ -169,6 +169,23 @@ class UnitMixture:
         return cls((u <= 0).astype(float), (u >= 1).astype(float), log_weights, means,
                    np.full((n, k), EXACT_LOGIT_SD), scale_a, scale_b)
 
+    @classmethod
+    def from_samples(cls, u, scale_a, scale_b):
+        """The distribution of (n, k) exact values of u at k equally weighted shifts: the atoms are the shares
+        at 0 and 1, and each value between is a component of weight 1/k at logit(u) with SD
+        :data:`EXACT_LOGIT_SD` (so every summary is the plain average over the k shifts)."""
+        u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
+        n, k = u.shape
+        zero, one = u <= U_ATOM_TOLERANCE, u >= 1.0 - U_ATOM_TOLERANCE
+        inner = ~(zero | one)
+        count = inner.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            log_weights = np.where(inner, -np.log(np.maximum(count, 1)), -np.inf)
+        log_weights[count[:, 0] == 0, 0] = 0.0  # no value between: the (massless) continuous part is a placeholder
+        means = np.where(inner, logit(np.clip(u, U_ATOM_TOLERANCE, 1.0 - U_ATOM_TOLERANCE)), 0.0)
+        return cls(zero.mean(axis=1), one.mean(axis=1), log_weights, means, np.full((n, k), EXACT_LOGIT_SD),
+                   scale_a, scale_b)
+
     def where(self, rows, other):
         """This mixture with ``rows`` (bool (n,)) taken from ``other`` (same n and K)."""
         rows = np.asarray(rows, dtype=bool)
@@ -249,9 +266,12 @@ class UnitMixture:
     def _expect(self, function):
         """E[f(U)] for each array of the tuple ``function(u, r)`` returns (u (n, K, nodes), r (n, 1, 1)):
         a list of (n,) expectations, the continuous part by Gauss–Hermite quadrature on the logit scale."""
-        z = self.means[:, :, None] + self.sigmas[:, :, None] * _HERMITE_NODES[None, None, :]
+        nodes, node_weights = _HERMITE_NODES, _HERMITE_WEIGHTS
+        if not np.any(self.sigmas > 1e3 * EXACT_LOGIT_SD):  # point masses only: one node is exact (error ~σ²)
+            nodes, node_weights = np.zeros(1), np.ones(1)
+        z = self.means[:, :, None] + self.sigmas[:, :, None] * nodes[None, None, :]
         ratio = self.ratio[:, None, None]
-        weights = np.exp(self.log_weights)[:, :, None] * _HERMITE_WEIGHTS  # (n, K, nodes)
+        weights = np.exp(self.log_weights)[:, :, None] * node_weights  # (n, K, nodes)
         inner = [np.sum(weights * value, axis=(1, 2)) for value in function(expit(z), ratio)]
         ends = function(np.broadcast_to(np.array([0.0, 1.0]), (len(self), 1, 2)), ratio)
         return [self.p0 * end[:, 0, 0] + self.p1 * end[:, 0, 1] + self.continuous * value

@@ -16,6 +16,7 @@ Carlo with a fixed scrambled Halton set (:data:`QMC_POINTS` points), so the same
 input always gives the same numbers.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -36,6 +37,13 @@ QMC_SEED = 20261122
 # Rows per QMC batch: QMC_POINTS × rows values per array, small enough to stay in cache
 # (4096 rows ran at half the speed on a 2-core EPYC).
 _QMC_ROWS = 1024
+#: The product's overlap distribution at σ > 0 (issue 29: whatever wins the frontier at its budget):
+#: "exact", the exact overlap (:func:`.shift_overlap.overlap_at_shifts`, no GEOS) at :data:`EXACT_SHIFTS`
+#: fixed scrambled Sobol' shifts of N(0, σ²I₂) summarised as a :class:`.overlap_head.UnitMixture`; or
+#: "network", the model file's overlap head. The centroid always comes from the network.
+SIGMA_PATH = "exact"
+EXACT_SHIFTS = 32
+EXACT_SHIFT_SEED = 20261206
 # Pairs per chunk in predict(): bounds memory for any n.
 PREDICT_CHUNK_PAIRS = 20_000
 
@@ -192,16 +200,20 @@ class Prediction:
 class OverlapModel:
     """A loaded model file, ready to predict."""
 
-    def __init__(self, config, weights, path=None):
+    def __init__(self, config, weights, path=None, sigma_path=None):
         self.config = config
         self.path = path
         self.network = _usable_network(config, weights, path)
+        #: "exact" or "network": where the overlap at σ > 0 comes from (:data:`SIGMA_PATH`).
+        self.sigma_path = sigma_path or SIGMA_PATH
+        if self.sigma_path not in ("exact", "network"):
+            raise ValueError(f"sigma_path must be 'exact' or 'network', not {self.sigma_path!r}")
 
     @classmethod
-    def load(cls, path=None):
+    def load(cls, path=None, sigma_path=None):
         path = BUNDLED_MODEL if path is None else path
         config, weights = load_model_file(path)
-        return cls(config, weights, path)
+        return cls(config, weights, path, sigma_path)
 
     def predict_frames(self, a, b, sigma, model_geometries=False, areas=(None, None)):
         """Distributions for pairs already in their local frames (metres).
@@ -226,7 +238,9 @@ class OverlapModel:
         # not the network's estimate of it.
         still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
         exact = context["overlap0"]
-        if self.network.overlap_head_kind == "unit_atoms":
+        if self.sigma_path == "exact":
+            overlap = self._exact_shift_mixture(a, b, sigma, exact, still, context["cannot_overlap"])
+        elif self.network.overlap_head_kind == "unit_atoms":
             overlap = self._unit_mixture(raw.overlap, descriptors, exact, still, context["cannot_overlap"])
         else:
             overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
@@ -242,6 +256,23 @@ class OverlapModel:
             centroid.rho,
         )
         return overlap, centroid
+
+    def _exact_shift_mixture(self, a, b, sigma, exact, still, cannot_overlap):
+        """The overlap from the exact overlap at :data:`EXACT_SHIFTS` fixed shifts where σ > 0 and the pair can
+        overlap; the exact overlap at σ = 0, and 0 where it cannot overlap (a :class:`.overlap_head.UnitMixture`)."""
+        k = EXACT_SHIFTS
+        scale_a, scale_b = area_scales(exact.area_a, exact.area_b)
+        u = np.where(cannot_overlap, 0.0, unit_of_covers(exact.cover_a, exact.cover_b))
+        overlap = UnitMixture.point(u, scale_a, scale_b, k)
+        moving = np.flatnonzero(~still & ~cannot_overlap)
+        if moving.size:
+            sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(u),))
+            units = exact_shift_units(np.asarray(a, dtype=object)[moving], np.asarray(b, dtype=object)[moving],
+                                      sigma[moving], exact.area_a[moving], exact.area_b[moving], k)
+            shifted = UnitMixture.from_samples(units, scale_a[moving], scale_b[moving])
+            for name in UnitMixture._FIELDS:
+                getattr(overlap, name)[moving] = getattr(shifted, name)
+        return overlap
 
     def _unit_mixture(self, raw, descriptors, exact, still, cannot_overlap):
         """The u-head's :class:`.overlap_head.UnitMixture`, exact at σ = 0 and 0 where no overlap can be."""
@@ -300,6 +331,30 @@ class OverlapModel:
             frames=frames,
             crs=crs,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _standard_shifts(k):
+    """(k, 2) fixed standard-normal shifts: scrambled Sobol' points (seed :data:`EXACT_SHIFT_SEED`) through
+    the inverse normal CDF; the same for every pair, so a pair's numbers do not depend on its chunk."""
+    from .mixture import ndtri
+    from .quasirandom import sobol_points
+
+    points = ndtri(sobol_points(1, k, np.random.default_rng(EXACT_SHIFT_SEED)))[0]
+    points.setflags(write=False)
+    return points
+
+
+def exact_shift_units(a, b, sigma, area_a, area_b, k=EXACT_SHIFTS):
+    """(n, k) u = |A ∩ (B + d)| / min(|A|, |B|) at the k fixed shifts d = σ · :func:`_standard_shifts`,
+    exact (:func:`.shift_overlap.overlap_at_shifts`); area_a, area_b the (whole) areas."""
+    from .shift_overlap import overlap_at_shifts
+
+    sigma = np.asarray(sigma, dtype=float)
+    inter = overlap_at_shifts(a, b, sigma[:, None, None] * _standard_shifts(int(k))[None])
+    smaller = np.minimum(area_a, area_b)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(smaller > 0, np.clip(inter / np.where(smaller > 0, smaller, 1.0), 0.0, 1.0), 0.0)
 
 
 def point_mass_where(overlap: GaussianMixture, rows, centre, sd) -> GaussianMixture:

@@ -198,3 +198,46 @@ def test_a_unit_head_model_file_with_the_wrong_head_size_is_refused(tmp_path):
     save_model_file(tmp_path / "kind.npz", config, arrays)
     with pytest.raises(ModelFileError, match="unknown overlap_head"):
         OverlapModel.load(tmp_path / "kind.npz")
+
+
+def test_from_samples_summarises_exactly_as_the_plain_average_over_the_shifts():
+    rng = np.random.default_rng(4)
+    u = rng.uniform(0, 1, size=(5, 32))
+    u[0, :10], u[1, :] = 0.0, 1.0
+    u[2, 5:20] = 1.0
+    scale_a, scale_b = np.array([1.0, 0.3, 1.0, 0.5, 1.0]), np.array([0.2, 1.0, 0.7, 1.0, 1.0])
+    mixture = UnitMixture.from_samples(u, scale_a, scale_b)
+    iou = iou_of_unit(u, (scale_a * scale_b)[:, None])
+    summary = summarise_overlap(mixture, 0.3)
+    np.testing.assert_allclose(summary.iou_mean, iou.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(summary.iou_sd, iou.std(axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(summary.cover_a_mean, u.mean(axis=1) * scale_a, rtol=1e-12)
+    np.testing.assert_array_equal(summary.p_iou, (iou >= 0.3).mean(axis=1))
+    # Quantiles are the order statistics (the smallest value with at least the level's share at or below it).
+    levels = np.array([0.11, 0.52, 0.91])  # off the steps at multiples of 1/32
+    expected = np.sort(iou, axis=1)[:, np.ceil(levels * 32).astype(int) - 1]
+    np.testing.assert_allclose(iou_quantiles(mixture, levels), expected, rtol=1e-9, atol=1e-15)
+
+
+def test_the_products_exact_path_is_the_exact_overlap_at_fixed_shifts_whatever_the_batch(tmp_path):
+    from overlap_relevance.model.scoring import EXACT_SHIFTS, exact_shift_units
+    from overlap_relevance.model.shift_overlap import polygon_areas
+
+    model = OverlapModel.load(sigma_path="exact")
+    a = np.array([shapely.box(0, 0, 10, 10), shapely.box(0, 0, 10, 10), shapely.Polygon([(0, 0), (8, 0), (4, 6)])])
+    b = np.array([shapely.box(2, 2, 12, 12), shapely.box(1, 1, 4, 4), shapely.box(1, 1, 7, 3)])
+    sigma = np.array([2.0, 1.0, 0.5])
+    overlap, _ = model.predict_frames(a, b, sigma)
+    assert overlap.means.shape[1] == EXACT_SHIFTS
+    area_a, area_b = polygon_areas(a), polygon_areas(b)
+    u = exact_shift_units(a, b, sigma, area_a, area_b)
+    ratio = np.minimum(area_a, area_b) / np.maximum(area_a, area_b)
+    summary = summarise_overlap(overlap)
+    np.testing.assert_allclose(summary.iou_mean, iou_of_unit(u, ratio[:, None]).mean(axis=1), rtol=1e-12)
+    alone = summarise_overlap(model.predict_frames(a[1:2], b[1:2], sigma[1:2])[0])
+    assert alone.iou_mean[0] == summary.iou_mean[1] and alone.p_iou[0] == summary.p_iou[1]
+    # The network path still serves the same file.
+    network = OverlapModel.load(sigma_path="network")
+    assert not np.array_equal(summarise_overlap(network.predict_frames(a, b, sigma)[0]).iou_mean, summary.iou_mean)
+    with pytest.raises(ValueError):
+        OverlapModel.load(sigma_path="guess")
