@@ -6,7 +6,8 @@ Usage (QGIS-side venv; held-out seed 3, as the full yardstick; report only, neve
         [--pairs 300] [--sample-pairs 150] [--world-pairs 0] [--truth-draws 1024] [--repeats 1]
 
 It runs :func:`overlap_relevance.model.evaluation.yardstick.run_yardstick` with a chosen list of contestants:
-each model as the plugin runs it (named by its file), GEOS QMC-4 and QMC-16 (so the GEOS frontier is not
+each model file's network (``sigma_path="network"``, named by its file), the product as it ships
+(``sigma_path="exact"``, with the first file's network for the centroid), GEOS QMC-4 and QMC-16 (so the GEOS frontier is not
 empty), the sweep, and exact-kernel QMC-k for k in 8, 16, 32, 64, 256; it writes the results JSON and prints
 one line per contestant with its cost in overlays and the three measures, and the per σ band × kind groups.
 """
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 
 from overlap_relevance.model.evaluation import samplers, yardstick
-from overlap_relevance.model.scoring import load_model
+from overlap_relevance.model.scoring import OverlapModel
 
 
 def main(argv=None):
@@ -33,10 +34,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     contestants = []
     for index, path in enumerate(args.models):
-        model = samplers.model_contestant(load_model(path))
+        model = samplers.model_contestant(OverlapModel.load(path, sigma_path="network"))
         # The first model keeps the family "model" (the yardstick's reference row); the others are "model2", ...
         name = "model" if index == 0 else f"model:{Path(path).stem}"
         contestants.append(dataclasses.replace(model, name=name, family="model" if index == 0 else "model2"))
+    # The product as it ships (scoring.SIGMA_PATH "exact": the overlap exact at 32 fixed shifts, the centroid
+    # from the first model file's network; its descriptors are computed as for the network).
+    product = samplers.model_contestant(OverlapModel.load(args.models[0], sigma_path="exact"))
+    contestants.append(dataclasses.replace(product, name="product (exact-32 path)", family="product"))
     contestants += [samplers.qmc_contestant(k) for k in (4, 16)]
     contestants += [samplers.sweep_contestant()]
     contestants += [samplers.exact_kernel_contestant(k) for k in args.exact_ks]
