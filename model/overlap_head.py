@@ -201,7 +201,16 @@ class UnitMixture:
         mixtures = list(mixtures)
         if len(mixtures) == 1:
             return mixtures[0]
-        return cls(*(np.concatenate([getattr(m, name) for m in mixtures]) for name in cls._FIELDS))
+        k = max(m.means.shape[1] for m in mixtures)
+
+        def padded(m, name):  # fewer components: massless ones (weight 0, point at 0) make up the number
+            value = getattr(m, name)
+            if value.ndim == 1 or value.shape[1] == k:
+                return value
+            fill = {"log_weights": -np.inf, "means": 0.0, "sigmas": EXACT_LOGIT_SD}[name]
+            return np.concatenate([value, np.full((len(value), k - value.shape[1]), fill)], axis=1)
+
+        return cls(*(np.concatenate([padded(m, name) for m in mixtures]) for name in cls._FIELDS))
 
     def __len__(self):
         return len(self.p0)
@@ -212,6 +221,10 @@ class UnitMixture:
 
     def __repr__(self):
         return f"UnitMixture(n={len(self)}, K={self.means.shape[1]})"
+
+    def _spread(self):
+        """Whether any component is wider than a point mass (:data:`EXACT_LOGIT_SD`, up to 1000×)."""
+        return bool(np.any(self.sigmas > 1e3 * EXACT_LOGIT_SD))
 
     @property
     def continuous(self):
@@ -227,6 +240,8 @@ class UnitMixture:
     def _continuous_cdf(self, z):
         """(n, m) CDF of the logit mixture at logit values z (n, m)."""
         z = np.asarray(z, dtype=float)
+        if not self._spread():  # point components only: the CDF is a step at each mean
+            return np.sum(np.exp(self.log_weights)[:, None, :] * (z[:, :, None] >= self.means[:, None, :]), axis=-1)
         with np.errstate(invalid="ignore"):
             standard = (z[:, :, None] - self.means[:, None, :]) / self.sigmas[:, None, :]
         standard = np.where(np.isnan(standard), 0.0, standard)
@@ -267,7 +282,7 @@ class UnitMixture:
         """E[f(U)] for each array of the tuple ``function(u, r)`` returns (u (n, K, nodes), r (n, 1, 1)):
         a list of (n,) expectations, the continuous part by Gauss–Hermite quadrature on the logit scale."""
         nodes, node_weights = _HERMITE_NODES, _HERMITE_WEIGHTS
-        if not np.any(self.sigmas > 1e3 * EXACT_LOGIT_SD):  # point masses only: one node is exact (error ~σ²)
+        if not self._spread():  # point masses only: one node is exact (error ~σ²)
             nodes, node_weights = np.zeros(1), np.ones(1)
         z = self.means[:, :, None] + self.sigmas[:, :, None] * nodes[None, None, :]
         ratio = self.ratio[:, None, None]

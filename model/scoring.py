@@ -260,11 +260,11 @@ class OverlapModel:
     def _exact_shift_mixture(self, a, b, sigma, exact, still, cannot_overlap):
         """The overlap from the exact overlap at :data:`EXACT_SHIFTS` fixed shifts where σ > 0 and the pair can
         overlap; the exact overlap at σ = 0, and 0 where it cannot overlap (a :class:`.overlap_head.UnitMixture`)."""
-        k = EXACT_SHIFTS
+        moving = np.flatnonzero(~still & ~cannot_overlap)
+        k = EXACT_SHIFTS if moving.size else 1  # a chunk of point masses only needs one component
         scale_a, scale_b = area_scales(exact.area_a, exact.area_b)
         u = np.where(cannot_overlap, 0.0, unit_of_covers(exact.cover_a, exact.cover_b))
         overlap = UnitMixture.point(u, scale_a, scale_b, k)
-        moving = np.flatnonzero(~still & ~cannot_overlap)
         if moving.size:
             sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(u),))
             units = exact_shift_units(np.asarray(a, dtype=object)[moving], np.asarray(b, dtype=object)[moving],

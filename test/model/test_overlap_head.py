@@ -241,3 +241,14 @@ def test_the_products_exact_path_is_the_exact_overlap_at_fixed_shifts_whatever_t
     assert not np.array_equal(summarise_overlap(network.predict_frames(a, b, sigma)[0]).iou_mean, summary.iou_mean)
     with pytest.raises(ValueError):
         OverlapModel.load(sigma_path="guess")
+
+
+def test_concatenating_mixtures_of_other_component_counts_keeps_every_summary():
+    first = _mixture(8)
+    second = UnitMixture.point(np.array([0.0, 0.4, 1.0]), np.ones(3), np.full(3, 0.5), n_components=1)
+    both = UnitMixture.concatenate([first, second])
+    assert len(both) == 9 and both.means.shape[1] == 3
+    for part, rows in ((first, slice(0, 6)), (second, slice(6, 9))):
+        for got, expected in zip(summarise_overlap(both[rows], 0.2).__dict__.values(),
+                                 summarise_overlap(part, 0.2).__dict__.values()):
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
