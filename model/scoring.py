@@ -147,9 +147,10 @@ class Prediction:
 
     iou_mean, iou_sd, cover_a_mean, cover_b_mean : (n,) summaries of the overlap
         distribution (cover_a = |A∩B|/|A|, cover_b = |A∩B|/|B|).
-    overlap : the overlap distribution, one row per pair: a GaussianMixture over (cover_a, cover_b) (models
-        with the 2-D head), or a :class:`.overlap_head.UnitMixture` over u = |A∩B| / min(|A|, |B|) with
-        atoms at 0 and 1 (the u-head), from which the covers and the IoU follow exactly.
+    overlap : the overlap distribution, one row per pair: a :class:`.overlap_head.UnitMixture` over
+        u = |A∩B| / min(|A|, |B|) with atoms at 0 and 1, from which the covers and the IoU follow exactly
+        (the product's exact path, :data:`SIGMA_PATH`, and the u-head), or with ``sigma_path="network"`` and
+        a 2-D-head model file a GaussianMixture over (cover_a, cover_b).
     centroid : GaussianMixture over the intersection centroid in each pair's local
         frame (metres); meaningful where the pair can overlap.
     frames : the pairs' local frames; ``frames.to_lonlat(x, y, pair_index)`` and
