@@ -183,7 +183,12 @@ def p_cover_at_least(overlap, cover, smaller_is_a):
     """P(cover of the smaller feature >= cover) of (n,) overlap mixtures, from their marginals.
 
     smaller_is_a : (n,) bool, A has the smaller area (so its cover, dimension 0, is the one asked).
+    The u-head's :class:`.overlap_head.UnitMixture` is over that cover itself (u = |A∩B| / min(|A|, |B|)).
     """
+    from .overlap_head import UnitMixture
+
+    if isinstance(overlap, UnitMixture):
+        return overlap.p_unit_at_least(cover)
     dim = np.where(smaller_is_a, 0, 1)[:, None]
     means = np.take_along_axis(overlap.means, dim[:, :, None], axis=2)[..., 0]  # (n, K)
     sigmas = np.take_along_axis(overlap.sigmas, dim[:, :, None], axis=2)[..., 0]

@@ -33,9 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from .mixture import mixture_from_raw, raw_size
+from .overlap_head import raw_size as unit_raw_size
 
 FORMAT_NAME = "overlap_relevance.mdn"
 FORMAT_VERSION = 1
+#: The overlap heads a model file may name in ``network.overlap_head`` (absent: "cover_2d").
+OVERLAP_HEADS = ("cover_2d", "unit_atoms")
 BUNDLED_MODEL = Path(__file__).resolve().parent / "overlap_mdn.npz"
 
 
@@ -222,6 +225,10 @@ def check_network_layout(config, weights, path="The model"):
     if not isinstance(residual, list) or len(residual) != 2 or not all(
             isinstance(name, str) and name in inputs for name in residual):
         raise ModelFileError(f"{unusable}: residual_means must name two of its inputs; {retrain}")
+    head_kind = network.get("overlap_head", "cover_2d")
+    if not isinstance(head_kind, str) or head_kind not in OVERLAP_HEADS:
+        raise ModelFileError(f"{unusable}: unknown overlap_head {_short(head_kind)} (known: {', '.join(OVERLAP_HEADS)}); "
+                             f"{retrain}")
     hidden = network.get("hidden")
     if hidden is not None and (not isinstance(hidden, list) or len(hidden) != n_trunk
                                or not all(_positive_int(h, MAX_WIDTH) for h in hidden)):
@@ -237,7 +244,8 @@ def check_network_layout(config, weights, path="The model"):
         expected[f"trunk_{i}_kernel"], expected[f"trunk_{i}_bias"] = (width, out), (out,)
         width = out
     for head, key in (("overlap", "overlap_components"), ("centroid", "centroid_components")):
-        size = raw_size(components[key], 2)
+        size = (unit_raw_size(components[key]) if head_kind == "unit_atoms" and head == "overlap"
+                else raw_size(components[key], 2))
         expected[f"{head}_kernel"], expected[f"{head}_bias"] = (width, size), (size,)
     for name, shape in expected.items():
         if name not in weights:
@@ -322,6 +330,9 @@ class MixtureNetwork:
         self.overlap_components = int(network["overlap_components"])
         self.centroid_components = int(network["centroid_components"])
         self.residual_index = [self.descriptor_names.index(name) for name in network["residual_means"]]
+        #: "cover_2d" (a 2-D mixture over the covers) or "unit_atoms" (:mod:`.overlap_head`, whose baseline
+        #: is added in ``UnitMixture.from_raw``, not here).
+        self.overlap_head_kind = network.get("overlap_head", "cover_2d")
         # float64 throughout (the file stores float32): a float32 product's rounding depends on the BLAS
         # blocking, so the same pair scored in batches of other sizes (other chunks, other Dask partitions)
         # moved by ~1e-6; in float64 that is ~1e-15. The network costs ~10 µs per pair either way.
@@ -339,13 +350,16 @@ class MixtureNetwork:
             x = self.activation(x @ kernel + bias)
         overlap = x @ self.overlap_head[0] + self.overlap_head[1]
         k = self.overlap_components
-        baseline = np.asarray(descriptors, dtype=np.float64)[:, self.residual_index]  # (n, 2)
-        overlap[:, k:k + 2 * k] += np.tile(baseline, k)
+        if self.overlap_head_kind == "cover_2d":
+            baseline = np.asarray(descriptors, dtype=np.float64)[:, self.residual_index]  # (n, 2)
+            overlap[:, k:k + 2 * k] += np.tile(baseline, k)
         centroid = x @ self.centroid_head[0] + self.centroid_head[1]
         return RawOutputs(overlap, centroid)
 
     def mixtures(self, descriptors):
-        """(overlap mixture over (cover_a, cover_b), centroid mixture in normalised units)."""
+        """(overlap mixture over (cover_a, cover_b), centroid mixture in normalised units); 2-D head only."""
+        if self.overlap_head_kind != "cover_2d":
+            raise ValueError("mixtures() is for the 2-D overlap head; see OverlapModel.predict_frames")
         raw = self.raw(descriptors)
         return (mixture_from_raw(raw.overlap, self.overlap_components, 2),
                 mixture_from_raw(raw.centroid, self.centroid_components, 2))

@@ -16,6 +16,7 @@ Carlo with a fixed scrambled Halton set (:data:`QMC_POINTS` points), so the same
 input always gives the same numbers.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, pair_descriptors
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
+from .overlap_head import UnitMixture, area_scales, baseline_logit, unit_of_covers
 from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, check_network_layout, load_model_file
 from .pairs import DEFAULT_CHUNK_VERTICES, _detail_error, full_detail, pair_chunk, plan_pair_chunks
 from .parallel import ordered_map
@@ -38,6 +40,13 @@ QMC_SEED = 20261122
 # Rows per QMC batch: QMC_POINTS × rows values per array, small enough to stay in cache
 # (4096 rows ran at half the speed on a 2-core EPYC).
 _QMC_ROWS = 1024
+#: The product's overlap distribution at σ > 0 (issue 29: whatever wins the frontier at its budget):
+#: "exact", the exact overlap (:func:`.shift_overlap.overlap_at_shifts`, no GEOS) at :data:`EXACT_SHIFTS`
+#: fixed scrambled Sobol' shifts of N(0, σ²I₂) summarised as a :class:`.overlap_head.UnitMixture`; or
+#: "network", the model file's overlap head. The centroid always comes from the network.
+SIGMA_PATH = "exact"
+EXACT_SHIFTS = 32
+EXACT_SHIFT_SEED = 20261206
 # Pairs per chunk in predict(): bounds memory for any n.
 PREDICT_CHUNK_PAIRS = 20_000
 
@@ -65,8 +74,11 @@ class OverlapSummary:
 def summarise_overlap(overlap: GaussianMixture, threshold=0.5, m=QMC_POINTS, seed=QMC_SEED):
     """IoU mean and SD, mean coverages and P(IoU >= threshold) of (n,) overlap mixtures.
 
-    threshold : scalar or (n,).
+    threshold : scalar or (n,). A :class:`.overlap_head.UnitMixture` (the u-head) is summarised exactly,
+    without sampling.
     """
+    if isinstance(overlap, UnitMixture):
+        return OverlapSummary(*overlap.summary(threshold))
     n = len(overlap)
     threshold = np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     out = {key: np.zeros(n) for key in ("iou", "iou2", "ca", "cb", "p")}
@@ -105,6 +117,8 @@ def cover_quantiles(overlap: GaussianMixture, levels, axis):
     quantile is the clipped quantile of that mixture.
     """
     levels = _levels(levels)
+    if isinstance(overlap, UnitMixture):
+        return overlap.cover_quantile(levels, axis)
     marginal = GaussianMixture.from_components(overlap.log_weights, overlap.means[..., axis:axis + 1],
                                                overlap.sigmas[..., axis:axis + 1])
     return np.clip(marginal.quantile(levels[:, None]), 0.0, 1.0).T
@@ -118,6 +132,8 @@ def iou_quantiles(overlap: GaussianMixture, levels, m=QUANTILE_POINTS, seed=QMC_
     between order statistics. Monotone in the level.
     """
     levels = _levels(levels)
+    if isinstance(overlap, UnitMixture):  # the IoU is monotone in u: exact quantiles
+        return overlap.iou_quantile(levels)
     n = len(overlap)
     out = np.zeros((n, levels.size))
     for start in range(0, n, _QMC_ROWS // 4):  # (m, rows) samples per block
@@ -134,7 +150,10 @@ class Prediction:
 
     iou_mean, iou_sd, cover_a_mean, cover_b_mean : (n,) summaries of the overlap
         distribution (cover_a = |A∩B|/|A|, cover_b = |A∩B|/|B|).
-    overlap : GaussianMixture over (cover_a, cover_b), one row per pair.
+    overlap : the overlap distribution, one row per pair: a :class:`.overlap_head.UnitMixture` over
+        u = |A∩B| / min(|A|, |B|) with atoms at 0 and 1, from which the covers and the IoU follow exactly
+        (the product's exact path, :data:`SIGMA_PATH`, and the u-head), or with ``sigma_path="network"`` and
+        a 2-D-head model file a GaussianMixture over (cover_a, cover_b).
     centroid : GaussianMixture over the intersection centroid in each pair's local
         frame (metres); meaningful where the pair can overlap.
     frames : the pairs' local frames; ``frames.to_lonlat(x, y, pair_index)`` and
@@ -185,16 +204,20 @@ class Prediction:
 class OverlapModel:
     """A loaded model file, ready to predict."""
 
-    def __init__(self, config, weights, path=None):
+    def __init__(self, config, weights, path=None, sigma_path=None):
         self.config = config
         self.path = path
         self.network = _usable_network(config, weights, path)
+        #: "exact" or "network": where the overlap at σ > 0 comes from (:data:`SIGMA_PATH`).
+        self.sigma_path = sigma_path or SIGMA_PATH
+        if self.sigma_path not in ("exact", "network"):
+            raise ValueError(f"sigma_path must be 'exact' or 'network', not {self.sigma_path!r}")
 
     @classmethod
-    def load(cls, path=None):
+    def load(cls, path=None, sigma_path=None):
         path = BUNDLED_MODEL if path is None else path
         config, weights = load_model_file(path)
-        return cls(config, weights, path)
+        return cls(config, weights, path, sigma_path)
 
     def predict_frames(self, a, b, sigma, model_geometries=False, areas=(None, None)):
         """Distributions for pairs already in their local frames (metres).
@@ -215,13 +238,19 @@ class OverlapModel:
             raise ModelFileError(
                 f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
                 f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
-        overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
         # σ = 0: nothing moves, so the overlap is the exact one of the model geometries: a point mass there,
         # not the network's estimate of it.
         still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
         exact = context["overlap0"]
-        overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]), EXACT_MASS_SD)
-        overlap = zero_where(overlap, context["cannot_overlap"])
+        if self.sigma_path == "exact":
+            overlap = self._exact_shift_mixture(a, b, sigma, exact, still, context["cannot_overlap"])
+        elif self.network.overlap_head_kind == "unit_atoms":
+            overlap = self._unit_mixture(raw.overlap, descriptors, exact, still, context["cannot_overlap"])
+        else:
+            overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
+            overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]),
+                                       EXACT_MASS_SD)
+            overlap = zero_where(overlap, context["cannot_overlap"])
         centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -231,6 +260,35 @@ class OverlapModel:
             centroid.rho,
         )
         return overlap, centroid
+
+    def _exact_shift_mixture(self, a, b, sigma, exact, still, cannot_overlap):
+        """The overlap from the exact overlap at :data:`EXACT_SHIFTS` fixed shifts where σ > 0 and the pair can
+        overlap; the exact overlap at σ = 0, and 0 where it cannot overlap (a :class:`.overlap_head.UnitMixture`)."""
+        moving = np.flatnonzero(~still & ~cannot_overlap)
+        k = EXACT_SHIFTS if moving.size else 1  # a chunk of point masses only needs one component
+        scale_a, scale_b = area_scales(exact.area_a, exact.area_b)
+        u = np.where(cannot_overlap, 0.0, unit_of_covers(exact.cover_a, exact.cover_b))
+        overlap = UnitMixture.point(u, scale_a, scale_b, k)
+        if moving.size:
+            sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(u),))
+            units = exact_shift_units(np.asarray(a, dtype=object)[moving], np.asarray(b, dtype=object)[moving],
+                                      sigma[moving], exact.area_a[moving], exact.area_b[moving], k)
+            shifted = UnitMixture.from_samples(units, scale_a[moving], scale_b[moving])
+            for name in UnitMixture._FIELDS:
+                getattr(overlap, name)[moving] = getattr(shifted, name)
+        return overlap
+
+    def _unit_mixture(self, raw, descriptors, exact, still, cannot_overlap):
+        """The u-head's :class:`.overlap_head.UnitMixture`, exact at σ = 0 and 0 where no overlap can be."""
+        k = self.network.overlap_components
+        scale_a, scale_b = area_scales(exact.area_a, exact.area_b)
+        ia, ib = self.network.residual_index
+        descriptors = np.asarray(descriptors, dtype=np.float64)
+        overlap = UnitMixture.from_raw(raw, k, baseline_logit(descriptors[:, ia], descriptors[:, ib]),
+                                       scale_a, scale_b)
+        overlap = overlap.where(still, UnitMixture.point(unit_of_covers(exact.cover_a, exact.cover_b),
+                                                         scale_a, scale_b, k))
+        return overlap.where(cannot_overlap, UnitMixture.point(np.zeros(len(scale_a)), scale_a, scale_b, k))
 
     def predict(self, geoms_a, geoms_b, crs, sigma=0.0, crs_b=None):
         """Predict the overlap distribution of aligned pairs (geoms_a[i], geoms_b[i]).
@@ -279,6 +337,30 @@ class OverlapModel:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _standard_shifts(k):
+    """(k, 2) fixed standard-normal shifts: scrambled Sobol' points (seed :data:`EXACT_SHIFT_SEED`) through
+    the inverse normal CDF; the same for every pair, so a pair's numbers do not depend on its chunk."""
+    from .mixture import ndtri
+    from .quasirandom import sobol_points
+
+    points = ndtri(sobol_points(1, k, np.random.default_rng(EXACT_SHIFT_SEED)))[0]
+    points.setflags(write=False)
+    return points
+
+
+def exact_shift_units(a, b, sigma, area_a, area_b, k=EXACT_SHIFTS):
+    """(n, k) u = |A ∩ (B + d)| / min(|A|, |B|) at the k fixed shifts d = σ · :func:`_standard_shifts`,
+    exact (:func:`.shift_overlap.overlap_at_shifts`); area_a, area_b the (whole) areas."""
+    from .shift_overlap import overlap_at_shifts
+
+    sigma = np.asarray(sigma, dtype=float)
+    inter = overlap_at_shifts(a, b, sigma[:, None, None] * _standard_shifts(int(k))[None])
+    smaller = np.minimum(area_a, area_b)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(smaller > 0, np.clip(inter / np.where(smaller > 0, smaller, 1.0), 0.0, 1.0), 0.0)
+
+
 def point_mass_where(overlap: GaussianMixture, rows, centre, sd) -> GaussianMixture:
     """The mixture with ``rows`` (bool (n,)) replaced by one component at ``centre`` ((n, 2) or (2,)
     covers) with standard deviation ``sd`` on both axes and no correlation."""
@@ -324,7 +406,10 @@ def _usable_network(config, weights, path):
     try:
         network = MixtureNetwork(config, weights)
         raw = network.raw(np.zeros((1, N_DESCRIPTORS), dtype=np.float32))
-        mixture_from_raw(raw.overlap, network.overlap_components, 2)
+        if network.overlap_head_kind == "unit_atoms":
+            UnitMixture.from_raw(raw.overlap, network.overlap_components, np.zeros(1), np.ones(1), np.ones(1))
+        else:
+            mixture_from_raw(raw.overlap, network.overlap_components, 2)
         mixture_from_raw(raw.centroid, network.centroid_components, 2)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ModelFileError(f"{name} is not a usable overlap_relevance model ({type(error).__name__}: {error}); "
@@ -335,6 +420,8 @@ def _usable_network(config, weights, path):
 def _concat_mixtures(mixtures):
     if len(mixtures) == 1:
         return mixtures[0]
+    if isinstance(mixtures[0], UnitMixture):
+        return UnitMixture.concatenate(mixtures)
     return GaussianMixture.from_components(
         np.concatenate([m.log_weights for m in mixtures]),
         np.concatenate([m.means for m in mixtures]),

@@ -246,7 +246,7 @@ def equivalents(contestants, families=("qmc", "mc")):
         row = {"model": model[measure], "families": {}}
         for family in families:
             rows = frontier(contestants, family)
-            if not rows:
+            if len(rows) < 2:  # a frontier needs two points to interpolate along
                 continue
             seconds, extrapolated = cost_at_error([r["seconds_per_pair"] for r in rows], [r[measure] for r in rows],
                                                   model[measure])

@@ -10,7 +10,13 @@ from keras import ops
 
 from ..encoding import DESCRIPTOR_NAMES
 from ..network import save_model_file
+from ..overlap_head import raw_size as unit_raw_size
 from .mixture_layers import MixtureHead, MixtureNLL
+from .overlap_head_tf import UnitMixtureNLL, UnitResidual
+
+#: Overlap head kinds (``network.overlap_head`` in a model file): the 2-D mixture over (cover_a, cover_b),
+#: and the 1-D mixture over u = I / min(|A|, |B|) with atoms at 0 and 1 (:mod:`..overlap_head`).
+OVERLAP_HEADS = ("cover_2d", "unit_atoms")
 
 #: The descriptors every component mean of the overlap head is an offset from: the sweep surrogate's mean
 #: covers (at σ = 0 they are the exact covers cover_a0, cover_b0). Chosen on validation pairs (seed 2) over
@@ -50,8 +56,11 @@ class ResidualMeans(keras.layers.Layer):
 
 
 def build_model(input_mean, input_std, hidden=(128, 128, 64), activation="relu", overlap_components=3,
-                centroid_components=3, seed=0):
-    """The Keras model: descriptors -> {"overlap": raw, "centroid": raw}."""
+                centroid_components=3, seed=0, overlap_head="cover_2d"):
+    """The Keras model: descriptors -> {"overlap": raw, "centroid": raw}; ``overlap_head`` one of
+    :data:`OVERLAP_HEADS`."""
+    if overlap_head not in OVERLAP_HEADS:
+        raise ValueError(f"overlap_head must be one of {OVERLAP_HEADS}, not {overlap_head!r}")
     n_inputs = len(DESCRIPTOR_NAMES)
     initializer = keras.initializers.GlorotUniform(seed=seed)
     inputs = keras.Input((n_inputs,), name="descriptors")
@@ -59,13 +68,18 @@ def build_model(input_mean, input_std, hidden=(128, 128, 64), activation="relu",
                                    name="standardise")(inputs)
     for i, width in enumerate(hidden):
         x = keras.layers.Dense(width, activation=activation, kernel_initializer=initializer, name=f"trunk_{i}")(x)
-    overlap_raw = MixtureHead(overlap_components, 2, kernel_initializer=initializer, name="overlap_head")(x)
     residual_index = [DESCRIPTOR_NAMES.index(name) for name in RESIDUAL_MEANS]
-    overlap = ResidualMeans(overlap_components, residual_index, name="overlap")([overlap_raw, inputs])
+    if overlap_head == "unit_atoms":
+        overlap_raw = keras.layers.Dense(unit_raw_size(overlap_components), kernel_initializer=initializer,
+                                         name="overlap_head")(x)
+        overlap = UnitResidual(overlap_components, residual_index, name="overlap")([overlap_raw, inputs])
+    else:
+        overlap_raw = MixtureHead(overlap_components, 2, kernel_initializer=initializer, name="overlap_head")(x)
+        overlap = ResidualMeans(overlap_components, residual_index, name="overlap")([overlap_raw, inputs])
     centroid = MixtureHead(centroid_components, 2, kernel_initializer=initializer, name="centroid")(x)
     model = keras.Model(inputs, {"overlap": overlap, "centroid": centroid}, name="overlap_mdn")
     model.mdn_layout = dict(hidden=list(hidden), activation=activation, overlap_components=overlap_components,
-                            centroid_components=centroid_components)
+                            centroid_components=centroid_components, overlap_head=overlap_head)
     return model
 
 
@@ -88,7 +102,8 @@ def model_from_file(config, weights, seed=0):
     model = build_model(np.asarray(weights["input_mean"], dtype=np.float32),
                         np.asarray(weights["input_std"], dtype=np.float32), hidden=tuple(int(h) for h in hidden),
                         activation=network["activation"], overlap_components=int(network["overlap_components"]),
-                        centroid_components=int(network["centroid_components"]), seed=seed)
+                        centroid_components=int(network["centroid_components"]), seed=seed,
+                        overlap_head=network.get("overlap_head", "cover_2d"))
     for i in range(n_trunk):
         model.get_layer(f"trunk_{i}").set_weights([weights[f"trunk_{i}_kernel"], weights[f"trunk_{i}_bias"]])
     model.get_layer("overlap_head").set_weights([weights["overlap_kernel"], weights["overlap_bias"]])
@@ -99,7 +114,9 @@ def model_from_file(config, weights, seed=0):
 def losses(model):
     layout = model.mdn_layout
     return {
-        "overlap": MixtureNLL(layout["overlap_components"], 2, name="overlap_nll"),
+        "overlap": (UnitMixtureNLL(layout["overlap_components"], name="overlap_nll")
+                    if layout.get("overlap_head") == "unit_atoms"
+                    else MixtureNLL(layout["overlap_components"], 2, name="overlap_nll")),
         "centroid": MixtureNLL(layout["centroid_components"], 2, name="centroid_nll",
                                reduction="mean_with_sample_weight"),
     }
@@ -132,4 +149,6 @@ def export_model_file(model, path, input_mean, input_std, encoding, training):
         "encoding": encoding,
         "training": training,
     }
+    if layout.get("overlap_head", "cover_2d") != "cover_2d":  # files of the 2-D head keep their old config
+        config["network"]["overlap_head"] = layout["overlap_head"]
     return save_model_file(path, config, weights)

@@ -22,7 +22,8 @@ from ..encoding import DESCRIPTOR_NAMES
 from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
-                seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16)
+                seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16,
+                overlap_head="cover_2d")
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
 LABEL_STREAM = 4242  # the random stream of the extra displacement labels, apart from the generator's
 
@@ -99,7 +100,7 @@ def configure_tensorflow(seed, threads=None):
 
 
 def fit(train, validation, *, epochs, batch_size, learning_rate, seed, hidden, activation, components,
-        verbose="auto", callbacks=(), initial=None):
+        verbose="auto", callbacks=(), initial=None, overlap_head=DEFAULTS["overlap_head"]):
     """Train one model; returns (keras model, history dict, input mean, input std).
 
     initial : optional callable returning (keras model, input mean, input std) to train further
@@ -116,7 +117,7 @@ def fit(train, validation, *, epochs, batch_size, learning_rate, seed, hidden, a
         mean = train["x"].mean(axis=0)
         std = np.maximum(train["x"].std(axis=0), 1e-3)
         model = build_model(mean, std, hidden=hidden, activation=activation, overlap_components=components,
-                            centroid_components=components, seed=seed)
+                            centroid_components=components, seed=seed, overlap_head=overlap_head)
     steps = epochs * int(np.ceil(len(train["x"]) / batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1), alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=losses(model))
@@ -145,6 +146,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--validation-seed", type=int, default=DEFAULTS["validation_seed"])
     parser.add_argument("--components", type=int, default=DEFAULTS["components"])
+    parser.add_argument("--overlap-head", choices=("cover_2d", "unit_atoms"), default=DEFAULTS["overlap_head"],
+                        help="the overlap head: 2-D mixture over the covers, or 1-D over u with atoms at 0 and 1")
     parser.add_argument("--labels", type=int, default=DEFAULTS["labels"],
                         help="extra displacement labels per pair (0: the generator's one label only)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "overlap_mdn.npz")
@@ -161,6 +164,7 @@ def main(argv=None):
     model, history, mean, std = fit(
         train, validation, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, hidden=DEFAULTS["hidden"], activation=DEFAULTS["activation"], components=args.components,
+        overlap_head=args.overlap_head,
     )
     fit_seconds = time.perf_counter() - fit_started
     keras_out = args.keras_out or args.out.with_suffix(".keras")

@@ -71,10 +71,19 @@ def profile(input_source, reference_source, sigma=0.0):
         pairs += len(chunk.index_a)
         a, b, s = chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a]
         watch.time("(of encoding: the exact overlay)", exact_overlap, a, b, assume_valid=True)
-        descriptors, _ = watch.time("encoding (descriptors)", pair_descriptors, a, b, s)
+        descriptors, context = watch.time("encoding (descriptors)", pair_descriptors, a, b, s)
         raw = watch.time("inference (network)", model.network.raw, descriptors)
-        overlap = watch.time("inference (network)", mixture_from_raw, raw.overlap, model.network.overlap_components, 2)
-        watch.time("summaries (QMC over the mixture)", summarise_overlap, overlap)
+        if model.sigma_path == "exact":  # the product's σ > 0 overlap: exact at fixed shifts (scoring.SIGMA_PATH)
+            still = (s == 0) & ~context["cannot_overlap"]
+            overlap = watch.time("exact overlap at shifts", model._exact_shift_mixture, a, b, s, context["overlap0"],
+                                 still, context["cannot_overlap"])
+        elif model.network.overlap_head_kind == "unit_atoms":
+            overlap = watch.time("inference (network)", model._unit_mixture, raw.overlap, descriptors,
+                                 context["overlap0"], (s == 0) & ~context["cannot_overlap"], context["cannot_overlap"])
+        else:
+            overlap = watch.time("inference (network)", mixture_from_raw, raw.overlap,
+                                 model.network.overlap_components, 2)
+        watch.time("summaries (of the overlap distribution)", summarise_overlap, overlap)
     total = sum(v for k, v in watch.seconds.items() if not k.startswith("("))
     return {"pairs": pairs, "sigma": sigma, "seconds": watch.seconds, "total": total,
             "features": [len(geoms_a), len(geoms_b)]}

@@ -10,6 +10,7 @@ from pyproj import Transformer
 
 from overlap_relevance.model import load_model
 from overlap_relevance.model.mixture import GaussianMixture
+from overlap_relevance.model.overlap_head import UnitMixture
 
 UTM = "EPSG:32633"
 X0, Y0 = 400_000.0, 5_800_000.0
@@ -31,7 +32,11 @@ def test_predict_known_pairs(model):
     prediction = model.predict(a, b, UTM)
     np.testing.assert_allclose(prediction.iou_mean, [1.0, 1 / 3, 0.0, 225 / 575], atol=0.03)
     np.testing.assert_allclose(prediction.cover_a_mean, [1.0, 0.5, 0.0, 225 / 400], atol=0.03)
-    assert isinstance(prediction.overlap, GaussianMixture) and isinstance(prediction.centroid, GaussianMixture)
+    # The overlap at σ > 0 comes from the exact overlap at fixed shifts (SIGMA_PATH "exact", a UnitMixture over
+    # u = |A∩B| / min(|A|, |B|)) or from the model file's head; the centroid from the network.
+    expected = UnitMixture if model.sigma_path == "exact" or model.network.overlap_head_kind == "unit_atoms" \
+        else GaussianMixture
+    assert isinstance(prediction.overlap, expected) and isinstance(prediction.centroid, GaussianMixture)
     assert len(prediction) == 4
     # The centroid mixture's mean sits on the exact intersection centroid (frame metres -> UTM).
     mean = prediction.centroid.mean()

@@ -1,0 +1,84 @@
+"""The overlap heads compared on the validation pairs (seed 2), never the held-out seed (issue 29).
+
+Usage (NumPy side; the training arrays come from ``make train``'s cache under build/training-data)::
+
+    .venv/bin/python research/overlap_head_validation.py VALIDATION.npz MODEL.npz [MODEL.npz ...]
+
+For the pairs at σ > 0 it scores each model file against the pair's 17 displaced labels (the generator's
+one and 16 more; GEOS overlays of B moved by d ~ N(0, σ²I)): the CRPS of the IoU against every label
+(proper; the 2-D head's from 1,024 quasi-random points of its mixture, the u-head's from its CDF on a
+1,025-point grid, :meth:`UnitMixture.crps_iou`), the MAE of the mean IoU and of P(IoU ≥ 0.5) against the labels' own mean and share (the same
+label noise for every model), the share of labels inside the central 90 % interval, and for the u-head
+its mixed NLL of u. Pairs whose gap exceeds 6σ are given zero overlap, as the product does.
+"""
+
+import json
+import sys
+
+import numpy as np
+
+from overlap_relevance.model.encoding import DESCRIPTOR_NAMES
+from overlap_relevance.model.network import MixtureNetwork, load_model_file
+from overlap_relevance.model.overlap_head import (UnitMixture, area_scales, baseline_logit,
+                                                  crps_of_samples, mixed_nll, unit_of_covers)
+from overlap_relevance.model.scoring import iou_from_covers, summarise_overlap, zero_where
+from overlap_relevance.model.mixture import mixture_from_raw
+
+EPS = 1e-4  # encoding._EPS: log_area_a = log(|A| / L² + EPS)
+
+
+def column(x, name):
+    return x[:, DESCRIPTOR_NAMES.index(name)].astype(np.float64)
+
+
+def evaluate(arrays, path, rows):
+    config, weights = load_model_file(path)
+    network = MixtureNetwork(config, weights)
+    x = arrays["x"][rows]
+    covers = arrays["overlap"][rows].astype(np.float64)  # (n, m, 2)
+    truth = iou_from_covers(covers[..., 0], covers[..., 1])  # (n, m)
+    far = column(x, "gap_sigma") * 10.0 > 6.0
+    raw = network.raw(x)
+    k = network.overlap_components
+    levels = np.array([0.05, 0.95])
+    if network.overlap_head_kind == "unit_atoms":
+        area_a = np.maximum(np.exp(column(x, "log_area_a")) - EPS, 0.0)
+        area_b = np.maximum(np.exp(column(x, "log_area_b")) - EPS, 0.0)
+        scale_a, scale_b = area_scales(area_a, area_b)
+        ia, ib = network.residual_index
+        mixture = UnitMixture.from_raw(raw.overlap, k, baseline_logit(x[:, ia].astype(float), x[:, ib].astype(float)),
+                                       scale_a, scale_b)
+        mixture = mixture.where(far, UnitMixture.point(np.zeros(len(x)), scale_a, scale_b, k))
+        summary = summarise_overlap(mixture)
+        crps = mixture.crps_iou(truth)
+        interval = mixture.iou_quantile(levels)
+        extra = {"mixed_nll_u": float(np.mean(mixed_nll(unit_of_covers(covers[..., 0], covers[..., 1]), mixture)))}
+    else:
+        mixture = zero_where(mixture_from_raw(raw.overlap, k, 2), far)
+        summary = summarise_overlap(mixture)
+        points = mixture.quasi_samples(1024, 20261122)
+        samples = iou_from_covers(points[..., 0], points[..., 1]).T  # (n, 1024)
+        crps = crps_of_samples(samples, truth)
+        interval = np.quantile(samples, levels, axis=1).T
+        extra = {}
+    inside = (truth >= interval[:, :1] - 1e-12) & (truth <= interval[:, 1:] + 1e-12)
+    return {
+        "model": str(path), "head": network.overlap_head_kind, "pairs": int(len(x)),
+        "crps_iou": float(np.mean(crps)),
+        "mae_mean_iou": float(np.mean(np.abs(summary.iou_mean - truth.mean(axis=1)))),
+        "mae_p_iou_0.5": float(np.mean(np.abs(summary.p_iou - (truth >= 0.5).mean(axis=1)))),
+        "coverage_90": float(np.mean(inside)),
+        **extra,
+    }
+
+
+def main(argv):
+    with np.load(argv[0]) as data:
+        arrays = {key: data[key] for key in ("x", "overlap", "sigma")}
+    rows = np.flatnonzero(arrays["sigma"] > 0)
+    for path in argv[1:]:
+        print(json.dumps(evaluate(arrays, path, rows)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
