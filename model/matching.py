@@ -70,6 +70,7 @@ from .frame import project_pairs
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
 from .overlap import exact_overlap, exact_overlap_of_frames, translate
+from .overlap_head import UnitMixture
 from .parallel import ordered_map
 from .scoring import score_candidate_pairs
 from .special import ndtr
@@ -185,8 +186,6 @@ def p_cover_at_least(overlap, cover, smaller_is_a):
     smaller_is_a : (n,) bool, A has the smaller area (so its cover, dimension 0, is the one asked).
     The u-head's :class:`.overlap_head.UnitMixture` is over that cover itself (u = |A∩B| / min(|A|, |B|)).
     """
-    from .overlap_head import UnitMixture
-
     if isinstance(overlap, UnitMixture):
         return overlap.p_unit_at_least(cover)
     dim = np.where(smaller_is_a, 0, 1)[:, None]

@@ -30,6 +30,9 @@ from .network import BUNDLED_MODEL, MixtureNetwork, ModelFileError, check_networ
 from .pairs import DEFAULT_CHUNK_VERTICES, _detail_error, full_detail, pair_chunk, plan_pair_chunks
 from .parallel import ordered_map
 from .preparation import model_geometry, prepare_layer
+from .quasirandom import sobol_points
+from .shift_overlap import overlap_at_shifts
+from .special import ndtri
 
 QMC_POINTS = 256
 #: Scale of the point mass of pairs that cannot overlap (:func:`zero_where`), in cover units.
@@ -341,9 +344,6 @@ class OverlapModel:
 def _standard_shifts(k):
     """(k, 2) fixed standard-normal shifts: scrambled Sobol' points (seed :data:`EXACT_SHIFT_SEED`) through
     the inverse normal CDF; the same for every pair, so a pair's numbers do not depend on its chunk."""
-    from .mixture import ndtri
-    from .quasirandom import sobol_points
-
     points = ndtri(sobol_points(1, k, np.random.default_rng(EXACT_SHIFT_SEED)))[0]
     points.setflags(write=False)
     return points
@@ -352,8 +352,6 @@ def _standard_shifts(k):
 def exact_shift_units(a, b, sigma, area_a, area_b, k=EXACT_SHIFTS):
     """(n, k) u = |A ∩ (B + d)| / min(|A|, |B|) at the k fixed shifts d = σ · :func:`_standard_shifts`,
     exact (:func:`.shift_overlap.overlap_at_shifts`); area_a, area_b the (whole) areas."""
-    from .shift_overlap import overlap_at_shifts
-
     sigma = np.asarray(sigma, dtype=float)
     inter = overlap_at_shifts(a, b, sigma[:, None, None] * _standard_shifts(int(k))[None])
     smaller = np.minimum(area_a, area_b)[:, None]
