@@ -159,6 +159,10 @@ class CandidateEdges:
     q: np.ndarray = None
     #: (p,) σ of each pair's input feature (metres), for the σ bands of the calibration tables; None: pooled.
     sigma: np.ndarray = None
+    #: (p,) bool: doubtful pairs that the group test (:mod:`.group_test`) made links of the graph; None: none.
+    linked: np.ndarray = None
+    #: (p,) the group test's probability of the linked pairs (their edge probability when above q).
+    link_p: np.ndarray = None
 
     def __len__(self):
         return len(self.index_a)
@@ -471,13 +475,19 @@ def kept_edges(edges, thresholds, usable_a, usable_b):
         keep = np.asarray(edges.q, dtype=float) >= thresholds.p_edge
     else:
         keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
+    if edges.linked is not None:  # doubtful pairs the group test linked (:mod:`.group_test`)
+        keep = keep | np.asarray(edges.linked, dtype=bool)
     return keep & usable_a[edges.index_a] & usable_b[edges.index_b]
 
 
 def edge_probability(edges):
     """(p,) probability that each candidate pair is a true correspondence: the learned ``q``, else the
     raw score through :data:`CALIBRATION`."""
-    return np.asarray(edges.q, dtype=float) if edges.q is not None else calibrate(edges.raw_score)
+    probability = np.asarray(edges.q, dtype=float) if edges.q is not None else calibrate(edges.raw_score)
+    if edges.linked is not None and edges.link_p is not None:
+        linked = np.asarray(edges.linked, dtype=bool)
+        probability = np.where(linked, np.maximum(probability, np.asarray(edges.link_p, dtype=float)), probability)
+    return probability
 
 
 def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
@@ -691,7 +701,9 @@ def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=Non
     :class:`MatchResult`, or None when cancelled."""
     thresholds = thresholds or MatchThresholds()
     cancelled = cancelled or (lambda: False)
-    result = decide(n_a, n_b, edges, thresholds, _usable(lonlat_a, n_a), _usable(lonlat_b, n_b))
+    usable_a, usable_b = _usable(lonlat_a, n_a), _usable(lonlat_b, n_b)
+    link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a)
+    result = decide(n_a, n_b, edges, thresholds, usable_a, usable_b)
     if progress is not None:
         progress(0.85, "Testing one-to-one pairs for change")
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
@@ -705,6 +717,31 @@ def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=Non
     if progress is not None:
         progress(1.0, "Matched")
     return result
+
+
+def link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a):
+    """The group test of :mod:`.group_test` on the doubtful pairs, where the edges carry the learned q and
+    the shipped model has a group test: sets ``edges.linked`` and ``edges.link_p``."""
+    match_model = load_match_model() if edges.q is not None else None
+    if match_model is None or "groups" not in match_model.config or not len(edges):
+        return edges
+    from .group_test import link_groups
+
+    return link_groups(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
+                       np.asarray(sigma_a, dtype=float), match_model.config["groups"],
+                       tentative_groups(n_a, n_b, thresholds, usable_a, usable_b))
+
+
+def tentative_groups(n_a, n_b, thresholds, usable_a, usable_b):
+    """A function of CandidateEdges: the groups of their graph as it stands (with the links made so far),
+    (group_a, group_b, members_a, members_b)."""
+    def groups_of(edges):
+        keep = kept_edges(edges, thresholds, usable_a, usable_b)
+        group_a, group_b = components(n_a, n_b, edges.index_a[keep], edges.index_b[keep])
+        n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
+        return group_a, group_b, _members(group_a, n_groups), _members(group_b, n_groups)
+
+    return groups_of
 
 
 def _usable(layer, n):

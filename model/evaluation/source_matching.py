@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.source_edits import HELDOUT_SEED, SIGMAS, VALIDATION_SEED, generate_source_edits
-from ..match_model import PATH, Logistic, change_features
-from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide
+from ..group_test import link_groups
+from ..match_model import PATH, Logistic, Network, change_features
+from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide, tentative_groups
 from .matching import isotonic, reliability, structure_correct
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
@@ -45,14 +46,29 @@ def prepared(seed, sigma, n_blocks=N_BLOCKS):
             np.full(len(edits.input), sigma))
 
 
-def run(data, edges, thresholds, match_model):
-    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs."""
+def run(data, edges, thresholds, match_model, groups="shipped"):
+    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs. ``groups``: the
+    group test's configuration ("shipped": the match model's, None: no group test)."""
     edits, lonlat_a, lonlat_b, _, _, sigma_a = data
+    link(data, edges, thresholds, match_model.config.get("groups") if groups == "shipped" and match_model
+         else (None if groups == "shipped" else groups))
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     tested = change_test(lonlat_a, lonlat_b, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
     apply_change_test(result, one, tested, thresholds, sigma_a, match_model)
     return result, one, tested
+
+
+def link(data, edges, thresholds, config):
+    """The group test (:mod:`..group_test`) on ``edges`` with ``config``; None clears its links."""
+    edits, lonlat_a, lonlat_b, _, _, sigma_a = data
+    edges.linked = edges.link_p = None
+    if config is not None and edges.q is not None:
+        n_a, n_b = len(edits.input), len(edits.reference)
+        usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+        link_groups(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, config,
+                    tentative_groups(n_a, n_b, thresholds, usable_a, usable_b))
+    return edges
 
 
 def class_rows(result, edits):
@@ -162,21 +178,101 @@ def fit(n_blocks=N_BLOCKS):
         result, one, _ = run(data, edges, MatchThresholds(p_edge=p_edge), match_model)
         per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
         _collect(per_sigma[sigma], result, data[0], one)
-    config["tables"] = {}
-    for name in ("assigned", "unmatched", "grouped", "one_to_one"):
-        pooled = [np.concatenate(per_sigma[s][name][k]) for k in range(2) for s in SIGMAS]
-        raw = np.concatenate(pooled[:len(SIGMAS)])
-        right = np.concatenate(pooled[len(SIGMAS):])
-        config["tables"][name] = {
-            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
-            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
-                      for s in SIGMAS]}
+    config["tables"] = _tables(per_sigma)
     config["domain"] = domain([edges_of(seeds[0], sigma)[1] for sigma in SIGMAS])
     config["fitted_on"] = {**fitted_on, "seeds": list(seeds), "sigmas": list(SIGMAS), "n_blocks": n_blocks}
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
+    config = fit_groups(n_blocks, lambda seed, sigma: with_q(seed, sigma))
     print(json.dumps({k: config[k] for k in ("p_edge", "p_edge_scores", "fitted_on")}, indent=1))
     return config
+
+
+GROUP_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+TABLE_SEEDS = 2  # validation seeds after the last pair-model seed that the calibration tables are fitted on
+
+
+def fit_groups(n_blocks=N_BLOCKS, edges_of=None):
+    """Fit the group test (:mod:`..group_test`) into the shipped ``model/match_model.json``, validation
+    seeds only: its network on the change model's seed (the first round's candidate merges of every σ,
+    truth: the two features are of one truth group), its threshold on the last pair-model seed (all-class
+    accuracy, mean over σ), then the calibration tables again, with the group test in place, on
+    :data:`TABLE_SEEDS` fresh validation seeds (more decisions per σ band than one seed gives)."""
+    from ..match_model import MatchModel, load_match_model
+    from ..scoring import load_model
+
+    load_match_model.cache_clear()
+    config = json.loads(PATH.read_text())
+    config.pop("groups", None)
+    match_model = MatchModel(config)
+    seeds = config["fitted_on"]["seeds"]
+    fresh = tuple(max(seeds) + 1 + k for k in range(TABLE_SEEDS))
+    assert HELDOUT_SEED not in seeds and HELDOUT_SEED not in fresh
+    thresholds = MatchThresholds(p_edge=config["p_edge"])
+    model = load_model()
+    cache = {}
+
+    def edges_with_q(seed, sigma):
+        if edges_of is not None and seed in seeds:
+            return edges_of(seed, sigma)
+        if (seed, sigma) not in cache:
+            data = prepared(seed, sigma, n_blocks)
+            edges = candidate_edges(model, *data[1:])
+            edges.q = match_model.pair(edges.features, edges.index_a, edges.index_b, len(data[0].input),
+                                       len(data[0].reference), edges.area_a, edges.area_b)
+            cache[(seed, sigma)] = (data, edges)
+        return cache[(seed, sigma)]
+
+    x, y = [], []
+    for sigma in SIGMAS:
+        data, edges = edges_with_q(seeds[-2], sigma)
+        collected = []
+        n_a, n_b = len(data[0].input), len(data[0].reference)
+        usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+        link_groups(edges, thresholds.p_edge, usable_a, usable_b, data[1], data[2], data[5], None,
+                    tentative_groups(n_a, n_b, thresholds, usable_a, usable_b), collect=collected)
+        for rows, features in collected:
+            x.append(features)
+            y.append(data[0].group_a[edges.index_a[rows]] == data[0].group_b[edges.index_b[rows]])
+    network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
+    scores = {t: [] for t in GROUP_THRESHOLDS}
+    for sigma in SIGMAS:
+        data, edges = edges_with_q(seeds[-1], sigma)
+        for t in GROUP_THRESHOLDS:
+            link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t})
+            rows = class_rows(decide(len(data[0].input), len(data[0].reference), edges, thresholds), data[0])
+            scores[t].append(rows["all"][0] / rows["all"][1])
+        link(data, edges, thresholds, None)
+    threshold = max(GROUP_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
+    config["groups"] = {"model": network.as_dict(), "threshold": threshold,
+                        "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in GROUP_THRESHOLDS},
+                        "fitted_on": {"network": [seeds[-2], int(len(np.concatenate(y)))],
+                                      "threshold": seeds[-1], "tables": list(fresh)}}
+    untabled = MatchModel({**config, "tables": {}})
+    per_sigma = {}
+    for sigma in SIGMAS:
+        per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
+        for seed in fresh:
+            data, edges = edges_with_q(seed, sigma)
+            result, one, _ = run(data, edges, thresholds, untabled, groups=config["groups"])
+            _collect(per_sigma[sigma], result, data[0], one)
+    config["tables"] = _tables(per_sigma)
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    print(json.dumps(config["groups"]["threshold_scores"]), threshold)
+    return config
+
+
+def _tables(per_sigma):
+    tables = {}
+    for name in ("assigned", "unmatched", "grouped", "one_to_one"):
+        raw = np.concatenate([np.concatenate(per_sigma[s][name][0]) for s in SIGMAS])
+        right = np.concatenate([np.concatenate(per_sigma[s][name][1]) for s in SIGMAS])
+        tables[name] = {
+            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
+            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
+                      for s in SIGMAS]}
+    return tables
 
 
 def domain(edge_sets):
@@ -302,6 +398,8 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "report"
     if command == "fit":
         fit()
+    elif command == "fit-groups":
+        fit_groups()
     else:
         base = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
         report(baseline={float(k): v for k, v in base.items()} if base else None)
