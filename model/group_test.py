@@ -27,12 +27,15 @@ Q_LOW = 0.01
 ROUNDS = 2
 
 
-def group_features(gain, misfit_merged, misfit_apart, shift_sigma, q, sigma, area_ratio):
-    """(k, 7) features of candidate merges: the misfit gain and the two misfits (shares of the merged
-    group's summed area), log of the common shift in σ, logit q, log σ, log area ratio of the two groups."""
+def group_features(gain, misfit_merged, misfit_apart, shift_sigma, q, sigma, area_ratio, shift_apart_sigma,
+                   members):
+    """(k, 9) features of candidate merges: the misfit gain and the two misfits (shares of the merged
+    group's summed area), log of the common shift in σ, logit q, log σ, log area ratio of the two groups,
+    log of the larger of the two groups' own shifts in σ, log of the merged group's member count."""
     q = np.clip(np.asarray(q, dtype=float), 1e-4, 1 - 1e-4)
     return np.column_stack([gain, misfit_merged, misfit_apart, np.log(np.asarray(shift_sigma) + 0.1),
-                            np.log(q / (1 - q)), np.log(np.maximum(sigma, 1e-3)), np.abs(np.log(area_ratio))])
+                            np.log(q / (1 - q)), np.log(np.maximum(sigma, 1e-3)), np.abs(np.log(area_ratio)),
+                            np.log(np.asarray(shift_apart_sigma) + 0.1), np.log(np.maximum(members, 1))])
 
 
 def _project(geoms, lon0, lat0):
@@ -92,7 +95,7 @@ def candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge
 
 
 def merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a, lonlat_b, sigma_a):
-    """(k, 7) :func:`group_features` of the candidate merges ``rows`` (positions in ``edges``)."""
+    """(k, 9) :func:`group_features` of the candidate merges ``rows`` (positions in ``edges``)."""
     from .frame import _unit_to_lonlat
 
     k = len(rows)
@@ -125,10 +128,12 @@ def merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a
     scale = np.maximum(total[merged], 1e-9)
     apart = misfit[:k] + misfit[k:2 * k]
     sigma = np.maximum(np.asarray(sigma_a, dtype=float)[ia], 0.05)
-    shift_sigma = np.hypot(shift[merged, 0], shift[merged, 1]) / sigma
-    return group_features((apart - misfit[merged]) / scale, misfit[merged] / scale, apart / scale, shift_sigma,
-                          np.asarray(edges.q, dtype=float)[rows], sigma,
-                          np.maximum(total[:k], 1e-9) / np.maximum(total[k:2 * k], 1e-9))
+    shift_size = np.hypot(shift[:, 0], shift[:, 1])
+    members = np.bincount(set_of_a, minlength=3 * k) + np.bincount(set_of_b, minlength=3 * k)
+    return group_features((apart - misfit[merged]) / scale, misfit[merged] / scale, apart / scale,
+                          shift_size[merged] / sigma, np.asarray(edges.q, dtype=float)[rows], sigma,
+                          np.maximum(total[:k], 1e-9) / np.maximum(total[k:2 * k], 1e-9),
+                          np.maximum(shift_size[:k], shift_size[k:2 * k]) / sigma, members[merged])
 
 
 def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, config, tentative, collect=None):
