@@ -25,6 +25,9 @@ import numpy as np
 
 Q_LOW = 0.01
 ROUNDS = 2
+#: A merge is tested only when the merged group would have at most this many members (both layers): the
+#: groups the test was fitted on hold 2-6, and the work per candidate grows with the square of the members.
+MAX_MEMBERS = 12
 
 
 def group_features(gain, misfit_merged, misfit_apart, shift_sigma, q, sigma, area_ratio, shift_apart_sigma,
@@ -86,12 +89,22 @@ def set_misfits(set_of_a, geoms_a, set_of_b, geoms_b, n_sets):
     return sum_a + sum_b - 2.0 * inter_sum, sum_a + sum_b, shift
 
 
-def candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge):
-    """Positions of the doubtful candidate pairs whose features lie in different tentative groups."""
+def candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge, eligible=None):
+    """Positions of the doubtful candidate pairs whose features lie in different tentative groups that would
+    hold at most :data:`MAX_MEMBERS` members together (``eligible``: (p,) bool, pairs the test may read,
+    e.g. those in the pair model's domain; None: all)."""
     q = np.asarray(edges.q, dtype=float)
     ga, gb = group_a[edges.index_a], group_b[edges.index_b]
+    n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
+    size = (np.bincount(group_a[group_a >= 0], minlength=n_groups)
+            + np.bincount(group_b[group_b >= 0], minlength=n_groups))
+    size_a = np.where(ga >= 0, size[np.maximum(ga, 0)] if n_groups else 1, 1)
+    size_b = np.where(gb >= 0, size[np.maximum(gb, 0)] if n_groups else 1, 1)
+    small = size_a + size_b <= MAX_MEMBERS
+    if eligible is not None:
+        small &= np.asarray(eligible, dtype=bool)
     return np.flatnonzero((q >= Q_LOW) & (q < p_edge) & ~linked & usable_a[edges.index_a]
-                          & usable_b[edges.index_b] & ((ga != gb) | (ga < 0)))
+                          & usable_b[edges.index_b] & ((ga != gb) | (ga < 0)) & small)
 
 
 def merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a, lonlat_b, sigma_a):
@@ -136,12 +149,14 @@ def merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a
                           np.maximum(shift_size[:k], shift_size[k:2 * k]) / sigma, members[merged])
 
 
-def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, config, tentative, collect=None):
+def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, config, tentative, collect=None,
+                eligible=None):
     """Set ``edges.linked`` (bool) and ``edges.link_p`` (the group test's probability) on the doubtful
     candidate pairs the group test accepts, over :data:`ROUNDS` rounds. ``config``: the ``"groups"`` entry
     of the match model (a network and its threshold). ``tentative(edges)``: the groups of the graph as it
     stands, (group_a, group_b, members_a, members_b) (:func:`.matching.tentative_groups`). ``collect``: a
-    list that receives the candidate rows and features of the first round (for fitting; nothing linked)."""
+    list that receives the candidate rows and features of the first round (for fitting; nothing linked).
+    ``eligible``: (p,) bool, the pairs the test may read (see :func:`candidate_merges`)."""
     from .match_model import _model_of
 
     linked = np.zeros(len(edges), dtype=bool)
@@ -150,7 +165,7 @@ def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, 
     test = _model_of(config["model"]) if config is not None else None
     for _ in range(ROUNDS):
         group_a, group_b, members_a, members_b = tentative(edges)
-        rows = candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge)
+        rows = candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge, eligible)
         if not len(rows):
             break
         features = merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a, lonlat_b, sigma_a)

@@ -793,9 +793,13 @@ def link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lon
         return edges
     from .group_test import link_groups
 
+    # only pairs like those it was fitted on: inside the pair model's domain (buildings at σ of metres)
+    area_a, area_b = getattr(edges, "area_a", None), getattr(edges, "area_b", None)
+    eligible = (match_model.in_domain(area_a, area_b, edges.sigma)
+                if area_a is not None and area_b is not None and edges.sigma is not None else None)
     return link_groups(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
                        np.asarray(sigma_a, dtype=float), match_model.config["groups"],
-                       tentative_groups(n_a, n_b, thresholds, usable_a, usable_b))
+                       tentative_groups(n_a, n_b, thresholds, usable_a, usable_b), eligible=eligible)
 
 
 def tentative_groups(n_a, n_b, thresholds, usable_a, usable_b):

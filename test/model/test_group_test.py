@@ -82,3 +82,18 @@ def test_without_doubtful_pairs_nothing_is_linked():
     rows = group_test.candidate_merges(edges, np.array([0, -1]), np.array([0, -1]), np.zeros(2, dtype=bool),
                                        np.ones(2, dtype=bool), np.ones(2, dtype=bool), 0.7)
     assert len(rows) == 0  # one pair is a link already, the other below Q_LOW
+
+
+def test_large_groups_and_pairs_outside_the_domain_are_not_tested():
+    from overlap_relevance.model.matching import CandidateEdges
+
+    # input 0 and reference 0 are in a group of 13 (input 0 with reference 0..11); pair (1, 12) is doubtful too
+    index_a = np.array([0] * 12 + [0, 1])
+    index_b = np.array(list(range(12)) + [12, 12])
+    q = np.r_[np.full(12, 0.99), 0.3, 0.3]
+    edges = CandidateEdges(index_a, index_b, q, q, q, q)
+    group_a = np.array([0, -1])
+    group_b = np.r_[np.zeros(12, dtype=np.int64), -1]
+    args = (edges, group_a, group_b, np.zeros(14, dtype=bool), np.ones(2, dtype=bool), np.ones(13, dtype=bool), 0.7)
+    assert list(group_test.candidate_merges(*args)) == [13]  # 13 + 1 members would exceed MAX_MEMBERS
+    assert len(group_test.candidate_merges(*args, eligible=np.zeros(14, dtype=bool))) == 0
