@@ -67,6 +67,7 @@ import numpy as np
 import shapely
 
 from .frame import project_pairs
+from .group_test import link_groups
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
 from .overlap import exact_overlap, exact_overlap_of_frames, translate
@@ -165,6 +166,10 @@ class CandidateEdges:
     q: np.ndarray = None
     #: (p,) σ of each pair's input feature (metres), for the σ bands of the calibration tables; None: pooled.
     sigma: np.ndarray = None
+    #: (p,) bool: doubtful pairs that the group test (:mod:`.group_test`) made links of the graph; None: none.
+    linked: np.ndarray = None
+    #: (p,) the group test's probability of the linked pairs (their edge probability when above q).
+    link_p: np.ndarray = None
 
     def __len__(self):
         return len(self.index_a)
@@ -206,6 +211,7 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
     cancelled = cancelled or (lambda: False)
     n_a = max(len(sigma_a), 1)
     parts = []
+    aligned_parts = []
     for chunk in score_candidate_pairs(model, layer_a.model, layer_b.model, sigma_a, search_distance_m,
                                        thresholds.iou, ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
                                        workers=workers):
@@ -221,7 +227,19 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
         distance = np.hypot(move[:, 0], move[:, 1])
         # the shapes compared as drawn, whatever the shift: B moved so that the centroids coincide
         moved_b = translate(chunk.frames.b, move)
-        aligned_iou = exact_overlap(chunk.frames.a, moved_b, assume_valid=True).iou
+        aligned = exact_overlap(chunk.frames.a, moved_b, assume_valid=True)
+        aligned_iou = aligned.iou
+        # what the 1:1 change test reads, kept for pairs measured on full detail (see decide_and_test)
+        full = np.ones(len(move), dtype=bool)
+        for model_layer_, index in ((layer_a.model, chunk.index_a), (layer_b.model, chunk.index_b)):
+            error = getattr(model_layer_, "detail_error", None)
+            if error is not None:
+                full &= np.asarray(error)[np.asarray(index)] == 0
+            spread = getattr(model_layer_, "spread", None)
+            if spread is not None:
+                full &= ~np.asarray(spread, dtype=bool)[np.asarray(index)]
+        aligned_parts.append((aligned.area_a, aligned.area_b, aligned.area_inter,
+                              0.5 * (shapely.length(chunk.frames.a) + shapely.length(moved_b)), full, aligned_iou))
         parts.append((np.asarray(chunk.index_a, dtype=np.int64), np.asarray(chunk.index_b, dtype=np.int64),
                       np.asarray(chunk.summary.p_iou, dtype=float),
                       p_cover_at_least(chunk.overlap, thresholds.cover, smaller_is_a),
@@ -236,6 +254,9 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
     columns = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=np.int64 if k < 2 else float)
                for k in range(13)]
     edges = CandidateEdges(*columns[:5])
+    edges.aligned = tuple(np.concatenate([p[k] for p in aligned_parts]) if aligned_parts else
+                          np.zeros(0, dtype=bool if k == 4 else float) for k in range(6))
+    edges.distance = columns[9]
     n_b = len(layer_b.model)
     edges.features = pair_features(columns[0], columns[1], n_a, n_b, *columns[2:10],
                                    np.asarray(sigma_a, dtype=float)[columns[0]] if len(columns[0]) else np.zeros(0),
@@ -438,31 +459,48 @@ def group_classes(n_members_a, n_members_b):
 
 def weakest_links(n_a, n_b, index_a, index_b, probability, edge_group, n_groups):
     """Per group, the smallest edge probability on a maximum spanning tree (NaN for none): the largest θ
-    for which the group's edges with p >= θ still connect it."""
+    for which the group's edges with p >= θ still connect it. Every multi-edge group bisects on its own
+    sorted edge probabilities, all groups at once (one labelling of the whole graph per step)."""
     out = np.full(n_groups, np.nan)
     if not len(index_a):
         return out
+    index_a = np.asarray(index_a, dtype=np.int64)
+    index_b = np.asarray(index_b, dtype=np.int64)
     probability = np.clip(np.asarray(probability, dtype=float), 0.0, 1.0)
     edges_per_group = np.bincount(edge_group, minlength=n_groups)
     single = edges_per_group[edge_group] == 1
     out[edge_group[single]] = probability[single]
     multi = np.flatnonzero(~single)
-    order = multi[np.argsort(edge_group[multi], kind="stable")]
-    for edges in np.split(order, np.flatnonzero(np.diff(edge_group[order])) + 1) if len(order) else []:
-        # one group at a time (multi-edge groups only): bisect on its sorted edge probabilities
-        nodes, local = np.unique(np.concatenate([index_a[edges], index_b[edges] + n_a]), return_inverse=True)
-        u, v = local[:len(edges)], local[len(edges):]
-        levels = np.unique(probability[edges])[::-1]
-        low, high = 0, len(levels) - 1  # the answer is levels[k] for the smallest k that connects
-        while low < high:
-            middle = (low + high) // 2
-            keep = probability[edges] >= levels[middle]
-            labels = connected_labels(len(nodes), u[keep], v[keep])
-            if np.all(labels == labels[0]):
-                high = middle
-            else:
-                low = middle + 1
-        out[edge_group[edges[0]]] = levels[low]
+    if not len(multi):
+        return out
+    # each multi-edge group's distinct probabilities, highest first: levels[start[g] + k]
+    order = multi[np.lexsort((-probability[multi], edge_group[multi]))]
+    g_sorted, p_sorted = edge_group[order], probability[order]
+    distinct = np.r_[True, (np.diff(g_sorted) != 0) | (np.diff(p_sorted) != 0)]
+    level_group, levels = g_sorted[distinct], p_sorted[distinct]
+    count = np.bincount(level_group, minlength=n_groups)
+    start = np.cumsum(count) - count
+    groups = np.unique(level_group)
+    low, high = np.zeros(n_groups, dtype=np.int64), count - 1  # the answer is levels[start + k], smallest k
+    u, v = index_a[multi], index_b[multi] + n_a
+    node_group = np.concatenate([edge_group[multi], edge_group[multi]])
+    nodes = np.concatenate([u, v])
+    while np.any(low[groups] < high[groups]):
+        middle = (low + high) // 2
+        theta = levels[start[groups] + middle[groups]]
+        threshold = np.full(n_groups, -np.inf)
+        threshold[groups] = theta
+        keep = probability[multi] >= threshold[edge_group[multi]]
+        labels = connected_labels(n_a + n_b, u[keep], v[keep])[nodes]
+        first = np.full(n_groups, -1, dtype=np.int64)
+        first[node_group] = labels  # any one node's label per group
+        connected = np.ones(n_groups, dtype=bool)
+        np.logical_and.at(connected, node_group, labels == first[node_group])
+        open_ = low < high
+        done_high = open_ & connected
+        high = np.where(done_high, middle, high)
+        low = np.where(open_ & ~connected, middle + 1, low)
+    out[groups] = levels[start[groups] + low[groups]]
     return out
 
 
@@ -474,13 +512,19 @@ def kept_edges(edges, thresholds, usable_a, usable_b):
         keep = np.asarray(edges.q, dtype=float) >= thresholds.p_edge
     else:
         keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
+    if edges.linked is not None:  # doubtful pairs the group test linked (:mod:`.group_test`)
+        keep = keep | np.asarray(edges.linked, dtype=bool)
     return keep & usable_a[edges.index_a] & usable_b[edges.index_b]
 
 
 def edge_probability(edges):
     """(p,) probability that each candidate pair is a true correspondence: the learned ``q``, else the
     raw score through :data:`CALIBRATION`."""
-    return np.asarray(edges.q, dtype=float) if edges.q is not None else calibrate(edges.raw_score)
+    probability = np.asarray(edges.q, dtype=float) if edges.q is not None else calibrate(edges.raw_score)
+    if edges.linked is not None and edges.link_p is not None:
+        linked = np.asarray(edges.linked, dtype=bool)
+        probability = np.where(linked, np.maximum(probability, np.asarray(edges.link_p, dtype=float)), probability)
+    return probability
 
 
 def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
@@ -685,13 +729,23 @@ def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=Non
     :class:`MatchResult`, or None when cancelled."""
     thresholds = thresholds or MatchThresholds()
     cancelled = cancelled or (lambda: False)
-    result = decide(n_a, n_b, edges, thresholds, _usable(lonlat_a, n_a), _usable(lonlat_b, n_b))
+    usable_a, usable_b = _usable(lonlat_a, n_a), _usable(lonlat_b, n_b)
+    link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a)
+    result = decide(n_a, n_b, edges, thresholds, usable_a, usable_b)
     if progress is not None:
         progress(0.85, "Testing one-to-one pairs for change")
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     if len(one):
-        tested = change_test(lonlat_a, lonlat_b, np.asarray(sigma_a, dtype=float), one, result.partner_a[one],
-                             thresholds.sigma_floor, workers, exact_iou)
+        tested = change_numbers_from_edges(edges, one, result.partner_a[one], n_b, sigma_a, thresholds.sigma_floor)
+        redo = np.ones(len(one), dtype=bool) if tested is None or exact_iou else np.isnan(tested[1])
+        if redo.any():
+            again = change_test(lonlat_a, lonlat_b, np.asarray(sigma_a, dtype=float), one[redo],
+                                result.partner_a[one[redo]], thresholds.sigma_floor, workers, exact_iou)
+            if tested is None:
+                tested = again
+            else:
+                for column, values in zip(tested, again):
+                    column[redo] = values
         if cancelled():
             return None
         apply_change_test(result, one, tested, thresholds, sigma_a,
@@ -699,6 +753,58 @@ def decide_and_test(n_a, n_b, edges, lonlat_a, lonlat_b, sigma_a, thresholds=Non
     if progress is not None:
         progress(1.0, "Matched")
     return result
+
+
+def change_numbers_from_edges(edges, index_a, index_b, n_b, sigma_a, sigma_floor=0.05):
+    """The change test's numbers (:func:`change_test`, without the raw exact IoU: NaN) of the pairs
+    (index_a, index_b) from what :func:`candidate_edges` measured on them: the shapes with the centroids made
+    to coincide, in the pair's frame. NaN rows (aligned IoU NaN): pairs not measured on full detail (a
+    simplified or spread feature), or not among the edges; None when the edges carry no such numbers."""
+    aligned = getattr(edges, "aligned", None)
+    if aligned is None or getattr(edges, "distance", None) is None:
+        return None
+    area_a, area_b, inter, perimeter, full, aligned_iou = aligned
+    key = edges.index_a.astype(np.int64) * n_b + edges.index_b
+    order = np.argsort(key, kind="stable")
+    wanted = np.asarray(index_a, dtype=np.int64) * n_b + np.asarray(index_b, dtype=np.int64)
+    at = np.minimum(np.searchsorted(key[order], wanted), max(len(order) - 1, 0))
+    row = order[at] if len(order) else np.zeros(0, dtype=np.int64)
+    found = (key[row] == wanted) & full[row] if len(order) else np.zeros(len(wanted), dtype=bool)
+    nan = np.full(len(wanted), np.nan)
+    iou = np.where(found, aligned_iou[row], np.nan)
+    difference = area_a[row] + area_b[row] - 2.0 * inter[row]
+    offset = np.where(perimeter[row] > 0, np.maximum(difference, 0.0) / np.maximum(perimeter[row], 1e-12), 0.0)
+    sigma = np.maximum(np.asarray(sigma_a, dtype=float)[np.asarray(index_a, dtype=np.int64)], sigma_floor)
+    p_move = np.exp(-edges.distance[row] ** 2 / (2.0 * sigma**2))
+    return (nan, iou, np.where(found, offset, np.nan), np.where(found, p_move, np.nan),
+            np.where(found, area_a[row], np.nan), np.where(found, area_b[row], np.nan))
+
+
+def link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a):
+    """The group test of :mod:`.group_test` on the doubtful pairs, where the edges carry the learned q and
+    the shipped model has a group test: sets ``edges.linked`` and ``edges.link_p``."""
+    match_model = load_match_model() if edges.q is not None else None
+    if match_model is None or "groups" not in match_model.config or not len(edges):
+        return edges
+    # only pairs like those it was fitted on: inside the pair model's domain (buildings at σ of metres)
+    area_a, area_b = getattr(edges, "area_a", None), getattr(edges, "area_b", None)
+    eligible = (match_model.in_domain(area_a, area_b, edges.sigma)
+                if area_a is not None and area_b is not None and edges.sigma is not None else None)
+    return link_groups(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
+                       np.asarray(sigma_a, dtype=float), match_model.config["groups"],
+                       tentative_groups(n_a, n_b, thresholds, usable_a, usable_b), eligible=eligible)
+
+
+def tentative_groups(n_a, n_b, thresholds, usable_a, usable_b):
+    """A function of CandidateEdges: the groups of their graph as it stands (with the links made so far),
+    (group_a, group_b, members_a, members_b)."""
+    def groups_of(edges):
+        keep = kept_edges(edges, thresholds, usable_a, usable_b)
+        group_a, group_b = components(n_a, n_b, edges.index_a[keep], edges.index_b[keep])
+        n_groups = int(max(group_a.max(initial=-1), group_b.max(initial=-1)) + 1)
+        return group_a, group_b, _members(group_a, n_groups), _members(group_b, n_groups)
+
+    return groups_of
 
 
 def _usable(layer, n):

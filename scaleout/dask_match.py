@@ -46,7 +46,7 @@ from .staging import (
 )
 
 FIELDS = MATCH_NAMES
-_EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "q", "sigma", "piece")
+_EDGE_COLUMNS = ("a", "b", "p_same", "p_part", "iou_mean", "q", "sigma", "piece", "link_p")
 _REFERENCE_READ = [ORDER, REF_KEY, MODEL, LONLAT, KEY, DETAIL, DETAIL_ERROR]
 
 
@@ -87,7 +87,8 @@ def _match_bucket(i, files, lo, hi, references, model_path, thresholds, input_ke
     keys_a, keys_b = _keys_of(left, input_key), right[REF_KEY].to_numpy()
     pd.DataFrame({"a": order_a[ia], "b": order_b[ib], "p_same": edges.p_same[keep], "p_part": edges.p_part[keep],
                   "iou_mean": edges.iou_mean[keep], "q": _q_column(edges)[keep],
-                  "sigma": sigma[edges.index_a[keep]], "piece": result.group_a[ia], "key_a": keys_a[ia],
+                  "sigma": sigma[edges.index_a[keep]], "piece": result.group_a[ia],
+                  "link_p": _link_column(edges)[keep], "key_a": keys_a[ia],
                   "key_b": keys_b[ib]}).sort_values("b", kind="stable").to_parquet(
         Path(folder, "match", f"edges-{i:05d}.parquet"), index=False)
     _side_frame(order_a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a,
@@ -121,6 +122,13 @@ def _removed_p():
 
 def _q_column(edges):
     return np.full(len(edges), np.nan) if edges.q is None else np.asarray(edges.q, dtype=float)
+
+
+def _link_column(edges):
+    """The group test's probability of the pairs it linked (:mod:`..model.group_test`), NaN elsewhere."""
+    if edges.linked is None:
+        return np.full(len(edges), np.nan)
+    return np.where(np.asarray(edges.linked, dtype=bool), np.asarray(edges.link_p, dtype=float), np.nan)
 
 
 def _side_frame(order, group, klass, partner, other_keys, p, change, change_p=None):
@@ -180,10 +188,13 @@ def _join(pending, thresholds):
     keys_b = np.empty(len(b), dtype=object)
     keys_b[index_b] = edges["key_b"].to_numpy()
     q = edges["q"].to_numpy(dtype=float)
+    link_p = edges["link_p"].to_numpy(dtype=float)
+    # the pairs a bucket's group test linked stay links of the joined component
     result = decide(len(a), len(b), CandidateEdges(index_a, index_b, edges["p_same"].to_numpy(),
                                                    edges["p_part"].to_numpy(), edges["iou_mean"].to_numpy(),
                                                    None if np.isnan(q).any() else q,
-                                                   edges["sigma"].to_numpy(dtype=float)),
+                                                   edges["sigma"].to_numpy(dtype=float), ~np.isnan(link_p),
+                                                   np.nan_to_num(link_p)),
                     thresholds)
     assert not np.any(result.class_a == "1:1"), "a component of two buckets has two input features"
     joined_a = _side_frame(a, result.group_a, result.class_a, result.partner_a, keys_b, result.p_a, result.change_a,

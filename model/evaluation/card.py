@@ -231,6 +231,7 @@ def render_card(results, yardstick_json=None):
     out.append(_render_tables(results["tables"]))
     out.append(_render_matching(match, settings))
     out.append(render_match_features_reliability())
+    out.append(render_source_matching())
     out.append(_render_real(results.get("real_layers", {})))
     out.append(_render_seeds(seeds))
 
@@ -313,6 +314,26 @@ def render_match_features_reliability(path=MATCHING_RESULTS):
             "From `model/matching_results.md` (known-truth edits, calibration fitted on tuning seed 101, measured "
             "on test seed 202; group and class accuracy, change labels and the thresholds' choice are there too).\n\n"
             + body + "\n")
+
+
+SOURCE_MATCHING_RESULTS = MODEL_DIR / "source_matching_results.md"
+
+
+def render_source_matching(path=SOURCE_MATCHING_RESULTS):
+    """The card's section on matchfeatures' decisions between two sources that really differ: accuracy per
+    class and per σ band, m:n groups found, change labels and the reliability of ``m_p`` and ``m_change_p``
+    per σ band on the held-out seed, from model/source_matching_results.md (written by ``python -m
+    overlap_relevance.model.evaluation.source_matching report``; not rerun here)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start = text.find("\n## ")
+    if start < 0:
+        return ""
+    intro = text[:start].split("\n", 1)[1].strip()
+    body = "\n".join("#" + line if line.startswith("##") else line for line in text[start:].strip().splitlines())
+    return ("## Match decisions between two sources (`matchfeatures`): per class and per σ band\n\n"
+            "From `model/source_matching_results.md`. " + intro + "\n\n" + body + "\n")
 
 
 def _render_matching(match, settings):

@@ -19,14 +19,16 @@ import numpy as np
 
 from ..datasets.source_edits import HELDOUT_SEED, SIGMAS, VALIDATION_SEED, generate_source_edits
 from ..frame import layer_to_lonlat
-from ..match_model import PATH, Logistic, change_features
-from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide
+from ..group_test import link_groups
+from ..match_model import PATH, Logistic, Network, change_features
+from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide, tentative_groups
 from ..preparation import prepare_layer
 from .tune_matching import isotonic, reliability, structure_correct
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
 CHANGES = ("unchanged", "modified", "split", "merged", "reshaped", "new", "removed")
 N_BLOCKS = 400
+REPORT_BLOCKS = 1600  # held-out blocks per σ: four times the fitting size, for more decisions per calibration bin
 RESULTS = Path(__file__).resolve().parents[1] / "source_matching_results.md"
 P_EDGE_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 N_LATER_STAGES = 2  # pair-model stages after the first, each on its own validation seed
@@ -43,14 +45,29 @@ def prepared(seed, sigma, n_blocks=N_BLOCKS):
             prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
 
-def run(data, edges, thresholds, match_model):
-    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs."""
+def run(data, edges, thresholds, match_model, groups="shipped"):
+    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs. ``groups``: the
+    group test's configuration ("shipped": the match model's, None: no group test)."""
     edits, layer_a, layer_b, sigma_a = data
+    link(data, edges, thresholds, match_model.config.get("groups") if groups == "shipped" and match_model
+         else (None if groups == "shipped" else groups))
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     tested = change_test(layer_a.source, layer_b.source, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
     apply_change_test(result, one, tested, thresholds, sigma_a, match_model)
     return result, one, tested
+
+
+def link(data, edges, thresholds, config):
+    """The group test (:mod:`..group_test`) on ``edges`` with ``config``; None clears its links."""
+    edits, layer_a, layer_b, sigma_a = data
+    edges.linked = edges.link_p = None
+    if config is not None and edges.q is not None:
+        n_a, n_b = len(edits.input), len(edits.reference)
+        usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+        link_groups(edges, thresholds.p_edge, usable_a, usable_b, layer_a.source, layer_b.source, sigma_a, config,
+                    tentative_groups(n_a, n_b, thresholds, usable_a, usable_b))
+    return edges
 
 
 def class_rows(result, edits):
@@ -160,21 +177,113 @@ def fit(n_blocks=N_BLOCKS):
         result, one, _ = run(data, edges, MatchThresholds(p_edge=p_edge), match_model)
         per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
         _collect(per_sigma[sigma], result, data[0], one)
-    config["tables"] = {}
-    for name in ("assigned", "unmatched", "grouped", "one_to_one"):
-        pooled = [np.concatenate(per_sigma[s][name][k]) for k in range(2) for s in SIGMAS]
-        raw = np.concatenate(pooled[:len(SIGMAS)])
-        right = np.concatenate(pooled[len(SIGMAS):])
-        config["tables"][name] = {
-            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
-            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
-                      for s in SIGMAS]}
+    config["tables"] = _tables(per_sigma)
     config["domain"] = domain([edges_of(seeds[0], sigma)[1] for sigma in SIGMAS])
     config["fitted_on"] = {**fitted_on, "seeds": list(seeds), "sigmas": list(SIGMAS), "n_blocks": n_blocks}
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
+    config = fit_groups(n_blocks, lambda seed, sigma: with_q(seed, sigma))
     print(json.dumps({k: config[k] for k in ("p_edge", "p_edge_scores", "fitted_on")}, indent=1))
     return config
+
+
+GROUP_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TABLE_SEEDS = 2  # validation seeds after the last pair-model seed that the calibration tables are fitted on
+TABLE_BLOCKS = 1600  # blocks per σ of each table seed: four times the fitting size, for the thin middle bins
+GROUP_SEEDS = 3  # validation seeds after those that the group test's network is fitted on
+
+
+def fit_groups(n_blocks=N_BLOCKS, edges_of=None):
+    """Fit the group test (:mod:`..group_test`) into the shipped ``model/match_model.json``, validation
+    seeds only, none of which fitted the pair model: its network on :data:`GROUP_SEEDS` fresh seeds (the
+    first round's candidate merges of every σ, truth: the two features are of one truth group), its threshold
+    on the last pair-model seed (all-class accuracy, mean over σ), then the calibration tables again, with
+    the group test in place, on :data:`TABLE_SEEDS` other fresh seeds (more decisions per σ band than one
+    seed gives)."""
+    from ..match_model import MatchModel, load_match_model
+    from ..scoring import load_model
+
+    load_match_model.cache_clear()
+    config = json.loads(PATH.read_text())
+    config.pop("groups", None)
+    match_model = MatchModel(config)
+    seeds = tuple(config["fitted_on"]["seeds"])
+    fresh = tuple(max(seeds) + 1 + k for k in range(TABLE_SEEDS))
+    network_seeds = tuple(max(fresh) + 1 + k for k in range(GROUP_SEEDS))
+    assert HELDOUT_SEED not in seeds + fresh + network_seeds
+    thresholds = MatchThresholds(p_edge=config["p_edge"])
+    model = load_model()
+    cache = {}
+
+    def edges_with_q(seed, sigma, blocks=n_blocks):
+        if edges_of is not None and seed in seeds:
+            return edges_of(seed, sigma)
+        if (seed, sigma) not in cache:
+            data = prepared(seed, sigma, blocks)
+            edges = candidate_edges(model, *data[1:])
+            edges.q = match_model.pair(edges.features, edges.index_a, edges.index_b, len(data[0].input),
+                                       len(data[0].reference), edges.area_a, edges.area_b)
+            cache[(seed, sigma)] = (data, edges)
+        return cache[(seed, sigma)]
+
+    x, y = [], []
+    for seed, sigma in ((seed, sigma) for seed in network_seeds for sigma in SIGMAS):
+        data, edges = edges_with_q(seed, sigma)
+        collected = []
+        n_a, n_b = len(data[0].input), len(data[0].reference)
+        usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+        link_groups(edges, thresholds.p_edge, usable_a, usable_b, data[1].source, data[2].source, data[3], None,
+                    tentative_groups(n_a, n_b, thresholds, usable_a, usable_b), collect=collected)
+        for rows, features in collected:
+            x.append(features)
+            y.append(data[0].group_a[edges.index_a[rows]] == data[0].group_b[edges.index_b[rows]])
+    network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
+    scores = {t: [] for t in GROUP_THRESHOLDS}
+    for sigma in SIGMAS:
+        data, edges = edges_with_q(seeds[-1], sigma)
+        for t in GROUP_THRESHOLDS:
+            link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t})
+            rows = class_rows(decide(len(data[0].input), len(data[0].reference), edges, thresholds), data[0])
+            scores[t].append(rows["all"][0] / rows["all"][1])
+        link(data, edges, thresholds, None)
+    threshold = max(GROUP_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
+    config["groups"] = {"model": network.as_dict(), "threshold": threshold,
+                        "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in GROUP_THRESHOLDS},
+                        "fitted_on": {"network": [*network_seeds, int(len(np.concatenate(y)))],
+                                      "threshold": seeds[-1], "tables": list(fresh)}}
+    # decide reads the shipped file's tables: none while the raw values are collected
+    # Two passes: the tables of the link and group probabilities first; the 1:1 change probability multiplies
+    # the calibrated m_p, so its table is fitted on values read with the first tables in place.
+    config["tables"] = {}
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    for names in (("assigned", "unmatched", "grouped"), ("one_to_one",)):
+        per_sigma = {}
+        for sigma in SIGMAS:
+            per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
+            for seed in fresh:
+                data, edges = edges_with_q(seed, sigma, TABLE_BLOCKS)
+                result, one, _ = run(data, edges, thresholds, MatchModel(config), groups=config["groups"])
+                _collect(per_sigma[sigma], result, data[0], one)
+        config["tables"].update({name: table for name, table in _tables(per_sigma).items() if name in names})
+        PATH.write_text(json.dumps(config) + "\n")
+        load_match_model.cache_clear()
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    print(json.dumps(config["groups"]["threshold_scores"]), threshold)
+    return config
+
+
+def _tables(per_sigma):
+    tables = {}
+    for name in ("assigned", "unmatched", "grouped", "one_to_one"):
+        raw = np.concatenate([np.concatenate(per_sigma[s][name][0]) for s in SIGMAS])
+        right = np.concatenate([np.concatenate(per_sigma[s][name][1]) for s in SIGMAS])
+        tables[name] = {
+            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
+            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
+                      for s in SIGMAS]}
+    return tables
 
 
 def domain(edge_sets):
@@ -204,7 +313,7 @@ def _collect(collected, result, edits, one):
             collected[name][1].append(change[rows] == truth[rows])
 
 
-def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
+def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
     from ..match_model import load_match_model
     from ..scoring import load_model
 
@@ -212,14 +321,19 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
     match_model = load_match_model()
     config = match_model.config
     thresholds = MatchThresholds(p_edge=config["p_edge"])
+    fitted = config.get("groups", {}).get("fitted_on")
     lines = ["# Matching two sources that really differ: held-out results", "",
              "Generated by `python -m overlap_relevance.model.evaluation.source_matching report` on the held-out "
              f"seed {HELDOUT_SEED} of `model/datasets/source_edits.py` ({n_blocks} blocks per σ; every input group "
              "shifted by σ per axis and turned by N(0, 1°), vertices redrawn with 0.3 m noise, 30 % simplified or "
-             "smoothed). The pair and change models, the link threshold and the calibration tables were fitted on "
-             f"seeds {', '.join(map(str, config['fitted_on']['seeds']))} (`model/match_model.json`, link threshold "
-             f"p_edge = {config['p_edge']}).", ""]
+             "smoothed). The pair and change models and the link threshold were fitted on validation seeds "
+             f"{', '.join(map(str, config['fitted_on']['seeds']))} (`model/match_model.json`, link threshold "
+             f"p_edge = {config['p_edge']})" + (
+                 f"; the group test's network on seeds {', '.join(map(str, fitted['network'][:-1]))}, its threshold "
+                 f"on seed {fitted['threshold']}, the calibration tables on seeds "
+                 f"{', '.join(map(str, fitted['tables']))}." if fitted else "."), ""]
     per_sigma = {}
+    without = {}
     reliability_rows = {}
     for sigma in sigmas:
         started = time.perf_counter()
@@ -228,6 +342,8 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
         edges = candidate_edges(model, *data[1:], thresholds=thresholds)
         result, one, _ = run(data, edges, thresholds, match_model)
         per_sigma[sigma] = (class_rows(result, edits), change_rows(result, edits), time.perf_counter() - started)
+        link(data, edges, thresholds, None)
+        without[sigma] = class_rows(decide(len(edits.input), len(edits.reference), edges, thresholds), edits)
         assigned = np.flatnonzero(result.partner_a >= 0)
         m_p = (result.p_a[assigned], edits.group_a[assigned] == edits.group_b[result.partner_a[assigned]])
         change_p = np.concatenate([result.change_p_a, result.change_p_b])
@@ -243,6 +359,15 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
         target = "≥ 0.97 all, ≥ 0.9 per class" if sigma <= 2 else ("≥ 0.93 all" if sigma <= 3 else "none set")
         lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES) + f" | {_cell(*rows['all'])} "
                      f"| {_cell(*rows['m:n groups found'])} | {target} |")
+    groups = config.get("groups", {})
+    lines += ["", "The same held-out edits without the group test (the pair model's links alone; "
+              f"the group test: `model/group_test.py`, threshold {groups.get('threshold')}, network fitted on seeds "
+              f"{', '.join(map(str, groups.get('fitted_on', {}).get('network', [])[:-1]))}):", "",
+              "| σ (m) | " + " | ".join(CLASSES) + " | all | m:n groups found |",
+              "|---|" + "---|" * (len(CLASSES) + 2)]
+    for sigma, rows in without.items():
+        lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
+                     + f" | {_cell(*rows['all'])} | {_cell(*rows['m:n groups found'])} |")
     if baseline:
         lines += ["", "The same held-out edits with the fixed thresholds of before (raw P(IoU ≥ 0.5) or "
                   "P(cover ≥ 0.5) "
@@ -281,6 +406,11 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
                     full += 1
                 lines.append(f"| {low:.1f}–{high:.1f} | {n} | {mean_p:.3f} | {observed:.3f} | {verdict} |")
             summary.append((label, title.split(" ")[0], full, worst))
+            lines += ["", f"Equal-count view (10 bins of {len(p) // 10} or {len(p) // 10 + 1} decisions each):", "",
+                      "| bin | p from | p to | mean p | observed | gap |", "|---|---|---|---|---|---|"]
+            for k, (low, high, mean_p, observed) in enumerate(equal_count_bins(p, t)):
+                lines.append(f"| {k + 1} | {low:.3f} | {high:.3f} | {mean_p:.3f} | {observed:.3f} "
+                             f"| {abs(mean_p - observed):.3f} |")
             lines.append("")
     lines += ["### Summary: largest calibration gap over bins with ≥ 100 decisions", "",
               "| σ band | field | bins with ≥ 100 | largest gap | within ±0.05 |", "|---|---|---|---|---|"]
@@ -292,6 +422,13 @@ def report(n_blocks=N_BLOCKS, sigmas=SIGMAS, baseline=None):
     print("\n".join(lines))
 
 
+def equal_count_bins(p, truth, bins=10):
+    """(low, high, mean p, observed) of ``bins`` bins holding equal numbers of decisions (sorted by p)."""
+    order = np.argsort(p, kind="stable")
+    return [(float(p[rows].min()), float(p[rows].max()), float(p[rows].mean()), float(truth[rows].mean()))
+            for rows in np.array_split(order, bins) if len(rows)]
+
+
 def _cell(hit, n):
     return f"{hit / n:.3f} ({hit}/{n})" if n else "–"
 
@@ -300,6 +437,8 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "report"
     if command == "fit":
         fit()
+    elif command == "fit-groups":
+        fit_groups()
     else:
         base = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
         report(baseline={float(k): v for k, v in base.items()} if base else None)
