@@ -327,7 +327,7 @@ def run_yardstick(model_path=None, pairs=DEFAULTS["pairs"], sample_pairs=DEFAULT
         "settings": {"pairs": int(pairs), "sample_pairs": int(sample_pairs), "world_pairs": int(world_pairs),
                      "truth_draws": int(truth_draws), "truth_seed": TRUTH_SEED, "held_out_seed": HELD_OUT_SEED,
                      "model_samples": int(model_samples), "repeats": int(repeats), "ks": [int(k) for k in ks],
-                     "exact_ks": [int(k) for k in exact_ks],
+                     "exact_ks": [int(k) for k in exact_ks], "sigma_path": model.sigma_path,
                      "threshold": THRESHOLD, "interval_level": INTERVAL_LEVEL,
                      "building_sigmas_m": list(BUILDING_SIGMAS_M), "world_sigmas_m": list(WORLD_SIGMAS_M),
                      "world_max_vertices": WORLD_MAX_VERTICES, "model": _display_path(model.path),
