@@ -2,6 +2,7 @@
 
 import functools
 import importlib
+import inspect
 import traceback
 import weakref
 
@@ -77,17 +78,21 @@ _RUN_METHODS = ("prepareAlgorithm", "processAlgorithm", "postProcessAlgorithm")
 
 #: Tracebacks of exceptions that left a run method; QGIS keeps them (see :func:`_releasing_locals`).
 _HELD_TRACEBACKS = []
+#: Frames of generators and coroutines are never cleared: clearing a suspended one would close it.
+_SUSPENDABLE = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+                | inspect.CO_ITERABLE_COROUTINE)
 
 
 def release_held_frames():
     """Clear the locals of the finished frames that QGIS still holds through a failed run's traceback.
 
-    Frames still running (the caller's script, an event loop) are left alone. Runs at the start of every
+    Frames still running (the caller's script, an event loop) are left alone, and so is every frame from
+    the first generator or coroutine up (one suspended there would be closed). Runs at the start of every
     run method and when the plugin unloads, which is before QGIS exits.
     """
     while _HELD_TRACEBACKS:
         frame = _HELD_TRACEBACKS.pop().tb_frame
-        while frame is not None:
+        while frame is not None and not frame.f_code.co_flags & _SUSPENDABLE:
             try:
                 frame.clear()
             except RuntimeError:  # still running: so are its callers

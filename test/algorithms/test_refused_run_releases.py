@@ -39,6 +39,28 @@ def test_the_layers_of_a_refused_run_go_when_the_plugin_unloads(provider, tmp_pa
     assert [ref() for ref in gone] == [None, None]
 
 
+def test_a_generator_that_ran_the_refused_run_goes_on(provider, tmp_path):
+    """Releasing the held frames stops below a generator's frame: clearing a suspended generator's frame
+    would close it, and the caller's loop over it would end early."""
+    import processing
+
+    from overlap_relevance.algorithms.base import release_held_frames
+
+    def runs():
+        for round_ in range(3):
+            try:
+                processing.run("overlaprelevance:exactoverlap",
+                               {"INPUT": _undefined_crs_layer(tmp_path), "REFERENCE": berlin_partner(),
+                                "OUTPUT": "memory:"})
+            except QgsProcessingException:
+                yield round_
+
+    rounds = runs()
+    assert next(rounds) == 0
+    release_held_frames()
+    assert list(rounds) == [1, 2]
+
+
 SCRIPT = """
 import sys
 sys.path[:0] = [sys.argv[1], "/usr/share/qgis/python/plugins"]
