@@ -90,8 +90,11 @@ def release_held_frames():
     the first generator or coroutine up (one suspended there would be closed). Runs at the start of every
     run method and when the plugin unloads, which is before QGIS exits.
     """
-    while _HELD_TRACEBACKS:
-        frame = _HELD_TRACEBACKS.pop().tb_frame
+    while True:
+        try:
+            frame = _HELD_TRACEBACKS.pop().tb_frame
+        except IndexError:  # none left (another thread's run may have taken the last one meanwhile)
+            return
         while frame is not None and not frame.f_code.co_flags & _SUSPENDABLE:
             try:
                 frame.clear()
