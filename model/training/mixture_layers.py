@@ -141,6 +141,27 @@ def mixture_nll(y_true, raw, n_components: int, n_dims: int) -> tf.Tensor:
     return -mixture_log_prob(y_true, raw, n_components, n_dims)
 
 
+class DescriptorResidual(keras.layers.Layer):
+    """Base of the layers that add a baseline read from the input descriptors to a head's component means.
+
+    Inputs ``[raw (batch, P), descriptors (batch, F)]``; output ``(batch, P)``. Subclasses compute the
+    offsets in :meth:`call`; ``n_components`` and the descriptor columns ``index`` are their config.
+    """
+
+    def __init__(self, n_components, index, **kwargs):
+        super().__init__(**kwargs)
+        self.n_components = int(n_components)
+        self.index = [int(i) for i in index]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(n_components=self.n_components, index=self.index)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="overlap_relevance")
 class MixtureHead(keras.layers.Dense):
     """Linear Dense layer emitting the ``raw_size(n_components, n_dims)`` raw mixture values.

@@ -11,7 +11,7 @@ from keras import ops
 from ..encoding import DESCRIPTOR_NAMES
 from ..network import save_model_file
 from ..overlap_head import raw_size as unit_raw_size
-from .mixture_layers import MixtureHead, MixtureNLL
+from .mixture_layers import DescriptorResidual, MixtureHead, MixtureNLL
 from .overlap_head_tf import UnitMixtureNLL, UnitResidual
 
 #: Overlap head kinds (``network.overlap_head`` in a model file): the 2-D mixture over (cover_a, cover_b),
@@ -25,17 +25,12 @@ RESIDUAL_MEANS = ("sweep_cover_a", "sweep_cover_b")
 
 
 @keras.saving.register_keras_serializable(package="overlap_relevance")
-class ResidualMeans(keras.layers.Layer):
+class ResidualMeans(DescriptorResidual):
     """Adds chosen input descriptors to every component mean of a 2D mixture head.
 
     Inputs ``[raw (batch, P), descriptors (batch, F)]``; output ``(batch, P)``, the
     raw values with ``descriptors[:, index]`` added to each component's means.
     """
-
-    def __init__(self, n_components, index, **kwargs):
-        super().__init__(**kwargs)
-        self.n_components = int(n_components)
-        self.index = [int(i) for i in index]
 
     def call(self, inputs):
         raw, descriptors = inputs
@@ -45,14 +40,6 @@ class ResidualMeans(keras.layers.Layer):
             [ops.zeros_like(raw[:, :k]), ops.tile(baseline, [1, k]), ops.zeros_like(raw[:, k + 2 * k:])], axis=1
         )
         return raw + offsets
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(n_components=self.n_components, index=self.index)
-        return config
 
 
 def build_model(input_mean, input_std, hidden=(128, 128, 64), activation="relu", overlap_components=3,

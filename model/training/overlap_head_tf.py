@@ -18,23 +18,18 @@ import tensorflow as tf
 from keras import ops
 
 from ..overlap_head import U_ATOM_TOLERANCE, U_BASELINE_CLIP, raw_size
-from .mixture_layers import _log_sigma_from_raw
+from .mixture_layers import DescriptorResidual, _log_sigma_from_raw
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _FLOAT32_CLIP = 1e-6
 
 
 @keras.saving.register_keras_serializable(package="overlap_relevance")
-class UnitResidual(keras.layers.Layer):
+class UnitResidual(DescriptorResidual):
     """Adds logit(clip(max(descriptors[:, ia], descriptors[:, ib]))) to every component mean of the u-head.
 
     Inputs ``[raw (batch, 3 + 3K), descriptors (batch, F)]``; output ``(batch, 3 + 3K)``.
     """
-
-    def __init__(self, n_components, index, **kwargs):
-        super().__init__(**kwargs)
-        self.n_components = int(n_components)
-        self.index = [int(i) for i in index]
 
     def call(self, inputs):
         raw, descriptors = inputs
@@ -45,14 +40,6 @@ class UnitResidual(keras.layers.Layer):
         offsets = ops.concatenate([ops.zeros_like(raw[:, :3 + k]), ops.tile(baseline[:, None], [1, k]),
                                    ops.zeros_like(raw[:, 3 + 2 * k:])], axis=1)
         return raw + offsets
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[0]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(n_components=self.n_components, index=self.index)
-        return config
 
 
 def unit_log_likelihood(u, raw, n_components):
