@@ -14,7 +14,6 @@ import numpy as np
 import shapely
 
 from ..frame import repair_polygonal
-from ..gdal_layer import read_layer  # noqa: F401 (its home is model/gdal_layer.py; tests read the samples here)
 from ..overlap import monte_carlo_overlap
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import shapely
 
 from ..overlap import intersection_area, ratio, translate
 from ..parallel import chunk_bounds
-from ..quasirandom import SOBOL_BITS, sobol_points  # noqa: F401 (re-exported)
+from ..quasirandom import sobol_points
 from ..scoring import summarise_overlap
 from .metrics import model_iou_samples
 

@@ -91,7 +91,7 @@ def province_pair():
     pytest.importorskip("osgeo")
     if not WORLD_MAP.is_file():
         pytest.skip("world_map.gpkg is not installed")
-    from overlap_relevance.model.evaluation.heldout import read_layer
+    from overlap_relevance.model.gdal_layer import read_layer
     from overlap_relevance.model.frame import layer_to_lonlat, project_pairs
 
     provinces, crs_p, _ = read_layer(WORLD_MAP, "states_provinces")

@@ -12,6 +12,7 @@ import pytest
 from overlap_relevance.model.evaluation import heldout, report, report_html
 from overlap_relevance.model.evaluation.metrics import TARGETS
 from overlap_relevance.model.frame import layer_to_lonlat
+from overlap_relevance.model.gdal_layer import read_layer
 from overlap_relevance.model.preparation import prepare_layer
 from overlap_relevance.model.scoring import load_model
 from test_evaluate import tiny_model_file
@@ -28,8 +29,8 @@ FIGURES = (report_html.figure_predicted_vs_truth, report_html.figure_calibration
 @pytest.fixture(scope="module")
 def layers(tmp_path_factory):
     model = load_model(tiny_model_file(tmp_path_factory.mktemp("model") / "tiny.npz"))
-    geoms_a, crs_a, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping")
-    geoms_b, crs_b, _ = heldout.read_layer(heldout.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre")
+    geoms_a, crs_a, _ = read_layer(heldout.SAMPLE_DIR / "buildings_mapping.gpkg", "buildings_mapping")
+    geoms_b, crs_b, _ = read_layer(heldout.SAMPLE_DIR / "buildings_cadastre.gpkg", "buildings_cadastre")
     layer_a = prepare_layer(layer_to_lonlat(geoms_a[:N_INPUT], crs_a))
     return model, layer_a, prepare_layer(layer_to_lonlat(geoms_b, crs_b))
 
