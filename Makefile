@@ -127,6 +127,8 @@ test: setup setup-train setup-dask
 	$(TRAIN_PYTEST) -m "not slow" $(call junit,training) test/model/training
 	@# Dask and geopandas (PyPI's pyproj) never enter QGIS's Python: the Dask tests run in .venv-dask.
 	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/scaleout
+	@# The compiled (numba) kernels against the NumPy ones, bit for bit: numba is in .venv-dask only.
+	OVERLAP_RELEVANCE_REQUIRE_NUMBA=1 $(DASK_PYTEST) -m "not slow" $(call junit,compiled) test/model/test_shift_overlap.py
 
 ## test-slow: the checks too slow for CI
 test-slow: setup setup-train setup-dask
