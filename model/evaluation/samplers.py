@@ -11,6 +11,7 @@ only; a new contestant (e.g. a hybrid using overlays as control variates for the
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -151,6 +152,17 @@ def model_contestant(model, samples=1024, threshold=THRESHOLD):
     return Contestant("model", "model", 0, predict)
 
 
+def network_contestant(model, samples=1024, threshold=THRESHOLD):
+    """The network's own overlap head at σ > 0 (``sigma_path="network"``: the model file's mixture, which the
+    plugin no longer runs), as the ablation: what the network adds over the best method without it."""
+    def predict(a, b, sigma, rng):
+        network = copy.copy(model)  # shares the loaded network; only the σ > 0 path differs
+        network.sigma_path = "network"
+        return model_contestant(network, samples, threshold).predict(a, b, sigma, rng)
+
+    return Contestant("network", "network", 0, predict)
+
+
 def sweep_contestant(points=256, controls=0, threshold=THRESHOLD):
     """The boundary-sweep surrogate alone (:mod:`..sweep`) at ``points`` QMC displacements ("sweep"), or with
     ``controls`` exact overlays at the first of those points as control variates ("sweep+CV-k").
@@ -213,9 +225,10 @@ def exact_kernel_contestant(k, control=False, threshold=THRESHOLD):
 
 def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD, sweep_controls=(0, 2, 4),
                         exact_ks=EXACT_K_VALUES):
-    """The model, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls,
+    """The model (the plugin's σ > 0 path) and its network's own overlap head, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls,
     then the exact-kernel QMC-k for every k in ``exact_ks``, without and with the exact mean as a control."""
-    return ([model_contestant(model, model_samples, threshold)] + [qmc_contestant(k, threshold) for k in ks]
+    return ([model_contestant(model, model_samples, threshold), network_contestant(model, model_samples, threshold)]
+            + [qmc_contestant(k, threshold) for k in ks]
             + [mc_contestant(k, threshold) for k in ks]
             + [sweep_contestant(controls=k, threshold=threshold) for k in sweep_controls]
             + [exact_kernel_contestant(k, False, threshold) for k in exact_ks]

@@ -141,6 +141,31 @@ def test_speed_ratio_takes_the_strongest_sampler():
     assert eq["families"]["mc"]["cost_overlays_at_model_accuracy"] == pytest.approx(20.0)
 
 
+def test_the_network_is_measured_against_the_methods_without_it():
+    network = {"name": "network", "family": "network", "k": 0, "seconds_per_pair": 4.0, "overlay_seconds": 1.0,
+               "mae_mean": 0.1, "mae_p": 0.1, "crps": 0.1}
+    rows = [network] + [{"name": f"{f}-{k}", "family": f, "k": int(k), "seconds_per_pair": float(k) / speed,
+                         "mae_mean": 1.0 / k, "mae_p": 1.0 / k, "crps": 1.0 / k}
+                        for f, speed in (("qmc", 1.0), ("exact", 10.0)) for k in KS]
+    eq = yardstick.equivalents(rows, yardstick.WITHOUT_NETWORK, reference="network")["crps"]
+    assert eq["model"] == 0.1 and eq["strongest"] == "exact"
+    assert eq["speed_ratio"] == pytest.approx(10.0 / 10.0 / 4.0)  # exact reaches 0.1 at k = 10: 1 s vs the network's 4
+
+
+def test_coverage_is_judged_only_where_a_perfect_forecast_can_meet_it():
+    def group(model, oracle):
+        return {"model": {"coverage": model}, "oracle_coverage": oracle}
+
+    contestants = [{"name": "model", "family": "model", "mae_mean": 0.1, "mae_p": 0.1, "crps": 0.1,
+                    "cost_overlays": 1.0, "us_per_pair": 1.0}]
+    results = {"contestants": contestants, "equivalents": {}, "groups": [group(0.91, 0.90), group(0.79, 0.99)]}
+    row = {r["key"]: r for r in yardstick.target_rows(results)}["yardstick_band_coverage"]
+    assert row["value"] == pytest.approx(0.91) and row["status"] == "met"
+    results["groups"].append(group(0.95, 0.92))
+    row = {r["key"]: r for r in yardstick.target_rows(results)}["yardstick_band_coverage"]
+    assert row["value"] == pytest.approx(0.95) and row["status"] == "missed"
+
+
 # --------------------------------------------------------------------------
 # One tiny run: JSON, Markdown, plot, card.
 # --------------------------------------------------------------------------
@@ -158,7 +183,7 @@ def test_the_results_are_json_with_every_part(results):
     again = json.loads(json.dumps(results, allow_nan=True))
     assert {"settings", "sets", "overlay_us_per_pair", "truth", "contestants", "equivalents", "groups",
             "never_overlap", "constant_iou", "model_parts", "model_api", "targets", "runtime_seconds"} <= set(again)
-    assert [c["name"] for c in again["contestants"]] == ["model", "QMC-1", "QMC-2", "QMC-8", "QMC-64", "MC-1", "MC-2",
+    assert [c["name"] for c in again["contestants"]] == ["model", "network", "QMC-1", "QMC-2", "QMC-8", "QMC-64", "MC-1", "MC-2",
                                                         "MC-8", "MC-64", "sweep", "sweep+CV-2", "sweep+CV-4",
                                                         "exact-QMC-8", "exact-QMC-64", "exact-QMC-8+CV",
                                                         "exact-QMC-64+CV"]
@@ -169,9 +194,17 @@ def test_the_results_are_json_with_every_part(results):
         assert c["crps"] >= again["truth"]["oracle_crps"] - 0.01
     assert set(again["equivalents"]) == set(yardstick.MEASURES)
     assert {row["key"] for row in again["targets"]} == set(YARDSTICK_TARGETS)
-    assert all(row["status"] in ("met", "missed") for row in again["targets"])
+    # coverage is judged only in cells where the truth's own coverage lies in the target: 36 pairs may have none
+    assert all(row["status"] in ("met", "missed") for row in again["targets"] if row["key"] != "yardstick_band_coverage")
     assert sum(g["n"] for g in again["groups"]) == 36 and "buildings" in {g["kind"] for g in again["groups"]}
     assert again["model_api"]["buildings"]["us_per_pair"] > 0
+    # the ablation: the network's own head against every method without it
+    assert set(again["network_equivalents"]) == set(yardstick.MEASURES)
+    for e in again["network_equivalents"].values():
+        assert set(e["families"]) <= set(yardstick.WITHOUT_NETWORK) and "network" not in e["families"]
+    network = next(c for c in again["contestants"] if c["name"] == "network")
+    model = next(c for c in again["contestants"] if c["name"] == "model")
+    assert network["family"] == "network" and network["mae_mean"] != model["mae_mean"]
 
 
 def test_the_renderer_writes_the_tables(results):
@@ -180,7 +213,8 @@ def test_the_renderer_writes_the_tables(results):
                    "| Measure | Model | QMC equivalent k | MC equivalent k |", "| Kind | σ band | Pairs |"):
         assert header in text
     assert text.count("\n| QMC-") == 4 and text.count("\n| MC-") == 4
-    assert "each cell model / QMC-8 / QMC-64" in text and "![accuracy against cost" in text
+    assert "each cell model / network / QMC-8 / QMC-64" in text and "![accuracy against cost" in text
+    assert "| Measure | Network | GEOS QMC | GEOS MC | sweep (+CV) | exact-QMC | exact-QMC+CV | Ratio |" in text
 
 
 def test_outputs_and_the_card_section(results, tmp_path):
