@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -28,19 +27,20 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-sys.path.insert(0, str(REPO_ROOT.parent))  # the repo root is the package folder `overlap_relevance`
 
 SOLVERS = ("sparse_numpy", "sparse_numba", "scipy_sparse", "dense_numpy", "scipy_dense")
 DENSITY = {"sparse": 1.2, "denser": 2.2}  # edge radius in grid spacings
+GRAPHS = ("sparse/q", "denser/q", "sparse/contested", "denser/contested")
 P_EDGE = 0.7
 
 
-def building_graph(n, density="sparse", seed=0):
-    """(rows, cols, weight) of a building-like bipartite graph with about n features on each side.
+def building_graph(n, density="sparse", seed=0, weights="q"):
+    """(rows, cols, weight, n) of a building-like bipartite graph with n (a square) features on each side.
 
     Features of layer A sit on a √n x √n grid of unit spacing, jittered by 0.15; layer B is A moved by
     0.25 per axis (SD). An edge joins A_i and B_j when they lie within DENSITY[density] of each other;
-    its weight falls from 1 at distance 0 to P_EDGE at the radius."""
+    its weight falls from 1 at distance 0 to P_EDGE at the radius (weights="q"), or is drawn uniformly
+    from [P_EDGE, 1] whatever the distance (weights="contested": neighbours compete, the hard case)."""
     rng = np.random.default_rng(seed)
     side = int(round(np.sqrt(n)))
     grid = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1).reshape(-1, 2).astype(float)
@@ -63,6 +63,8 @@ def building_graph(n, density="sparse", seed=0):
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     distance = np.hypot(*(a[rows] - b[cols]).T)
     weight = 1.0 - (1.0 - P_EDGE) * (distance / radius) ** 2
+    if weights == "contested":
+        weight = P_EDGE + (1.0 - P_EDGE) * rng.random(len(rows))
     return rows, cols, weight, side * side
 
 
@@ -74,12 +76,14 @@ def _largest_component(n, rows, cols):
     return int(np.bincount(labels[labels >= 0]).max())
 
 
-def _rss_kib():
+def _status_kib(field):
+    """VmRSS (now) or VmHWM (peak) of this process in KiB. VmHWM, unlike ru_maxrss, starts afresh at exec:
+    it does not carry the parent's size."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    return 0
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 def _solve(solver, n, rows, cols, weight):
@@ -109,17 +113,18 @@ def _solve(solver, n, rows, cols, weight):
     return picked[picked >= 0]
 
 
-def run_one(solver, n, density, seed):
+def run_one(solver, n, graph, seed):
     """One solve in this process: a dict of seconds, RSS before and peak RSS (MiB), edges, total weight."""
-    rows, cols, weight, n = building_graph(n, density, seed)
+    density, weights = graph.split("/")
+    rows, cols, weight, n = building_graph(n, density, seed, weights)
     # imports (and numba's compilation) outside the timing
     _solve(solver, 2, np.array([0, 1, 1]), np.array([1, 0, 1]), np.array([0.8, 0.9, 0.7]))
-    before = _rss_kib()
+    before = _status_kib("VmRSS")
     started = time.perf_counter()
     picked = _solve(solver, n, rows, cols, weight)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"solver": solver, "n": n, "density": density, "edges": int(len(rows)), "seconds": seconds,
+    peak = _status_kib("VmHWM")
+    return {"solver": solver, "n": n, "graph": graph, "edges": int(len(rows)), "seconds": seconds,
             "rss_before_mib": before / 1024, "peak_rss_mib": peak / 1024, "matched": int(len(picked)),
             "total": float(weight[picked].sum())}
 
@@ -137,9 +142,9 @@ def _available(solver):
         return False
 
 
-def measure(solver, n, density, seed, timeout):
+def measure(solver, n, graph, seed, timeout):
     """run_one in a fresh process (its own peak RSS); None on a timeout."""
-    command = [sys.executable, __file__, "--one", solver, str(n), density, str(seed)]
+    command = [sys.executable, __file__, "--one", solver, str(n), graph, str(seed)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -149,28 +154,30 @@ def measure(solver, n, density, seed, timeout):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--one", nargs=4, metavar=("SOLVER", "N", "DENSITY", "SEED"))
+    parser.add_argument("--one", nargs=4, metavar=("SOLVER", "N", "GRAPH", "SEED"), help="GRAPH: e.g. sparse/q")
     parser.add_argument("--quick", action="store_true", help="small sizes, into build/bench/")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--dense-limit-gb", type=float, default=4.0,
                         help="skip a dense solver whose matrices would take more (GB)")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per solve before it counts as failed")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per solve before it counts as failed")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.one:
-        solver, n, density, seed = args.one
-        print(json.dumps(run_one(solver, int(n), density, int(seed))))
+        solver, n, graph, seed = args.one
+        print(json.dumps(run_one(solver, int(n), graph, int(seed))))
         return 0
     sizes = [100, 400] if args.quick else args.sizes
     out = args.out or (REPO_ROOT / "build" / "bench" if args.quick else HERE)
     out.mkdir(parents=True, exist_ok=True)
     results, notes = [], []
     for n in sizes:
-        for density in DENSITY:
+        for graph in GRAPHS:
+            density = graph.split("/")[0]
             rows, cols, _, n_real = building_graph(n, density)
-            largest = _largest_component(n_real, rows, cols)
-            notes.append(f"n = {n_real}, {density}: {len(rows):,} edges ({len(rows) / n_real:.1f} per feature), "
-                         f"largest component {largest:,} of {2 * n_real:,} features")
+            if graph.endswith("/q"):
+                largest = _largest_component(n_real, rows, cols)
+                notes.append(f"n = {n_real:,}, {density}: {len(rows):,} edges ({len(rows) / n_real:.1f} per "
+                             f"feature), largest component {largest:,} of {2 * n_real:,} features")
             for solver in SOLVERS:
                 dense_gb = 2 * 8 * n_real * n_real / 1e9  # the weight matrix and the edge positions
                 skip = None
@@ -179,14 +186,21 @@ def main(argv=None):
                 elif solver in ("dense_numpy", "scipy_dense") and dense_gb > args.dense_limit_gb:
                     skip = f"dense matrices {dense_gb:.1f} GB > {args.dense_limit_gb} GB"
                 if skip:
-                    results.append({"solver": solver, "n": n_real, "density": density, "skipped": skip})
+                    results.append({"solver": solver, "n": n_real, "graph": graph, "skipped": skip})
                     continue
-                got = measure(solver, n, density, 0, args.timeout)
-                results.append(got or {"solver": solver, "n": n_real, "density": density,
+                got = measure(solver, n, graph, 0, args.timeout)
+                results.append(got or {"solver": solver, "n": n_real, "graph": graph,
                                        "skipped": f"not done in {args.timeout:.0f} s"})
                 print(json.dumps(results[-1]), flush=True)
     write(out, results, notes)
     return 0
+
+
+def _version(module):
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
 
 
 def write(out, results, notes):
@@ -194,13 +208,13 @@ def write(out, results, notes):
     totals = {}
     for r in results:
         if "total" in r:
-            totals.setdefault((r["n"], r["density"]), []).append(r["total"])
+            totals.setdefault((r["n"], r["graph"]), []).append(r["total"])
     lines = [
         "# One-to-one assignment of one large component: sparse NumPy vs dense vs SciPy",
         "",
         f"Written by `test/benchmarks/bench_assignment.py` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}).",
+        f"NumPy {np.__version__}, SciPy {_version('scipy')}, numba {_version('numba')}).",
         "",
         "Each solve in its own process; seconds of the solve alone; RSS before = the process with the graph "
         "built, peak = its largest RSS (so peak - before is what the solver took). `total` is the matching's "
@@ -213,9 +227,9 @@ def write(out, results, notes):
     ]
     for r in results:
         if "skipped" in r:
-            lines.append(f"| {r['n']:,} | {r['density']} | {r['solver']} | skipped: {r['skipped']} | | | | |")
+            lines.append(f"| {r['n']:,} | {r['graph']} | {r['solver']} | skipped: {r['skipped']} | | | | |")
         else:
-            lines.append(f"| {r['n']:,} | {r['density']} | {r['solver']} | {r['seconds']:.3f} | "
+            lines.append(f"| {r['n']:,} | {r['graph']} | {r['solver']} | {r['seconds']:.3f} | "
                          f"{r['rss_before_mib']:.0f} | {r['peak_rss_mib']:.0f} | {r['matched']:,} | {r['total']:.9f} |")
     agree = all(max(v) - min(v) <= 1e-9 for v in totals.values())
     lines += ["", f"All solvers that ran found the same total weight per graph: {'yes' if agree else 'NO'}.", ""]

@@ -123,8 +123,7 @@ def test_numba_gives_the_same_matching_as_numpy():
         rows, cols, weight = _random_graph(rng, k, m, ties=case % 2 == 0)
         assert np.array_equal(max_weight_matching(k, m, rows, cols, weight, engine="numpy"),
                               max_weight_matching(k, m, rows, cols, weight, engine="numba"))
-    rows, cols, _, n = building_graph(2_500, "denser", seed=1)
-    weight = 0.7 + 0.3 * rng.random(len(rows))
+    rows, cols, weight, n = building_graph(2_500, "denser", seed=1, weights="contested")
     assert np.array_equal(max_weight_matching(n, n, rows, cols, weight, engine="numpy"),
                           max_weight_matching(n, n, rows, cols, weight, engine="numba"))
 
@@ -170,11 +169,11 @@ def test_a_10000_feature_component_in_memory_linear_in_the_edges(monkeypatch):
 def test_measured_10000_feature_components(density):
     """Seconds of the NumPy solver on 10,000 x 10,000 building-like components, q-like and contested
     weights (test/benchmarks/bench_assignment.py compares it with the other solvers)."""
-    rows, cols, weight, n = building_graph(10_000, density, seed=0)
-    for name, w in (("q-like", weight), ("contested", 0.7 + 0.3 * np.random.default_rng(8).random(len(rows)))):
+    for weights in ("q", "contested"):
+        rows, cols, w, n = building_graph(10_000, density, seed=0, weights=weights)
         started = time.perf_counter()
         picked = max_weight_matching(n, n, rows, cols, w, engine="numpy")
         seconds = time.perf_counter() - started
-        print(f"{density} {name}: {len(rows)} edges, {seconds:.2f} s, {len(picked)} matched")
+        print(f"{density} {weights}: {len(rows)} edges, {seconds:.2f} s, {len(picked)} matched")
         _check_matching(n, n, rows, cols, picked)
         assert seconds < 60
