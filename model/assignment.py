@@ -114,44 +114,44 @@ def solve_numpy(k, m, ptr, col, cost):
     its CSR slice (ptr (k+1,), col, cost (E,) < 0) or its private column of cost 0 (-2 there)."""
     col_of, row_of, u = greedy_start(k, m, ptr, col, cost)
     v = np.zeros(m)
-    dist = np.full(m, np.inf)
+    dist = np.full(m, np.inf)  # tentative distance of a column in this search; -inf once it is final
     pred = np.zeros(m, dtype=np.int64)
-    done = np.zeros(m, dtype=bool)
     starts = ptr.tolist()
     for root in np.flatnonzero(col_of == _FREE).tolist():
-        heap, touched, scanned = [], [], []
-        i, d_i, u_i = root, 0.0, 0.0  # the root's potential starts at 0: its edges may be negative
+        heap, touched, scanned, scanned_at = [], [], [], []
+        i, base = root, 0.0  # base: the row's distance minus its potential (the root's starts at 0)
         exit_cost, exit_row = np.inf, -1  # the cheapest way found to leave a row unmatched
         while True:
             a, b = starts[i], starts[i + 1]
             js = col[a:b]
-            reduced = d_i + cost[a:b] - u_i - v[js]
-            better = (reduced < dist[js]) & ~done[js]
+            reduced = base + cost[a:b] - v[js]
+            better = reduced < dist[js]  # never a final column (-inf)
             jb, rb = js[better], reduced[better]
             dist[jb] = rb
             pred[jb] = i
             touched.append(jb)
             for item in zip(rb.tolist(), jb.tolist()):
                 heapq.heappush(heap, item)
-            leave = d_i - u_i  # row i onto its private column (cost 0, potential 0)
-            if leave < exit_cost:
-                exit_cost, exit_row = leave, i
-            while heap and (done[heap[0][1]] or heap[0][0] > dist[heap[0][1]]):
+            if base < exit_cost:  # row i onto its private column (cost 0, potential 0)
+                exit_cost, exit_row = base, i
+            while heap and heap[0][0] > dist[heap[0][1]]:  # stale or final
                 heapq.heappop(heap)
             if not heap or heap[0][0] > exit_cost or (heap[0][0] == exit_cost and row_of[heap[0][1]] != _FREE):
                 sink, length = -1, exit_cost
                 break
             length, j = heapq.heappop(heap)
-            done[j] = True
+            dist[j] = -np.inf
             if row_of[j] == _FREE:
                 sink = j
                 break
             scanned.append(j)
-            i, d_i, u_i = row_of[j], length, u[row_of[j]]
+            scanned_at.append(length)
+            i = row_of[j]
+            base = length - u[i]
         # potentials: the rows and columns reached before the sink move by how much nearer they were
         if scanned:
             s = np.array(scanned, dtype=np.int64)
-            gain = length - dist[s]
+            gain = length - np.array(scanned_at)
             u[row_of[s]] += gain
             v[s] -= gain
         u[root] += length
@@ -166,8 +166,5 @@ def solve_numpy(k, m, ptr, col, cost):
             i = pred[j]
             row_of[j] = i
             col_of[i], j = j, col_of[i]
-        if touched:
-            reset = np.concatenate(touched)
-            dist[reset] = np.inf
-            done[reset] = False
+        dist[np.concatenate(touched)] = np.inf
     return col_of

@@ -27,17 +27,16 @@ def compiled_solver():
         v = np.zeros(m)
         dist = np.full(m, np.inf)
         pred = np.zeros(m, dtype=np.int64)
-        done = np.zeros(m, dtype=np.bool_)
         touched = np.empty(col.size + 1, dtype=np.int64)  # a column enters at most once per edge
         scanned = np.empty(m + 1, dtype=np.int64)
+        scanned_at = np.empty(m + 1)
         for root in roots:
             heap = [(0.0, np.int64(0))]
             heap.pop()
             n_touched = 0
             n_scanned = 0
             i = root
-            d_i = 0.0
-            u_i = 0.0
+            base = 0.0
             exit_cost = np.inf
             exit_row = -1
             sink = -1
@@ -45,18 +44,17 @@ def compiled_solver():
             while True:
                 for e in range(ptr[i], ptr[i + 1]):
                     j = col[e]
-                    reduced = d_i + cost[e] - u_i - v[j]
-                    if reduced < dist[j] and not done[j]:
+                    reduced = base + cost[e] - v[j]
+                    if reduced < dist[j]:
                         dist[j] = reduced
                         pred[j] = i
                         touched[n_touched] = j
                         n_touched += 1
                         heapq.heappush(heap, (reduced, j))
-                leave = d_i - u_i
-                if leave < exit_cost:
-                    exit_cost = leave
+                if base < exit_cost:
+                    exit_cost = base
                     exit_row = i
-                while len(heap) > 0 and (done[heap[0][1]] or heap[0][0] > dist[heap[0][1]]):
+                while len(heap) > 0 and heap[0][0] > dist[heap[0][1]]:
                     heapq.heappop(heap)
                 if len(heap) == 0 or heap[0][0] > exit_cost or (
                         heap[0][0] == exit_cost and row_of[heap[0][1]] != _FREE):
@@ -64,18 +62,18 @@ def compiled_solver():
                     length = exit_cost
                     break
                 length, j = heapq.heappop(heap)
-                done[j] = True
+                dist[j] = -np.inf
                 if row_of[j] == _FREE:
                     sink = j
                     break
                 scanned[n_scanned] = j
+                scanned_at[n_scanned] = length
                 n_scanned += 1
                 i = row_of[j]
-                d_i = length
-                u_i = u[i]
+                base = length - u[i]
             for s in range(n_scanned):
                 j = scanned[s]
-                gain = length - dist[j]
+                gain = length - scanned_at[s]
                 u[row_of[j]] += gain
                 v[j] -= gain
             u[root] += length
@@ -94,7 +92,6 @@ def compiled_solver():
                 j = previous
             for t in range(n_touched):
                 dist[touched[t]] = np.inf
-                done[touched[t]] = False
 
     def solve(k, m, ptr, col, cost):
         col_of, row_of, u = greedy_start(k, m, ptr, col, cost)

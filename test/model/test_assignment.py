@@ -13,6 +13,7 @@ from overlap_relevance.model.assignment import EDGE_BONUS, max_weight_matching
 from overlap_relevance.model.assignment_numba import compiled_solver
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_assignment  # noqa: E402
 from bench_assignment import building_graph  # noqa: E402
 
 SCIPY_MODULES = ("scipy", "scipy.optimize", "scipy.sparse", "scipy.sparse.csgraph")
@@ -162,6 +163,18 @@ def test_a_10000_feature_component_in_memory_linear_in_the_edges(monkeypatch):
     if "scipy" in sys.modules and sys.modules["scipy"] is not None:
         reference = matching.scipy_sparse_assignment(n, n, rows, cols, weight)
         assert weight[picked].sum() == pytest.approx(weight[reference].sum(), abs=1e-7)
+
+
+def test_the_benchmark_solvers_agree_on_a_small_component():
+    """bench_assignment.py's harness (not timed here): every installed solver finds the same total."""
+    totals = {}
+    for solver in bench_assignment.SOLVERS:
+        if bench_assignment._available(solver):
+            result = bench_assignment.run_one(solver, 400, "denser/contested", seed=3)
+            assert result["peak_rss_mib"] >= result["rss_before_mib"] > 0
+            totals[solver] = result["total"]
+    assert "sparse_numpy" in totals and "dense_numpy" in totals
+    assert max(totals.values()) - min(totals.values()) < 1e-9, totals
 
 
 @pytest.mark.slow
