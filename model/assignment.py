@@ -39,16 +39,19 @@ def max_weight_matching(k, m, rows, cols, weight, engine="auto"):
     """(s,) positions, ascending, into the edge arrays of a maximum-weight one-to-one matching.
 
     k, m : numbers of rows and columns; rows, cols : (E,) the edges' ends (0 <= rows < k, 0 <= cols < m);
-    weight : (E,) >= 0 (negative weights are read as 0). A pair given twice counts once, with its larger
-    weight (the position returned is that one's, the first of equals). engine : "numpy", "numba"
-    (:mod:`.assignment_numba`, ImportError without numba) or "auto" (numba where it imports); both give
-    the same matching.
+    weight : (E,) >= 0 (negative and NaN weights are read as 0, +inf is refused). A pair given twice
+    counts once, with its larger weight (the position returned is that one's, the first of equals).
+    engine : "numpy", "numba" (:mod:`.assignment_numba`, ImportError without numba) or "auto" (numba where
+    it imports); both give the same matching.
     """
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    weight = np.maximum(np.asarray(weight, dtype=float), 0.0)
+    weight = np.asarray(weight, dtype=float)
     if not (rows.shape == cols.shape == weight.shape) or rows.ndim != 1:
         raise ValueError("rows, cols and weight must be 1-D arrays of one length")
+    if np.isposinf(weight).any():
+        raise ValueError("an edge weight is infinite")
+    weight = np.where(weight > 0, weight, 0.0)  # negative and NaN weights count as 0
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64)
     if rows.min() < 0 or rows.max() >= k or cols.min() < 0 or cols.max() >= m:
