@@ -32,6 +32,10 @@ import numpy as np
 
 #: Added to every edge's weight: among matchings of equal weight the solver prefers more edges.
 EDGE_BONUS = 1e-9
+#: engine="auto" compiles with numba only from this many edges on: numba's import and compilation take
+#: ~2.6 s once per process, more than NumPy needs below it (0.1-4 s at 150,000 edges; 0.6-17 s NumPy
+#: against 0.4-1.2 s compiled at 500,000 edges, test/benchmarks/RESULTS_ASSIGNMENT.md and the report).
+NUMBA_MIN_EDGES = 300_000
 _FREE = -1
 _UNMATCHED = -2  # a row placed on its private "stay unmatched" column: final
 
@@ -43,7 +47,7 @@ def max_weight_matching(k, m, rows, cols, weight, engine="auto"):
     weight : (E,) >= 0 (negative and NaN weights are read as 0, +inf is refused). A pair given twice
     counts once, with its larger weight (the position returned is that one's, the first of equals).
     engine : "numpy", "numba" (:mod:`.assignment_numba`, ImportError without numba) or "auto" (numba where
-    it imports); both give the same matching.
+    it imports and the graph has at least :data:`NUMBA_MIN_EDGES` edges); all give the same matching.
     """
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
@@ -57,7 +61,7 @@ def max_weight_matching(k, m, rows, cols, weight, engine="auto"):
         return np.zeros(0, dtype=np.int64)
     if rows.min() < 0 or rows.max() >= k or cols.min() < 0 or cols.max() >= m:
         raise ValueError("an edge names a row or column outside 0..k-1 / 0..m-1")
-    solve = _engine(engine)
+    solve = _engine(engine, len(rows))
     transposed = k > m  # one search per row at most: search from the smaller side
     if transposed:
         k, m, rows, cols = m, k, cols, rows
@@ -75,8 +79,8 @@ def max_weight_matching(k, m, rows, cols, weight, engine="auto"):
     return np.sort(edge[np.searchsorted(key, placed * m + col_of[placed])])
 
 
-def _engine(engine):
-    if engine == "numpy":
+def _engine(engine, n_edges):
+    if engine == "numpy" or (engine == "auto" and n_edges < NUMBA_MIN_EDGES):
         return solve_numpy
     if engine in ("numba", "auto"):
         from .assignment_numba import compiled_solver

@@ -129,6 +129,20 @@ def test_numba_gives_the_same_matching_as_numpy():
                           max_weight_matching(n, n, rows, cols, weight, engine="numba"))
 
 
+def test_auto_compiles_only_for_large_graphs(monkeypatch):
+    """numba's import and compilation cost seconds once per process: "auto" takes NumPy below
+    NUMBA_MIN_EDGES whether numba is installed or not (the same matching either way)."""
+    from overlap_relevance.model import assignment, assignment_numba
+
+    asked = []
+    monkeypatch.setattr(assignment_numba, "compiled_solver", lambda: asked.append(1) or assignment.solve_numpy)
+    rows, cols, weight = np.array([0, 1, 1]), np.array([1, 0, 1]), np.array([0.8, 0.9, 0.7])
+    small = max_weight_matching(2, 2, rows, cols, weight)
+    assert not asked
+    monkeypatch.setattr(assignment, "NUMBA_MIN_EDGES", 3)
+    assert np.array_equal(max_weight_matching(2, 2, rows, cols, weight), small) and asked
+
+
 def test_bad_input_is_refused_and_no_edges_is_no_match():
     assert len(max_weight_matching(3, 3, [], [], [])) == 0
     with pytest.raises(ValueError, match="outside"):
