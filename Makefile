@@ -128,7 +128,7 @@ test: setup setup-train setup-dask
 	@# Dask and geopandas (PyPI's pyproj) never enter QGIS's Python: the Dask tests run in .venv-dask.
 	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/scaleout
 	@# The compiled (numba) kernels against the NumPy ones, bit for bit: numba is in .venv-dask only.
-	OVERLAP_RELEVANCE_REQUIRE_NUMBA=1 $(DASK_PYTEST) -m "not slow" $(call junit,compiled) test/model/test_shift_overlap.py
+	OVERLAP_RELEVANCE_REQUIRE_NUMBA=1 $(DASK_PYTEST) -m "not slow" $(call junit,compiled) test/model/test_shift_overlap.py test/model/test_assignment.py
 
 ## test-slow: the checks too slow for CI
 test-slow: setup setup-train setup-dask
@@ -149,11 +149,14 @@ test-compat:
 
 ## bench: the plugin against native overlap analysis, an exact shapely script and Monte Carlo, on the
 ## bundled sample, a generated 100k x 100k building set and QGIS's world_map; writes test/benchmarks/RESULTS.md;
-## then the model against the strongest sampler (randomised QMC of exact overlays): RESULTS_YARDSTICK.md
+## then the model against the strongest sampler (randomised QMC of exact overlays): RESULTS_YARDSTICK.md;
+## then one large component's one-to-one assignment, sparse against dense and SciPy: RESULTS_ASSIGNMENT.md
 bench: setup
 	$(PYTHON) test/benchmarks/bench.py
 	@# The model against exact QMC and Monte-Carlo sampling at equal cost: RESULTS_YARDSTICK.md, yardstick.png
 	$(PYTHON) test/benchmarks/bench_yardstick.py
+	@# 1,000 and 10,000 features per layer in one component: seconds and peak RSS per solver
+	$(PYTHON) test/benchmarks/bench_assignment.py
 
 ## bench-dask: the Dask engine on a generated 1M x 1M building set, 1 and 2 workers, against one process;
 ## writes test/benchmarks/RESULTS_DASK.md

@@ -53,8 +53,9 @@ that the change label is right: for new and removed 1 - the largest q among the 
 candidates, for split / merged / reshaped the group's weakest link, for 1:1 the assignment's p times
 the change model's probability of its label; each through a monotone table fitted on validation edits.
 
-**Large components** (more than :data:`SPARSE_CELLS` cells in their dense matrix) are assigned by
-SciPy's sparse LAPJVsp (:func:`sparse_assignment`), in memory linear in the edges.
+**Large components** (more than :data:`SPARSE_CELLS` cells in their dense matrix) are assigned by the
+sparse shortest-augmenting-path solver of :mod:`.assignment` (:func:`sparse_assignment`; NumPy, no SciPy),
+in memory linear in the edges, optimal as the dense solvers are.
 
 **Group probability** ``groups["p"]``: the calibrated probability of the group's weakest necessary
 link, i.e. the smallest edge probability on a maximum spanning tree of the group (the largest θ for
@@ -66,6 +67,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
+from .assignment import EDGE_BONUS, max_weight_matching
 from .frame import project_pairs
 from .group_test import link_groups
 from .match_model import change_features, load_match_model, pair_features
@@ -391,10 +393,8 @@ def assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group=None):
             rows, local_a = np.unique(index_a[edges], return_inverse=True)
             cols, local_b = np.unique(index_b[edges], return_inverse=True)
             if len(rows) * len(cols) > SPARSE_CELLS:
-                picked = sparse_assignment(len(rows), len(cols), local_a, local_b, weight[edges])
-                if picked is not None:
-                    chosen.append(edges[picked])
-                    continue
+                chosen.append(edges[sparse_assignment(len(rows), len(cols), local_a, local_b, weight[edges])])
+                continue
             matrix = np.zeros((len(rows), len(cols)))
             edge_at = np.full((len(rows), len(cols)), -1, dtype=np.int64)
             # A tiny bonus per edge: among assignments of equal weight, prefer edges to non-edges.
@@ -414,21 +414,25 @@ def assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group=None):
 
 def sparse_assignment(k, m, rows, cols, weight):
     """Positions (into the edge arrays) of a maximum-weight one-to-one assignment over the edges of a
-    k x m bipartite graph, in memory linear in the edges: SciPy's ``min_weight_full_bipartite_matching``
-    (LAPJVsp) on the graph completed so that a full matching always exists; None without SciPy.
+    k x m bipartite graph, in memory linear in the edges: :func:`.assignment.max_weight_matching`
+    (NumPy, compiled where numba imports; no SciPy needed)."""
+    return max_weight_matching(k, m, rows, cols, weight)
+
+
+def scipy_sparse_assignment(k, m, rows, cols, weight):
+    """The same assignment as :func:`sparse_assignment` by SciPy's ``min_weight_full_bipartite_matching``
+    (LAPJVsp), kept as the reference the NumPy solver is tested and measured against.
 
     The completion: rows are the k features of A and a dummy per feature of B, columns the m features
     of B and a dummy per feature of A; A_i-B_j costs K - w, A_i-dummy(A_i) and dummy(B_j)-B_j cost K,
     dummy(B_j)-dummy(A_i) costs K for every edge (i, j). Every full matching has k + m cells, so its
     cost is (k + m)K - (the weight of the A-B edges in it): the cheapest is the heaviest assignment."""
-    try:
-        from scipy.sparse import csr_matrix
-        from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-    except ImportError:
-        return None
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    weight = np.asarray(weight, dtype=float) + 1e-9  # among equal totals, prefer edges to none
+    weight = np.maximum(np.asarray(weight, dtype=float), 0.0) + EDGE_BONUS  # among equal totals, more edges
     # one entry per (row, col): the heaviest of duplicates
     order = np.lexsort((-weight, cols, rows))
     first = np.r_[True, (np.diff(rows[order]) != 0) | (np.diff(cols[order]) != 0)]
@@ -443,7 +447,7 @@ def sparse_assignment(k, m, rows, cols, weight):
     real = (row_of < k) & (col_of < m)
     matched_r, matched_c = row_of[real], col_of[real]
     key = r * m + c  # sorted: unique follows (row, col) order
-    return unique[np.searchsorted(key, matched_r * m + matched_c)]
+    return np.sort(unique[np.searchsorted(key, matched_r * m + matched_c)])
 
 
 def group_classes(n_members_a, n_members_b):
