@@ -27,6 +27,7 @@ imports (the same arithmetic in the same order: the same matching).
 """
 
 import heapq
+from functools import partial
 
 import numpy as np
 
@@ -85,9 +86,9 @@ def _engine(engine, n_edges):
     if engine in ("numba", "auto"):
         from .assignment_numba import compiled_solver
 
-        solver = compiled_solver()
-        if solver is not None:
-            return solver
+        search = compiled_solver()
+        if search is not None:
+            return partial(solve_compiled, search)
         if engine == "numba":
             raise ImportError("numba is not installed; use engine='numpy' (the same matching)")
         return solve_numpy
@@ -115,6 +116,15 @@ def greedy_start(k, m, ptr, col, cost):
     row_of[want[winner]] = has[winner]
     u[has[winner]] = price[winner]
     return col_of, row_of, u
+
+
+def solve_compiled(search, k, m, ptr, col, cost):
+    """:func:`solve_numpy` with the search compiled (:func:`.assignment_numba.compiled_solver`): the same
+    greedy start, the same arithmetic in the same order, so the same matching."""
+    col_of, row_of, u = greedy_start(k, m, ptr, col, cost)
+    roots = np.flatnonzero(col_of == _FREE).astype(np.int64)
+    search(m, ptr, col.astype(np.int64), cost.astype(np.float64), col_of, row_of, u, roots, _FREE, _UNMATCHED)
+    return col_of
 
 
 def solve_numpy(k, m, ptr, col, cost):

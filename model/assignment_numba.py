@@ -13,17 +13,18 @@ import numpy as np
 
 @lru_cache(maxsize=1)
 def compiled_solver():
-    """solve(k, m, ptr, col, cost) -> col_of, like :func:`.assignment.solve_numpy`; None without numba."""
+    """The compiled search, search(m, ptr, col, cost, col_of, row_of, u, roots, free, unmatched), which
+    :func:`.assignment.solve_compiled` runs after the same greedy start as :func:`.assignment.solve_numpy`;
+    None without numba. (This module imports nothing of :mod:`.assignment`: the constants come as arguments.)"""
     try:
         import heapq
 
         import numba
     except ImportError:
         return None
-    from .assignment import _FREE, _UNMATCHED, greedy_start
 
     @numba.njit(cache=False, nogil=True)
-    def search(m, ptr, col, cost, col_of, row_of, u, roots):
+    def search(m, ptr, col, cost, col_of, row_of, u, roots, free, unmatched):
         v = np.zeros(m)
         dist = np.full(m, np.inf)
         pred = np.zeros(m, dtype=np.int64)
@@ -57,13 +58,13 @@ def compiled_solver():
                 while len(heap) > 0 and heap[0][0] > dist[heap[0][1]]:
                     heapq.heappop(heap)
                 if len(heap) == 0 or heap[0][0] > exit_cost or (
-                        heap[0][0] == exit_cost and row_of[heap[0][1]] != _FREE):
+                        heap[0][0] == exit_cost and row_of[heap[0][1]] != free):
                     sink = -1
                     length = exit_cost
                     break
                 length, j = heapq.heappop(heap)
                 dist[j] = -np.inf
-                if row_of[j] == _FREE:
+                if row_of[j] == free:
                     sink = j
                     break
                 scanned[n_scanned] = j
@@ -79,7 +80,7 @@ def compiled_solver():
             u[root] += length
             if sink < 0:
                 j = col_of[exit_row]
-                col_of[exit_row] = _UNMATCHED
+                col_of[exit_row] = unmatched
                 i = exit_row
             else:
                 j = sink
@@ -93,10 +94,4 @@ def compiled_solver():
             for t in range(n_touched):
                 dist[touched[t]] = np.inf
 
-    def solve(k, m, ptr, col, cost):
-        col_of, row_of, u = greedy_start(k, m, ptr, col, cost)
-        roots = np.flatnonzero(col_of == _FREE).astype(np.int64)
-        search(m, ptr, col.astype(np.int64), cost.astype(np.float64), col_of, row_of, u, roots)
-        return col_of
-
-    return solve
+    return search
