@@ -457,14 +457,17 @@ def centroid_from_shifts(centres, overlaps, sigma):
     """
     overlaps = np.asarray(overlaps, dtype=bool)
     count = overlaps.sum(axis=1)
-    m = np.maximum(count, 1)[:, None]
-    values = np.where(overlaps[..., None], centres, 0.0)
-    mean = values.sum(axis=1) / m
-    spread = np.where(overlaps[..., None], centres - mean[:, None, :], 0.0)
-    covariance = np.einsum("nki,nkj->nij", spread, spread) / m[..., None]
-    smoothing = np.asarray(sigma, dtype=float) ** 2 / m[:, 0]
-    covariance[:, 0, 0] += smoothing
-    covariance[:, 1, 1] += smoothing
+    m = np.maximum(count, 1)
+    x = np.where(overlaps, centres[..., 0], 0.0)
+    y = np.where(overlaps, centres[..., 1], 0.0)
+    mean = np.column_stack([x.sum(axis=1) / m, y.sum(axis=1) / m])
+    x = np.where(overlaps, x - mean[:, :1], 0.0)  # about the mean: no cancellation far from the frame's origin
+    y = np.where(overlaps, y - mean[:, 1:], 0.0)
+    smoothing = np.asarray(sigma, dtype=float) ** 2 / m
+    covariance = np.empty((len(m), 2, 2))
+    covariance[:, 0, 0] = np.einsum("nk,nk->n", x, x) / m + smoothing
+    covariance[:, 1, 1] = np.einsum("nk,nk->n", y, y) / m + smoothing
+    covariance[:, 0, 1] = covariance[:, 1, 0] = np.einsum("nk,nk->n", x, y) / m
     seen = count > 0
     covariance[~seen] = 0.0
     return mean, covariance, seen
