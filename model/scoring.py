@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-
 import shapely
 
 from .encoding import (CERTAIN_GAP_SIGMAS, DESCRIPTOR_NAMES, N_DESCRIPTORS, TOUCH_TOLERANCE, pair_descriptors,
