@@ -330,12 +330,14 @@ class OverlapModel:
             mean[rows], covariance[rows], seen[rows] = centroid_from_shifts(centres, overlaps, sigma[rows])
         # No shift overlaps (or none can): where the overlap would begin, the middle of the shortest line between
         # the two (the box centre without both), spread by σ. Such pairs' overlap is 0 or nearly so.
-        _, reference = pair_scale_and_centre(a, b)
-        near = np.flatnonzero(~seen & present)
-        if near.size:
-            reference[near] = shapely.get_coordinates(shapely.shortest_line(a[near], b[near])).reshape(-1, 2, 2).mean(1)
-        mean[~seen] = reference[~seen]
-        covariance[~seen] = np.eye(2) * (sigma[~seen] ** 2)[:, None, None]
+        unseen = np.flatnonzero(~seen)
+        if unseen.size:
+            _, reference = pair_scale_and_centre(a[unseen], b[unseen])
+            near = np.flatnonzero(present[unseen])
+            lines = shapely.shortest_line(a[unseen[near]], b[unseen[near]])
+            reference[near] = shapely.get_coordinates(lines).reshape(-1, 2, 2).mean(axis=1)
+            mean[unseen] = reference
+            covariance[unseen] = np.eye(2) * (sigma[unseen] ** 2)[:, None, None]
         sd = np.sqrt(np.stack([covariance[:, 0, 0], covariance[:, 1, 1]], axis=1))
         rho = np.clip(covariance[:, 0, 1] / (sd[:, 0] * sd[:, 1]), -1.0 + 1e-9, 1.0 - 1e-9)
         components = self.network.centroid_components
