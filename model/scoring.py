@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+import shapely
 
-from .encoding import DESCRIPTOR_NAMES, N_DESCRIPTORS, pair_descriptors
+from .encoding import (CERTAIN_GAP_SIGMAS, DESCRIPTOR_NAMES, N_DESCRIPTORS, TOUCH_TOLERANCE, pair_descriptors,
+                       pair_scale_and_centre)
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
 from .overlap_head import UnitMixture, area_scales, baseline_logit, unit_of_covers
@@ -31,7 +33,7 @@ from .pairs import DEFAULT_CHUNK_VERTICES, _detail_error, full_detail, pair_chun
 from .parallel import ordered_map
 from .preparation import model_geometry, prepare_layer
 from .quasirandom import sobol_points
-from .shift_overlap import overlap_at_shifts
+from .shift_overlap import centroids_at_shifts, overlap_at_shifts, polygon_areas
 from .special import ndtri
 
 QMC_POINTS = 256
@@ -45,8 +47,10 @@ QMC_SEED = 20261122
 _QMC_ROWS = 1024
 #: The product's overlap distribution at σ > 0 (issue 29: whatever wins the frontier at its budget):
 #: "exact", the exact overlap (:func:`.shift_overlap.overlap_at_shifts`, no GEOS) at :data:`EXACT_SHIFTS`
-#: fixed scrambled Sobol' shifts of N(0, σ²I₂) summarised as a :class:`.overlap_head.UnitMixture`; or
-#: "network", the model file's overlap head. The centroid always comes from the network.
+#: fixed scrambled Sobol' shifts of N(0, σ²I₂) summarised as a :class:`.overlap_head.UnitMixture`, and the
+#: intersection centroid from the exact first moments at the same shifts (:func:`centroid_from_shifts`), so
+#: neither the descriptors nor the network are computed for pairs at σ > 0; or "network", the model file's
+#: overlap and centroid heads. At σ = 0 the overlap is exact on both paths and the centroid comes from the network.
 SIGMA_PATH = "exact"
 EXACT_SHIFTS = 32
 EXACT_SHIFT_SEED = 20261206
@@ -158,7 +162,9 @@ class Prediction:
         (the product's exact path, :data:`SIGMA_PATH`, and the u-head), or with ``sigma_path="network"`` and
         a 2-D-head model file a GaussianMixture over (cover_a, cover_b).
     centroid : GaussianMixture over the intersection centroid in each pair's local
-        frame (metres); meaningful where the pair can overlap.
+        frame (metres), given that the pair overlaps; meaningful where the pair can overlap. At σ > 0 on the
+        exact path one Gaussian with the moments of the exact centroids at the fixed shifts
+        (:func:`centroid_from_shifts`); otherwise the network's centroid head.
     frames : the pairs' local frames; ``frames.to_lonlat(x, y, pair_index)`` and
         :meth:`centroid_to_crs` lead back to geographic or layer coordinates.
     crs : the CRS the input geometries came in (or None when frames were given).
@@ -233,6 +239,10 @@ class OverlapModel:
         """
         if not model_geometries:
             a, b = model_geometry(a), model_geometry(b)
+        if self.sigma_path == "exact":
+            sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),))
+            if np.any(sigma > 0):  # the pairs at σ > 0 need neither the descriptors nor the network
+                return self._exact_path(a, b, sigma, areas)
         descriptors, context = pair_descriptors(a, b, sigma, *areas)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
             raw = self.network.raw(descriptors)
@@ -262,6 +272,80 @@ class OverlapModel:
             centroid.sigmas * scale[:, None, None],
             centroid.rho,
         )
+        return overlap, centroid
+
+    def _exact_path(self, a, b, sigma, areas):
+        """:meth:`predict_frames` on the exact path for a batch holding pairs at σ > 0: those from
+        :meth:`_shifted`, the others (σ = 0) as before; the rows in their order."""
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        moving = sigma > 0
+        rows, rest = np.flatnonzero(moving), np.flatnonzero(~moving)
+        whole = [None if area is None else np.asarray(area, dtype=float) for area in areas]
+        overlap, centroid = self._shifted(a[rows], b[rows], sigma[rows],
+                                          *(None if area is None else area[rows] for area in whole))
+        if not rest.size:
+            return overlap, centroid
+        still_overlap, still_centroid = self.predict_frames(
+            a[rest], b[rest], sigma[rest], model_geometries=True,
+            areas=tuple(None if area is None else area[rest] for area in whole))
+        order = np.argsort(np.concatenate([rows, rest]), kind="stable")
+        return (UnitMixture.concatenate([overlap, still_overlap])[order],
+                _concat_mixtures([centroid, still_centroid])[order])
+
+    def _shifted(self, a, b, sigma, area_a=None, area_b=None):
+        """(overlap, centroid) of pairs at σ > 0, from the exact overlap and its first moments at
+        :data:`EXACT_SHIFTS` fixed shifts (:func:`.shift_overlap.centroids_at_shifts`); no descriptors, no network.
+
+        A pair with a missing geometry, or whose bounding boxes lie more than :data:`.encoding.CERTAIN_GAP_SIGMAS`
+        σ apart (so the polygons do too), cannot overlap: u = 0 for certain. Every other pair is evaluated, and
+        one whose polygons are far apart gets u = 0 at every shift, the same answer. The centroid has
+        :attr:`MixtureNetwork.centroid_components` components like the network's, all but the first switched off.
+        """
+        n = len(a)
+        frame_a, frame_b = polygon_areas(a), polygon_areas(b)
+        whole_a, whole_b = frame_a.copy(), frame_b.copy()
+        for whole, given in ((whole_a, area_a), (whole_b, area_b)):  # spread features: their whole areas
+            if given is not None:
+                known = np.isfinite(given)
+                whole[known] = given[known]
+        scale_a, scale_b = area_scales(whole_a, whole_b)
+        present = (frame_a > 0) & (frame_b > 0)
+        bounds_a, bounds_b = shapely.bounds(a), shapely.bounds(b)
+        with np.errstate(invalid="ignore"):
+            box_gap = np.hypot(
+                np.maximum(0, np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])),
+                np.maximum(0, np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3])))
+        rows = np.flatnonzero(present & (box_gap <= CERTAIN_GAP_SIGMAS * sigma))
+        k = EXACT_SHIFTS
+        overlap = UnitMixture.point(np.zeros(n), scale_a, scale_b, k)
+        mean, covariance = np.zeros((n, 2)), np.zeros((n, 2, 2))
+        seen = np.zeros(n, dtype=bool)
+        if rows.size:
+            d = sigma[rows, None, None] * _standard_shifts(k)[None]
+            inter, centres, overlaps = centroids_at_shifts(a[rows], b[rows], d, min_share=TOUCH_TOLERANCE)
+            smaller = np.minimum(whole_a, whole_b)[rows, None]
+            shifted = UnitMixture.from_samples(np.clip(inter / smaller, 0.0, 1.0), scale_a[rows], scale_b[rows])
+            for name in UnitMixture._FIELDS:
+                getattr(overlap, name)[rows] = getattr(shifted, name)
+            mean[rows], covariance[rows], seen[rows] = centroid_from_shifts(centres, overlaps, sigma[rows])
+        # No shift overlaps (or none can): where the overlap would begin, the middle of the shortest line between
+        # the two (the box centre without both), spread by σ. Such pairs' overlap is 0 or nearly so.
+        unseen = np.flatnonzero(~seen)
+        if unseen.size:
+            _, reference = pair_scale_and_centre(a[unseen], b[unseen])
+            near = np.flatnonzero(present[unseen])
+            lines = shapely.shortest_line(a[unseen[near]], b[unseen[near]])
+            reference[near] = shapely.get_coordinates(lines).reshape(-1, 2, 2).mean(axis=1)
+            mean[unseen] = reference
+            covariance[unseen] = np.eye(2) * (sigma[unseen] ** 2)[:, None, None]
+        sd = np.sqrt(np.stack([covariance[:, 0, 0], covariance[:, 1, 1]], axis=1))
+        rho = np.clip(covariance[:, 0, 1] / (sd[:, 0] * sd[:, 1]), -1.0 + 1e-9, 1.0 - 1e-9)
+        components = self.network.centroid_components
+        log_weights = np.full((n, components), -np.inf)
+        log_weights[:, 0] = 0.0
+        centroid = GaussianMixture.from_components(
+            log_weights, np.repeat(mean[:, None, :], components, axis=1), np.repeat(sd[:, None, :], components, axis=1),
+            np.repeat(rho[:, None], components, axis=1))
         return overlap, centroid
 
     def _exact_shift_mixture(self, a, b, sigma, exact, still, cannot_overlap):
@@ -357,6 +441,37 @@ def exact_shift_units(a, b, sigma, area_a, area_b, k=EXACT_SHIFTS):
     smaller = np.minimum(area_a, area_b)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(smaller > 0, np.clip(inter / np.where(smaller > 0, smaller, 1.0), 0.0, 1.0), 0.0)
+
+
+def centroid_from_shifts(centres, overlaps, sigma):
+    """The intersection centroid's distribution, given an overlap, from its exact values at k equally weighted
+    shifts: (mean (n, 2), covariance (n, 2, 2), seen (n,) bool).
+
+    centres : (n, k, 2) centroids of A ∩ (B + d) (frame metres; any value where there is no overlap);
+    overlaps : (n, k) bool, the shifts with an overlap; sigma : (n,) metres.
+    The mean and covariance of the centroids at the overlapping shifts (each counts once, as each displaced
+    label does in training the network's head), the covariance smoothed by σ²/m on both axes, m the number of
+    overlapping shifts: the moments of the values blurred by a Gaussian kernel of that variance, which
+    keeps the spread positive where the centroid does not move (the smaller polygon inside the larger
+    stays put) and wide where few shifts overlap. ``seen`` is False where no shift overlaps (mean and
+    covariance 0 there).
+    """
+    overlaps = np.asarray(overlaps, dtype=bool)
+    count = overlaps.sum(axis=1)
+    m = np.maximum(count, 1)
+    x = np.where(overlaps, centres[..., 0], 0.0)
+    y = np.where(overlaps, centres[..., 1], 0.0)
+    mean = np.column_stack([x.sum(axis=1) / m, y.sum(axis=1) / m])
+    x = np.where(overlaps, x - mean[:, :1], 0.0)  # about the mean: no cancellation far from the frame's origin
+    y = np.where(overlaps, y - mean[:, 1:], 0.0)
+    smoothing = np.asarray(sigma, dtype=float) ** 2 / m
+    covariance = np.empty((len(m), 2, 2))
+    covariance[:, 0, 0] = np.einsum("nk,nk->n", x, x) / m + smoothing
+    covariance[:, 1, 1] = np.einsum("nk,nk->n", y, y) / m + smoothing
+    covariance[:, 0, 1] = covariance[:, 1, 0] = np.einsum("nk,nk->n", x, y) / m
+    seen = count > 0
+    covariance[~seen] = 0.0
+    return mean, covariance, seen
 
 
 def point_mass_where(overlap: GaussianMixture, rows, centre, sd) -> GaussianMixture:

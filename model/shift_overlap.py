@@ -152,6 +152,51 @@ def _positive_part_integral(length, low, high):
     return length * positive * positive / (2.0 * np.maximum(scale, np.finfo(float).tiny))
 
 
+def _positive_part_terms(start, length, low, high, x_origin, y_origin, slope):
+    """(∫ h⁺, ∫ x h⁺, ∫ ½(f + g) h⁺) over u ∈ [start, start + length], x = x_origin + u, for h = g − f linear
+    in u with end values ``low``, ``high`` and the lower line f = y_origin + slope · u (g = f + h). Arrays of
+    one shape (or broadcasting); the first as :func:`_positive_part_integral`, to the bit.
+
+    h⁺ is positive on one stretch [p, p + ℓ] at an end of the interval (ℓ = length · fraction, the fraction
+    (low⁺ + high⁺) / (|low| + |high|)), running linearly from α = low⁺ to β = high⁺ there. On it
+    T = ∫ h = ℓ(α + β)/2, R = ∫ u h = pT + ℓ²(α + 2β)/6, ∫ f h = y_origin T + slope R and
+    ∫ h² = ℓ(α² + αβ + β²)/3; so ∫ x h = x_origin T + R and ∫ ½(f + g) h = ∫ f h + ½∫ h².
+    """
+    # In place where it can be: this runs on every edge pair × shift, and each temporary costs a pass.
+    alpha, beta = np.maximum(low, 0.0), np.maximum(high, 0.0)
+    positive = alpha + beta
+    scale = np.abs(low)
+    scale += np.abs(high)
+    np.maximum(scale, np.finfo(float).tiny, out=scale)
+    area = length * positive
+    area *= positive
+    area /= 2.0 * scale  # length · positive² / (2 scale), as _positive_part_integral
+    run = np.divide(positive, scale, out=scale)
+    run *= length  # ℓ
+    p = length - run
+    p[low > 0.0] = 0.0
+    p += start
+    spread = np.multiply(beta, 2.0)
+    spread += alpha
+    spread *= run
+    spread *= run
+    spread /= 6.0  # ℓ²(α + 2β)/6
+    r = np.multiply(p, area, out=p)
+    r += spread
+    moment_x = x_origin * area
+    moment_x += r
+    square = np.multiply(alpha, alpha, out=spread)
+    cross = alpha * beta
+    square += cross
+    square += np.multiply(beta, beta, out=cross)
+    square *= run
+    square /= 6.0  # ℓ(α² + αβ + β²)/6
+    moment_y = y_origin * area
+    moment_y += np.multiply(slope, r, out=cross)
+    moment_y += square
+    return area, moment_x, moment_y
+
+
 # ==========================================================================
 # The overlap at shifts.
 # ==========================================================================
@@ -160,19 +205,26 @@ def polygon_areas(geoms):
     return np.nan_to_num(shapely.area(np.asarray(geoms, dtype=object)))
 
 
-def overlap_at_shifts(a, b, d, engine="numpy"):
+def overlap_at_shifts(a, b, d, engine="numpy", moments=False):
     """(n, k) |A ∩ (B + d)| (m²) for (n,) polygons a, b (valid, or None) and (n, k, 2) shifts d (m).
 
     One closed-form term per contributing (edge of A, edge of B) pair and shift; no GEOS call per shift.
     Clipped to [0, min(|A|, |B|)] against rounding. engine : "numpy"; "numba" (compiled, where numba
     imports: :mod:`.shift_kernel_numba`; the same numbers) or "auto" (numba where it imports).
+
+    moments : also return the first moments ∫x and ∫y over A ∩ (B + d) (m³, in the frame of a and b, with
+    B shifted), each (n, k): the tuple (area, moment_x, moment_y), so the intersection's centroid is
+    (moment_x, moment_y) / area where the area is positive (:func:`centroids_at_shifts`). The same sum over
+    edge pairs: the region between the two edges where B's lies above A's, {f < y < g} over x, has the
+    moments ∫ x (g − f)⁺ dx and ∫ ½(f + g)(g − f)⁺ dx (the terms in g² and the baseline cancel as the area's
+    do), each in closed form on the stretch where g − f ≥ 0 (:func:`_positive_part_moments`). Unclipped.
     """
     a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
     d = np.asarray(d, dtype=float)
     n, k = d.shape[:2]
     edges_a, edges_b = x_edges(a), x_edges(b)
     if n == 0 or k == 0:
-        return np.zeros((n, k))
+        return (np.zeros((n, k)),) * 3 if moments else np.zeros((n, k))
     pair, ia, ib = edge_pairs(edges_a, edges_b, n, d[..., 0].min(axis=1), d[..., 0].max(axis=1),
                               d[..., 1].max(axis=1))
     # Per edge pair: u = x − (A's left end); the gap h = g − f is K + dy + m_b δ + (m_b − m_a) u with
@@ -180,18 +232,19 @@ def overlap_at_shifts(a, b, d, engine="numpy"):
     slope_a = (edges_a["y1"] - edges_a["y0"]) / (edges_a["x1"] - edges_a["x0"])
     slope_b = (edges_b["y1"] - edges_b["y0"]) / (edges_b["x1"] - edges_b["x0"])
     total = np.zeros((n, k))
+    moment_x, moment_y = (np.zeros((n, k)), np.zeros((n, k))) if moments else (None, None)
     bounds = chunk_bounds(np.full(pair.size, k), SHIFT_CHUNK_ELEMENTS)
     kernel = None
     if engine in ("numba", "auto"):
-        from .shift_kernel_numba import compiled_kernel, run
+        from .shift_kernel_numba import compiled_kernel, compiled_moment_kernel, run
 
-        kernel = compiled_kernel()
+        kernel = compiled_moment_kernel() if moments else compiled_kernel()
         if kernel is None and engine == "numba":
             raise ImportError("numba is not installed; use engine='numpy' (the same numbers)")
     elif engine != "numpy":
         raise ValueError(f"engine must be 'numpy', 'numba' or 'auto', not {engine!r}")
     if kernel is not None:
-        run(kernel, pair, ia, ib, bounds, edges_a, edges_b, slope_a, slope_b, d, total)
+        run(kernel, pair, ia, ib, bounds, edges_a, edges_b, slope_a, slope_b, d, total, moment_x, moment_y)
         bounds = []
     for start, stop in bounds:
         p, ea, eb = pair[start:stop], ia[start:stop], ib[start:stop]
@@ -205,13 +258,39 @@ def overlap_at_shifts(a, b, d, engine="numpy"):
         rate = m_b - slope_a[ea][:, None]
         h_low = base + rate * u_low
         h_high = h_low + rate * np.maximum(length, 0.0)
-        term = _positive_part_integral(np.maximum(length, 0.0), h_low, h_high)
-        term *= -(edges_a["sign"][ea] * edges_b["sign"][eb])[:, None]
+        run_length = np.maximum(length, 0.0)
+        signs = -(edges_a["sign"][ea] * edges_b["sign"][eb])[:, None]
+        if moments:
+            terms = _positive_part_terms(u_low, run_length, h_low, h_high, edges_a["x0"][ea][:, None],
+                                         edges_a["y0"][ea][:, None], slope_a[ea][:, None])
+            sums = (total, moment_x, moment_y)
+        else:
+            terms, sums = (_positive_part_integral(run_length, h_low, h_high),), (total,)
         # Summed in the order of the edge pairs (bincount adds its weights in turn), as the compiled kernel does.
         low, high = p[0], p[-1] + 1  # edge pairs are sorted by pair
         where = ((p - low)[:, None] * k + np.arange(k)).ravel()
-        total[low:high] += np.bincount(where, term.ravel(), minlength=(high - low) * k).reshape(high - low, k)
-    return np.clip(total, 0.0, np.minimum(polygon_areas(a), polygon_areas(b))[:, None])
+        for into, term in zip(sums, terms):
+            term *= signs
+            into[low:high] += np.bincount(where, term.ravel(), minlength=(high - low) * k).reshape(high - low, k)
+    area = np.clip(total, 0.0, np.minimum(polygon_areas(a), polygon_areas(b))[:, None])
+    return (area, moment_x, moment_y) if moments else area
+
+
+def centroids_at_shifts(a, b, d, engine="numpy", min_share=1e-9):
+    """(area (n, k), centroid (n, k, 2), overlaps (n, k) bool): |A ∩ (B + d)| and the centroid of
+    A ∩ (B + d) (frame metres, B shifted) from :func:`overlap_at_shifts` with its moments.
+
+    ``overlaps`` marks the shifts whose intersection exceeds ``min_share`` of the smaller polygon (below it
+    an intersection is a shared border seen through rounding, and moment / area would be noise); the
+    centroid is NaN at the other shifts.
+    """
+    area, moment_x, moment_y = overlap_at_shifts(a, b, d, engine=engine, moments=True)
+    smaller = np.minimum(polygon_areas(a), polygon_areas(b))[:, None]
+    overlaps = (area > min_share * smaller) & (smaller > 0.0)
+    safe = np.where(overlaps, area, 1.0)
+    centroid = np.stack([np.where(overlaps, moment_x / safe, np.nan), np.where(overlaps, moment_y / safe, np.nan)],
+                        axis=-1)
+    return area, centroid, overlaps
 
 
 def iou_at_shifts(a, b, d):

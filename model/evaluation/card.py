@@ -91,10 +91,16 @@ def sigma_path_section():
         "d = σ·z (`shift_overlap.overlap_at_shifts`, no GEOS), held as a distribution of u = |A∩B| / min(|A|, |B|) "
         "with its atoms at 0 and 1 (`overlap_head.UnitMixture`), from which the IoU and both covers follow "
         "exactly. On the held-out yardstick the exact method reached the network's accuracy at 3–6× less cost "
-        "(issue 29), so it replaced the network there. The network still gives the intersection centroid's "
-        "distribution at every σ and everything at σ = 0 that is not exact; `OverlapModel.load(path, "
-        "sigma_path=\"network\")` gives the network's overlap again. The σ > 0 likelihood, calibration and "
-        "coverage rows below measure the network's overlap head.\n")
+        "(issue 29), so it replaced the network there. The intersection centroid at σ > 0 is not this network's "
+        "either: the same kernel gives the first moments ∫x, ∫y of A∩(B+d) at the same shifts "
+        "(`shift_overlap.centroids_at_shifts`), and the centroid's distribution, given an overlap, is one "
+        "Gaussian with the mean and covariance of the exact centroids at the shifts that overlap, the covariance "
+        "widened by σ²/m for m such shifts (`scoring.centroid_from_shifts`); where no shift overlaps it sits on "
+        "the middle of the shortest line between the two, with SD σ. So a pair at σ > 0 needs neither the "
+        "descriptors (with the boundary sweep) nor the network. The network gives the centroid at σ = 0 "
+        "(centred on the exact intersection centroid), where the overlap itself is exact; `OverlapModel.load(path, "
+        "sigma_path=\"network\")` gives the network's overlap and centroid at σ > 0 again. The σ > 0 likelihood, "
+        "calibration and coverage rows below measure the network's heads.\n")
 
 
 def render_card(results, yardstick_json=None):

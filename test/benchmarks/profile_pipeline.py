@@ -70,6 +70,14 @@ def profile(input_source, reference_source, sigma=0.0):
             continue
         pairs += len(chunk.index_a)
         a, b, s = chunk.frames.a, chunk.frames.b, sigma_a[chunk.index_a]
+        if model.sigma_path == "exact" and (s > 0).any():  # the product at σ > 0: no descriptors, no network
+            moving = s > 0
+            overlap, _ = watch.time("exact overlap and centroid at shifts", model._shifted, a[moving], b[moving],
+                                    s[moving])
+            watch.time("summaries (of the overlap distribution)", summarise_overlap, overlap)
+            if moving.all():
+                continue
+            a, b, s = a[~moving], b[~moving], s[~moving]
         watch.time("(of encoding: the exact overlay)", exact_overlap, a, b, assume_valid=True)
         descriptors, context = watch.time("encoding (descriptors)", pair_descriptors, a, b, s)
         raw = watch.time("inference (network)", model.network.raw, descriptors)
