@@ -128,7 +128,7 @@ test: setup setup-train setup-dask
 	@# Dask and geopandas (PyPI's pyproj) never enter QGIS's Python: the Dask tests run in .venv-dask.
 	$(DASK_PYTEST) -m "not slow" $(call junit,dask) test/scaleout
 	@# The compiled (numba) kernels against the NumPy ones, bit for bit: numba is in .venv-dask only.
-	OVERLAP_RELEVANCE_REQUIRE_NUMBA=1 $(DASK_PYTEST) -m "not slow" $(call junit,compiled) test/model/test_shift_overlap.py test/model/test_assignment.py
+	OVERLAP_RELEVANCE_REQUIRE_NUMBA=1 $(DASK_PYTEST) -m "not slow" $(call junit,compiled) test/model/test_shift_overlap.py test/model/test_shift_moments.py test/model/test_assignment.py
 
 ## test-slow: the checks too slow for CI
 test-slow: setup setup-train setup-dask
