@@ -29,11 +29,12 @@ def test_every_suite_of_make_test_is_counted(monkeypatch, tmp_path):
                                        '</testsuite></testsuites>')
     counts = run.junit_counts(tmp_path / "dask.xml")
     result = {"target": "t", "release": "bookworm", "qgis": "3.40", "python": "3.11", "numpy": "1.24",
-              "suites": {"qgis": counts, "training": counts, "dask": counts}, "test_rc": 0, "test_seconds": 1.0,
+              "suites": {"qgis": counts, "training": counts, "dask": counts, "compiled": counts}, "test_rc": 0,
+              "test_seconds": 1.0,
               "demo_rc": 0, "advice": []}
     monkeypatch.setattr(run, "HERE", tmp_path)
     run.write_results([result])
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "Dask suite passed / failed / skipped" in table and table.count("3 / 1 / 1") == 3
+    assert "Dask suite passed / failed / skipped" in table and table.count("3 / 1 / 1") == 4
     assert run.missing_suites(result) == []
-    assert run.missing_suites({**result, "suites": {"qgis": counts, "training": counts}}) == ["dask"]
+    assert run.missing_suites({**result, "suites": {"qgis": counts, "training": counts}}) == ["dask", "compiled"]

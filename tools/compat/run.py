@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 INSIDE = "/work/overlap_relevance"  # where the working tree goes in each root
 REPORTS = "/work/reports"
 #: The suites `make test` runs, each writing TEST_REPORTS/<name>.xml (see the Makefile's `test` target).
-SUITES = ("qgis", "training", "dask")
+SUITES = ("qgis", "training", "dask", "compiled")  # compiled: the numba twins' tests in .venv-dask
 
 
 def copy_working_tree(root):
