@@ -350,16 +350,48 @@ def assigned_rows(edges, result, n_b):
     return a, order[np.searchsorted(key[order], a.astype(np.int64) * n_b + result.partner_a[a])]
 
 
+KNOT_DECISIONS = 200  # decisions per knot of a calibration table at least (a thinner isotonic step is noise)
+
+
 def _tables(per_sigma):
     tables = {}
     for name in ("assigned", "unmatched", "grouped", "one_to_one"):
         raw = np.concatenate([np.concatenate(per_sigma[s][name][0]) for s in SIGMAS])
         right = np.concatenate([np.concatenate(per_sigma[s][name][1]) for s in SIGMAS])
         tables[name] = {
-            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
-            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
+            "pooled": pooled_isotonic(raw, right), "band_sigmas": list(SIGMAS),
+            "bands": [pooled_isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
                       for s in SIGMAS]}
     return tables
+
+
+def pooled_isotonic(x, y, min_count=KNOT_DECISIONS):
+    """:func:`.tune_matching.isotonic`'s table, with the pool-adjacent-violators blocks then joined from
+    the low end until each holds ``min_count`` decisions (a short last run joins the block before it):
+    joining neighbours of a monotone sequence keeps it monotone, and no knot rests on a few decisions."""
+    order = np.argsort(x, kind="stable")
+    x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    if len(x) == 0:
+        return isotonic(x, y)
+    blocks = []  # [sum x, sum y, count]
+    for xi, yi in zip(x, y):  # one pass; blocks merge backwards while they violate monotonicity
+        blocks.append([xi, yi, 1.0])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    joined = [list(blocks[0])]
+    for block in blocks[1:]:
+        if joined[-1][2] < min_count:
+            joined[-1] = [a + b for a, b in zip(joined[-1], block)]
+        else:
+            joined.append(list(block))
+    if len(joined) > 1 and joined[-1][2] < min_count:
+        last = joined.pop()
+        joined[-1] = [a + b for a, b in zip(joined[-1], last)]
+    knots_x = np.array([b[0] / b[2] for b in joined])
+    knots_y = np.array([b[1] / b[2] for b in joined])
+    return {"raw": [0.0, *knots_x.round(6).tolist(), 1.0],
+            "calibrated": [round(float(knots_y[0]), 4), *knots_y.round(4).tolist(), round(float(knots_y[-1]), 4)]}
 
 
 def domain(edge_sets):
