@@ -88,6 +88,20 @@ def set_misfits(set_of_a, geoms_a, set_of_b, geoms_b, n_sets):
     return sum_a + sum_b - 2.0 * inter_sum, sum_a + sum_b, shift
 
 
+def threshold_at(config, sigma):
+    """(k,) the group test's threshold at each σ: that of the σ band nearest on a log scale where the
+    configuration has ``"threshold_bands"`` (``{"band_sigmas": [...], "thresholds": [...]}``), else its one
+    ``"threshold"``."""
+    sigma = np.asarray(sigma, dtype=float)
+    bands = config.get("threshold_bands")
+    if bands is None:
+        return np.full(sigma.shape, float(config["threshold"]))
+    centres = np.log(np.asarray(bands["band_sigmas"], dtype=float))
+    known = np.isfinite(sigma) & (sigma > 0)
+    band = np.argmin(np.abs(np.log(np.where(known, sigma, 1.0))[..., None] - centres), axis=-1)
+    return np.where(known, np.asarray(bands["thresholds"], dtype=float)[band], float(config["threshold"]))
+
+
 def candidate_merges(edges, group_a, group_b, linked, usable_a, usable_b, p_edge, eligible=None):
     """Positions of the doubtful candidate pairs whose features lie in different tentative groups that would
     hold at most :data:`MAX_MEMBERS` members together (``eligible``: (p,) bool, pairs the test may read,
@@ -168,7 +182,7 @@ def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, 
             collect.append((rows, features))
             break
         p = test(features)
-        accept = p >= config["threshold"]
+        accept = p >= threshold_at(config, np.asarray(sigma_a, dtype=float)[edges.index_a[rows]])
         if not accept.any():
             break
         linked[rows[accept]] = True

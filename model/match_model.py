@@ -206,6 +206,16 @@ class Network:
         return cls(mean, scale, params[0], params[1], params[2], float(params[3][0]))
 
 
+def assigned_features(probability, p_same, p_part, iou_mean, sigma):
+    """(k, 5) inputs of the ``m_p`` network: logits of the edge probability, of P(IoU ≥ t) and of
+    P(cover ≥ c), the expected IoU and log σ (NaN σ: 1 m). Read from what every path that decides carries
+    (the Dask join included)."""
+    sigma = np.asarray(sigma, dtype=float)
+    sigma = np.where(np.isfinite(sigma) & (sigma > 0), sigma, 1.0)
+    return np.column_stack([_logit(probability), _logit(p_same), _logit(p_part), np.asarray(iou_mean, dtype=float),
+                            np.log(np.broadcast_to(np.maximum(sigma, 0.05), np.shape(probability)))])
+
+
 def _model_of(config):
     return Network(**config) if "w1" in config else Logistic(**config)
 
@@ -246,6 +256,17 @@ class MatchModel:
         ratio = np.abs(np.log(np.maximum(area_a, 1e-6) / np.maximum(area_b, 1e-6)))
         return ((np.sqrt(large) <= domain["size_m"]) & (ratio <= domain["log_area_ratio"])
                 & (np.asarray(sigma, dtype=float) <= domain["sigma_m"]))
+
+    def assigned(self, probability, p_same, p_part, iou_mean, sigma):
+        """``m_p`` of assigned pairs: the pair's edge probability, and where the file has an
+        ``"assigned_model"`` that network's probability from it and the pair's raw overlap numbers
+        (:func:`assigned_features`: two pairs that the edge probability rates alike, one a shift of σ, the
+        other a building rebuilt a little aside, differ in them), then the ``"assigned"`` table of its σ band."""
+        raw = np.asarray(probability, dtype=float)
+        network = self.config.get("assigned_model")
+        if network is not None and len(raw):
+            raw = _model_of(network)(assigned_features(raw, p_same, p_part, iou_mean, sigma))
+        return self.calibrated("assigned", raw, sigma)
 
     def calibrated(self, name, raw, sigma=None):
         """``raw`` through the table ``name``: the one of the σ band nearest each value's σ (on a log

@@ -551,8 +551,10 @@ def decide(n_a, n_b, edges, thresholds=None, usable_a=None, usable_b=None):
     partner_a, partner_b, chosen = assign_one_to_one(n_a, n_b, index_a, index_b, weight, edge_group)
     match_model = load_match_model() if edges.q is not None else None
     sigma_of_a, sigma_of_b = _feature_sigmas(n_a, n_b, edges)
+    rows = np.flatnonzero(keep)[chosen]
     assigned_p = (probability[chosen] if match_model is None else
-                  match_model.calibrated("assigned", probability[chosen], sigma_of_a[index_a[chosen]]))
+                  match_model.assigned(probability[chosen], edges.p_same[rows], edges.p_part[rows],
+                                       edges.iou_mean[rows], sigma_of_a[index_a[chosen]]))
     p_a = np.full(n_a, np.nan)
     p_b = np.full(n_b, np.nan)
     p_a[index_a[chosen]] = assigned_p

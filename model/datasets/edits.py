@@ -41,6 +41,8 @@ class EditedLayers:
     class_a, class_b, change_a, change_b : truth class (1:1, 1:n, n:1, m:n, unmatched) and change.
     edit_b : the edit applied to each reference building (unchanged, split, merged, modified, removed).
     sigma : the σ of the displacements, metres.
+    doubtful_a, doubtful_b : bool per feature, True for those of the doubtful blocks of
+        :func:`.source_edits.generate_source_edits` (None where the generator makes none).
     """
 
     reference: np.ndarray
@@ -54,6 +56,8 @@ class EditedLayers:
     edit_b: np.ndarray
     sigma: float
     crs: str = CRS
+    doubtful_a: np.ndarray = None
+    doubtful_b: np.ndarray = None
 
 
 def _rigid(geoms, angle, dx, dy, cx, cy):

@@ -173,14 +173,17 @@ def _redraw(rng, geoms, groups, sigma, rotation_sd_deg, noise, p_generalise):
 
 def generate_source_edits(seed, n_blocks=200, sigma=1.0, rotation_sd_deg=1.0, noise=0.3, p_generalise=0.3,
                           outlines=None, p_split=0.07, p_modify=0.08, p_remove=0.06, p_merge=0.3, p_mn=0.35,
-                          p_new=0.35, p_shed=0.4, p_rebuilt=0.5):
+                          p_new=0.35, p_shed=0.4, p_rebuilt=0.5, doubtful_blocks=0):
     """Seeded reference and input layers with their truth (:class:`.edits.EditedLayers`).
 
     sigma : SD of each input group's shift per axis (m); rotation_sd_deg : SD of its turn (degrees);
     noise : vertex noise of the redrawing (m); p_generalise : share of input features simplified or
     smoothed; outlines : real outlines to draw from (default :func:`sample_outlines`); p_merge, p_mn :
     chances that a terrace has a merged run, an m:n run; p_new, p_shed : per block; p_rebuilt : share of
-    removed buildings with a new one of the same shape just in front; the others per building.
+    removed buildings with a new one of the same shape just in front; the others per building;
+    doubtful_blocks : number of extra blocks of doubtful situations (:func:`_doubtful_block`), drawn from a
+    stream of their own and placed after the others, so that the first ``n_blocks`` blocks are the same
+    with or without them (``doubtful_a`` / ``doubtful_b`` of the result mark their features).
     """
     rng = np.random.default_rng(seed)
     outlines = sample_outlines() if outlines is None else tuple(outlines)
@@ -306,9 +309,166 @@ def generate_source_edits(seed, n_blocks=200, sigma=1.0, rotation_sd_deg=1.0, no
     group_a, group_b = np.asarray(new_group, dtype=np.int64), np.asarray(ref_group, dtype=np.int64)
     inputs = _redraw(rng, placed, group_a, sigma, rotation_sd_deg, noise, p_generalise)
     edit_b = np.asarray(edit_b, dtype=object)
+    doubtful_a, doubtful_b = np.zeros(len(inputs), dtype=bool), np.zeros(len(reference), dtype=bool)
+    if doubtful_blocks:
+        more = _doubtful_layers(np.random.default_rng([seed, 26]), doubtful_blocks, sigma, rotation_sd_deg, noise,
+                                p_generalise, outlines, columns, int(np.ceil(n_blocks / columns)), group)
+        reference = np.concatenate([reference, more[0]])
+        inputs = np.concatenate([inputs, more[1]])
+        group_a, group_b = np.concatenate([group_a, more[2]]), np.concatenate([group_b, more[3]])
+        edit_b = np.concatenate([edit_b, more[4]])
+        doubtful_a = np.concatenate([doubtful_a, np.ones(len(more[1]), dtype=bool)])
+        doubtful_b = np.concatenate([doubtful_b, np.ones(len(more[0]), dtype=bool)])
     class_a, class_b, change_a, change_b = truth_labels(group_a, group_b, edit_b)
     return EditedLayers(reference, inputs, group_a, group_b, class_a, class_b, change_a, change_b, edit_b,
-                        float(sigma), CRS)
+                        float(sigma), CRS, doubtful_a, doubtful_b)
+
+
+DOUBTFUL_KINDS = ("twins", "moved", "narrow_terrace", "outbuildings", "partial")
+
+
+def _doubtful_layers(rng, n_blocks, sigma, rotation_sd_deg, noise, p_generalise, outlines, columns, first_row,
+                     first_group):
+    """Reference, input, their groups and the reference edits of ``n_blocks`` doubtful blocks, placed in the
+    grid rows from ``first_row`` on and redrawn as the other blocks are; group ids from ``first_group`` on."""
+    ref, ref_block, ref_group, edit_b = [], [], [], []
+    new, new_block, new_group = [], [], []
+    group = first_group
+    for block in range(n_blocks):  # one iteration per block of a few buildings
+        features = _doubtful_block(rng, sigma, outlines)
+        for geom, side, g, edit in features:
+            if side == "b":
+                ref.append(geom), ref_block.append(block), ref_group.append(group + g), edit_b.append(edit)
+            else:
+                new.append(geom), new_block.append(block), new_group.append(group + g)
+        group += max(g for _, _, g, _ in features) + 1
+    index = np.arange(n_blocks)
+    centre_x = ORIGIN[0] + BLOCK_PITCH * (index % columns)
+    centre_y = ORIGIN[1] + BLOCK_PITCH * (first_row + index // columns)
+    angle = rng.uniform(0.0, 2 * np.pi, n_blocks)
+    ref_block, new_block = np.asarray(ref_block, dtype=np.int64), np.asarray(new_block, dtype=np.int64)
+    reference = _placed(np.array(ref, dtype=object), angle[ref_block], centre_x[ref_block], centre_y[ref_block])
+    placed = _placed(np.array(new, dtype=object), angle[new_block], centre_x[new_block], centre_y[new_block])
+    group_a, group_b = np.asarray(new_group, dtype=np.int64), np.asarray(ref_group, dtype=np.int64)
+    inputs = _redraw(rng, placed, group_a, sigma, rotation_sd_deg, noise, p_generalise)
+    return reference, inputs, group_a, group_b, np.asarray(edit_b, dtype=object)
+
+
+def _scaled(geom, fx, fy):
+    return shapely.affinity.scale(geom, fx, fy, origin="centroid")
+
+
+def _doubtful_block(rng, sigma, outlines):
+    """One block of a doubtful kind (:data:`DOUBTFUL_KINDS`), centred near the origin, truth known: a list of
+    (geometry, "a" or "b", group within the block, the reference edit). The kinds are the situations of real
+    sources where a match is in doubt, so that decisions spread over the whole probability range:
+
+    * twins: 2-4 buildings of one shape side by side, 0.5 m + 0-2 σ apart, a quarter removed;
+    * moved: buildings either kept (resized by up to ±15 % per axis: unchanged or modified) or rebuilt
+      (removed, and a new one of about the same size 1-2 σ away, which looks like a kept one);
+    * narrow_terrace: 5-8 houses 3.5-6 m wide sharing walls, some modified or removed;
+    * outbuildings: a main building with 2-4 small outbuildings 0-1 m from it, some kept, some removed,
+      some replaced by a new one of another size 1-2 m away;
+    * partial: buildings either replaced by a new one that overlaps 20-60 % of the old (removed and new) or
+      extended / cut by 30-60 % of their depth (the same building, modified).
+    """
+    kind = DOUBTFUL_KINDS[int(rng.integers(len(DOUBTFUL_KINDS)))]
+    out = []
+    g = 0
+    if kind == "twins":
+        k = int(rng.integers(2, 5))
+        shape = _detached_shape(rng, rng.uniform(5.0, 10.0), rng.uniform(7.0, 12.0), outlines)
+        width = shape.bounds[2] - shape.bounds[0]
+        gaps = 0.5 + rng.uniform(0.0, 2.0, k) * sigma
+        x = np.concatenate([[0.0], np.cumsum(width + gaps[:-1])])
+        for xi in x - x[-1] / 2:
+            geom = shapely.affinity.translate(shape, xi, 0.0)
+            removed = rng.random() < 0.25
+            out.append((geom, "b", g, "removed" if removed else "unchanged"))
+            if not removed:
+                out.append((geom, "a", g, None))
+            g += 1
+        return out
+    if kind in ("moved", "partial"):
+        k = int(rng.integers(3, 5))
+        widths, depths = rng.uniform(7.0, 15.0, k), rng.uniform(8.0, 14.0, k)
+        spacing = rng.uniform(5.0, 10.0, k - 1) if kind == "moved" else rng.uniform(13.0, 18.0, k - 1)
+        x = np.concatenate([[0.0], np.cumsum((widths[:-1] + widths[1:]) / 2 + spacing)])
+        x -= x[-1] / 2
+        for i in range(k):
+            old = shapely.box(x[i] - widths[i] / 2, 0.0, x[i] + widths[i] / 2, depths[i])
+            if kind == "moved":
+                factors = rng.uniform(0.85, 1.15, 2)
+                shape = _scaled(old, *factors)
+                if rng.random() < 0.5:  # rebuilt 1-2 σ away: another building
+                    angle = rng.uniform(0.0, 2 * np.pi)
+                    step = rng.uniform(1.0, 2.0) * sigma
+                    out += [(old, "b", g, "removed"),
+                            (shapely.affinity.translate(shape, step * np.cos(angle), step * np.sin(angle)), "a",
+                             g + 1, None)]
+                    g += 2
+                else:
+                    edit = "modified" if abs(np.prod(factors) - 1.0) >= 0.1 else "unchanged"
+                    out += [(old, "b", g, edit), (shape, "a", g, None)]
+                    g += 1
+            elif rng.random() < 0.5:  # replaced by a new building over 20-60 % of the old one
+                share = rng.uniform(0.2, 0.6)
+                step = widths[i] * (1.0 - share) * rng.choice([-1.0, 1.0])
+                shape = shapely.affinity.translate(_scaled(old, 1.0, rng.uniform(0.8, 1.2)), step, 0.0)
+                out += [(old, "b", g, "removed"), (shape, "a", g + 1, None)]
+                g += 2
+            else:  # the same building extended or cut at the back by 30-60 % of its depth
+                grow = rng.uniform(0.3, 0.6) * depths[i] * rng.choice([-1.0, 1.0])
+                shape = shapely.box(x[i] - widths[i] / 2, 0.0, x[i] + widths[i] / 2, depths[i] + grow)
+                out += [(old, "b", g, "modified"), (shape, "a", g, None)]
+                g += 1
+        return out
+    if kind == "narrow_terrace":
+        k = int(rng.integers(5, 9))
+        widths, depths = rng.uniform(3.5, 6.0, k), rng.uniform(8.0, 12.0, k)
+        x = np.concatenate([[0.0], np.cumsum(widths)])
+        x -= x[-1] / 2
+        for i in range(k):
+            old = shapely.box(x[i], 0.0, x[i + 1], depths[i])
+            edit = rng.choice(["unchanged", "modified", "removed"], p=[0.75, 0.15, 0.1])
+            shape = _reshape(rng, old) if edit == "modified" else old
+            if shape is None:
+                edit, shape = "unchanged", old
+            out.append((old, "b", g, edit))
+            if edit != "removed":
+                out.append((shape, "a", g, None))
+            g += 1
+        return out
+    # outbuildings
+    width, depth = rng.uniform(10.0, 16.0), rng.uniform(9.0, 14.0)
+    main = shapely.box(-width / 2, 0.0, width / 2, depth)
+    out += [(main, "b", g, "unchanged"), (main, "a", g, None)]
+    g += 1
+    for slot in rng.permutation(4)[:int(rng.integers(2, 5))]:  # behind left, behind right, left, right
+        size = rng.uniform(2.0, 4.5, 2)
+        gap = rng.uniform(0.0, 1.0)
+        if slot < 2:
+            sign = -1.0 if slot == 0 else 1.0
+            cx = sign * rng.uniform(size[0] / 2 + 0.5, width / 2 - size[0] / 2)
+            cy = depth + gap + size[1] / 2
+        else:
+            sign = -1.0 if slot == 2 else 1.0
+            cx = sign * (width / 2 + gap + size[0] / 2)
+            cy = rng.uniform(size[1] / 2, depth - size[1] / 2)
+        shed = shapely.box(cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2)
+        fate = rng.random()
+        if fate < 0.6:
+            out += [(shed, "b", g, "unchanged"), (shed, "a", g, None)]
+            g += 1
+        elif fate < 0.8:
+            out.append((shed, "b", g, "removed"))
+            g += 1
+        else:  # replaced by one of another size 1-2 m away
+            other = shapely.affinity.translate(_scaled(shed, *rng.uniform(0.7, 1.3, 2)),
+                                               *(rng.uniform(1.0, 2.0) * rng.choice([-1.0, 1.0], 2)))
+            out += [(shed, "b", g, "removed"), (other, "a", g + 1, None)]
+            g += 2
+    return out
 
 
 def _resplit(rng, union, starts, widths):

@@ -39,8 +39,8 @@ def config_change_placeholder():
     return Logistic(np.zeros(8), np.ones(8), np.zeros(8), 0.0).as_dict()
 
 
-def prepared(seed, sigma, n_blocks=N_BLOCKS):
-    edits = generate_source_edits(seed, n_blocks=n_blocks, sigma=sigma)
+def prepared(seed, sigma, n_blocks=N_BLOCKS, doubtful_blocks=0):
+    edits = generate_source_edits(seed, n_blocks=n_blocks, sigma=sigma, doubtful_blocks=doubtful_blocks)
     return (edits, prepare_layer(layer_to_lonlat(edits.input, edits.crs)),
             prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
@@ -70,25 +70,38 @@ def link(data, edges, thresholds, config):
     return edges
 
 
-def class_rows(result, edits):
+def class_rows(result, edits, doubtful=False):
+    """Per truth class (hits, features) of the features of the ordinary blocks (``doubtful``: of the
+    doubtful blocks instead; edits without doubtful blocks: all)."""
     ok_a, ok_b = structure_correct(result, edits)
+    in_a, in_b = _family(edits, doubtful)
+    ok_a, ok_b = ok_a & in_a, ok_b & in_b
     rows = {name: (int(np.sum(ok_a[edits.class_a == name]) + np.sum(ok_b[edits.class_b == name])),
-                   int(np.sum(edits.class_a == name) + np.sum(edits.class_b == name))) for name in CLASSES}
-    rows["all"] = (int(ok_a.sum() + ok_b.sum()), len(ok_a) + len(ok_b))
+                   int(np.sum(in_a & (edits.class_a == name)) + np.sum(in_b & (edits.class_b == name))))
+            for name in CLASSES}
+    rows["all"] = (int(ok_a.sum() + ok_b.sum()), int(in_a.sum() + in_b.sum()))
     # m:n found: truth m:n groups whose members form exactly one predicted group of class m:n
-    truth_mn = np.unique(edits.group_b[edits.class_b == "m:n"])
+    truth_mn = np.unique(edits.group_b[(edits.class_b == "m:n") & in_b])
     found = sum(bool(np.all(ok_a[edits.group_a == g]) and np.all(ok_b[edits.group_b == g])) for g in truth_mn)
     rows["m:n groups found"] = (int(found), len(truth_mn))
     return rows
 
 
-def change_rows(result, edits):
+def change_rows(result, edits, doubtful=False):
+    in_a, in_b = _family(edits, doubtful)
     rows = {}
     for name in CHANGES:
-        hit = np.concatenate([result.change_a[edits.change_a == name] == name,
-                              result.change_b[edits.change_b == name] == name])
+        hit = np.concatenate([result.change_a[in_a & (edits.change_a == name)] == name,
+                              result.change_b[in_b & (edits.change_b == name)] == name])
         rows[name] = (int(hit.sum()), len(hit))
     return rows
+
+
+def _family(edits, doubtful):
+    """(n_a,), (n_b,) bool: the features of the ordinary blocks, or (``doubtful``) of the doubtful ones."""
+    if edits.doubtful_a is None:
+        return np.full(len(edits.input), not doubtful), np.full(len(edits.reference), not doubtful)
+    return (edits.doubtful_a == doubtful), (edits.doubtful_b == doubtful)
 
 
 def fit(n_blocks=N_BLOCKS):
@@ -238,40 +251,106 @@ def fit_groups(n_blocks=N_BLOCKS, edges_of=None):
             x.append(features)
             y.append(data[0].group_a[edges.index_a[rows]] == data[0].group_b[edges.index_b[rows]])
     network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
+    # the threshold: all-class accuracy (features right of both seeds together) per σ band, and its mean
+    # over the bands for the one threshold used where σ is unknown
+    threshold_seeds = (seeds[-1], fresh[0])
     scores = {t: [] for t in GROUP_THRESHOLDS}
     for sigma in SIGMAS:
-        data, edges = edges_with_q(seeds[-1], sigma)
+        hits = {t: [0, 0] for t in GROUP_THRESHOLDS}
+        for seed in threshold_seeds:
+            data, edges = edges_with_q(seed, sigma)
+            for t in GROUP_THRESHOLDS:
+                link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t})
+                rows = class_rows(decide(len(data[0].input), len(data[0].reference), edges, thresholds), data[0])
+                hits[t][0] += rows["all"][0]
+                hits[t][1] += rows["all"][1]
+            link(data, edges, thresholds, None)
         for t in GROUP_THRESHOLDS:
-            link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t})
-            rows = class_rows(decide(len(data[0].input), len(data[0].reference), edges, thresholds), data[0])
-            scores[t].append(rows["all"][0] / rows["all"][1])
-        link(data, edges, thresholds, None)
+            scores[t].append(hits[t][0] / hits[t][1])
     threshold = max(GROUP_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
+    by_band = [max(GROUP_THRESHOLDS, key=lambda t: (round(scores[t][k], 4), -t)) for k in range(len(SIGMAS))]
     config["groups"] = {"model": network.as_dict(), "threshold": threshold,
+                        "threshold_bands": {"band_sigmas": list(SIGMAS), "thresholds": by_band},
                         "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in GROUP_THRESHOLDS},
                         "fitted_on": {"network": [*network_seeds, int(len(np.concatenate(y)))],
-                                      "threshold": seeds[-1], "tables": list(fresh)}}
-    # decide reads the shipped file's tables: none while the raw values are collected
-    # Two passes: the tables of the link and group probabilities first; the 1:1 change probability multiplies
-    # the calibrated m_p, so its table is fitted on values read with the first tables in place.
-    config["tables"] = {}
+                                      "threshold": list(threshold_seeds), "tables": list(fresh)}}
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
+    config = fit_calibration()
+    print(json.dumps(config["groups"]["threshold_scores"]), threshold, by_band)
+    return config
+
+
+def fit_calibration(blocks=TABLE_BLOCKS, doubtful_blocks=TABLE_BLOCKS):
+    """Fit the ``m_p`` network and every calibration table of the shipped ``model/match_model.json`` on
+    the validation seeds the group test names for its tables (``groups.fitted_on.tables``, fresh: no other
+    part of the model was fitted on them), each with ``blocks`` ordinary and ``doubtful_blocks`` doubtful
+    blocks per σ (:func:`..datasets.source_edits._doubtful_block`: decisions over the whole probability
+    range). The decisions themselves do not change (the tables only map the written probabilities).
+
+    Three passes, the shipped file rewritten after each (``decide`` reads it): with no network and no
+    tables, the assigned pairs' inputs of the network and their truth (the network: the project's tanh
+    :class:`..match_model.Network`, 8 hidden units); with the network, the tables of ``m_p`` (on its
+    output), of the unmatched and of the grouped change probabilities; with those, the 1:1 change table (it
+    reads the calibrated ``m_p`` times the change model's probability of its label)."""
+    from ..match_model import MatchModel, assigned_features, load_match_model
+    from ..matching import edge_probability
+    from ..scoring import load_model
+
+    load_match_model.cache_clear()
+    config = json.loads(PATH.read_text())
+    seeds = tuple(config["groups"]["fitted_on"]["tables"])
+    assert HELDOUT_SEED not in seeds
+    thresholds = MatchThresholds(p_edge=config["p_edge"])
+    model = load_model()
+    config["tables"] = {}
+    config.pop("assigned_model", None)
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    match_model = MatchModel(config)
+    cache = {}
+    for seed in seeds:
+        for sigma in SIGMAS:
+            data = prepared(seed, sigma, blocks, doubtful_blocks)
+            edges = candidate_edges(model, *data[1:], thresholds=thresholds)
+            cache[(seed, sigma)] = (data, edges)
+            print("prepared", seed, sigma, flush=True)
+    x, y = [], []
+    for (seed, sigma), (data, edges) in cache.items():
+        result, _, _ = run(data, edges, thresholds, match_model, groups=config["groups"])
+        a, rows = assigned_rows(edges, result, len(data[0].reference))
+        x.append(assigned_features(edge_probability(edges)[rows], edges.p_same[rows], edges.p_part[rows],
+                                   edges.iou_mean[rows], data[3][a]))
+        y.append(data[0].group_a[a] == data[0].group_b[result.partner_a[a]])
+    network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
+    config["assigned_model"] = network.as_dict()
     for names in (("assigned", "unmatched", "grouped"), ("one_to_one",)):
+        PATH.write_text(json.dumps(config) + "\n")
+        load_match_model.cache_clear()
+        match_model = MatchModel(config)
         per_sigma = {}
         for sigma in SIGMAS:
             per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
-            for seed in fresh:
-                data, edges = edges_with_q(seed, sigma, TABLE_BLOCKS)
-                result, one, _ = run(data, edges, thresholds, MatchModel(config), groups=config["groups"])
+            for seed in seeds:
+                data, edges = cache[(seed, sigma)]
+                result, one, _ = run(data, edges, thresholds, match_model, groups=config["groups"])
                 _collect(per_sigma[sigma], result, data[0], one)
         config["tables"].update({name: table for name, table in _tables(per_sigma).items() if name in names})
-        PATH.write_text(json.dumps(config) + "\n")
-        load_match_model.cache_clear()
+    config["groups"]["fitted_on"]["table_blocks"] = [blocks, doubtful_blocks]
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
-    print(json.dumps(config["groups"]["threshold_scores"]), threshold)
     return config
+
+
+def assigned_rows(edges, result, n_b):
+    """Input positions with an assigned partner, and the row of that pair in ``edges``."""
+    a = np.flatnonzero(result.partner_a >= 0)
+    key = edges.index_a.astype(np.int64) * n_b + edges.index_b
+    order = np.argsort(key, kind="stable")
+    return a, order[np.searchsorted(key[order], a.astype(np.int64) * n_b + result.partner_a[a])]
+
+
+KNOT_DECISIONS = 200  # decisions per knot of a calibration table at least (a thinner isotonic step is noise)
 
 
 def _tables(per_sigma):
@@ -280,10 +359,39 @@ def _tables(per_sigma):
         raw = np.concatenate([np.concatenate(per_sigma[s][name][0]) for s in SIGMAS])
         right = np.concatenate([np.concatenate(per_sigma[s][name][1]) for s in SIGMAS])
         tables[name] = {
-            "pooled": isotonic(raw, right), "band_sigmas": list(SIGMAS),
-            "bands": [isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
+            "pooled": pooled_isotonic(raw, right), "band_sigmas": list(SIGMAS),
+            "bands": [pooled_isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]))
                       for s in SIGMAS]}
     return tables
+
+
+def pooled_isotonic(x, y, min_count=KNOT_DECISIONS):
+    """:func:`.tune_matching.isotonic`'s table, with the pool-adjacent-violators blocks then joined from
+    the low end until each holds ``min_count`` decisions (a short last run joins the block before it):
+    joining neighbours of a monotone sequence keeps it monotone, and no knot rests on a few decisions."""
+    order = np.argsort(x, kind="stable")
+    x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    if len(x) == 0:
+        return isotonic(x, y)
+    blocks = []  # [sum x, sum y, count]
+    for xi, yi in zip(x, y):  # one pass; blocks merge backwards while they violate monotonicity
+        blocks.append([xi, yi, 1.0])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    joined = [list(blocks[0])]
+    for block in blocks[1:]:
+        if joined[-1][2] < min_count:
+            joined[-1] = [a + b for a, b in zip(joined[-1], block)]
+        else:
+            joined.append(list(block))
+    if len(joined) > 1 and joined[-1][2] < min_count:
+        last = joined.pop()
+        joined[-1] = [a + b for a, b in zip(joined[-1], last)]
+    knots_x = np.array([b[0] / b[2] for b in joined])
+    knots_y = np.array([b[1] / b[2] for b in joined])
+    return {"raw": [0.0, *knots_x.round(6).tolist(), 1.0],
+            "calibrated": [round(float(knots_y[0]), 4), *knots_y.round(4).tolist(), round(float(knots_y[-1]), 4)]}
 
 
 def domain(edge_sets):
@@ -313,7 +421,11 @@ def _collect(collected, result, edits, one):
             collected[name][1].append(change[rows] == truth[rows])
 
 
-def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
+def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None, doubtful_blocks=None):
+    """The held-out report (``model/source_matching_results.md``): ``n_blocks`` ordinary blocks per σ (the
+    class and change tables) and ``doubtful_blocks`` doubtful ones (default as many; their own class table,
+    and their decisions join the reliability tables)."""
+    doubtful_blocks = n_blocks if doubtful_blocks is None else doubtful_blocks
     from ..match_model import load_match_model
     from ..scoring import load_model
 
@@ -330,18 +442,27 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
              f"{', '.join(map(str, config['fitted_on']['seeds']))} (`model/match_model.json`, link threshold "
              f"p_edge = {config['p_edge']})" + (
                  f"; the group test's network on seeds {', '.join(map(str, fitted['network'][:-1]))}, its threshold "
-                 f"on seed {fitted['threshold']}, the calibration tables on seeds "
-                 f"{', '.join(map(str, fitted['tables']))}." if fitted else "."), ""]
+                 f"on seeds {', '.join(map(str, np.atleast_1d(fitted['threshold'])))}, the `m_p` network and the calibration tables on seeds "
+                 f"{', '.join(map(str, fitted['tables']))}." if fitted else "."), "",
+             f"Each σ also has {doubtful_blocks} **doubtful blocks** (`_doubtful_block`: twins side by side, buildings "
+             "rebuilt 1-2 σ aside or kept and resized, narrow terraced houses sharing walls, small outbuildings next "
+             "to a main building, partial overlaps of a replaced or an extended building), drawn from a stream of "
+             "their own: the class and change tables below are of the ordinary blocks (the same features with or "
+             "without the doubtful ones), the doubtful blocks have a class table of their own, and the reliability "
+             "tables hold the decisions of both.", ""]
     per_sigma = {}
     without = {}
+    doubtful = {}
     reliability_rows = {}
+    ordinary_rows = {}
     for sigma in sigmas:
         started = time.perf_counter()
-        data = prepared(HELDOUT_SEED, sigma, n_blocks)
+        data = prepared(HELDOUT_SEED, sigma, n_blocks, doubtful_blocks)
         edits = data[0]
         edges = candidate_edges(model, *data[1:], thresholds=thresholds)
         result, one, _ = run(data, edges, thresholds, match_model)
         per_sigma[sigma] = (class_rows(result, edits), change_rows(result, edits), time.perf_counter() - started)
+        doubtful[sigma] = (class_rows(result, edits, True), change_rows(result, edits, True))
         link(data, edges, thresholds, None)
         without[sigma] = class_rows(decide(len(edits.input), len(edits.reference), edges, thresholds), edits)
         assigned = np.flatnonzero(result.partner_a >= 0)
@@ -350,6 +471,9 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
         change_ok = np.concatenate([result.change_a == edits.change_a, result.change_b == edits.change_b])
         finite = np.isfinite(change_p)
         reliability_rows[sigma] = (m_p, (change_p[finite], change_ok[finite]))
+        ordinary = np.concatenate(_family(edits, False))
+        ordinary_rows[sigma] = ((m_p[0][~edits.doubtful_a[assigned]], m_p[1][~edits.doubtful_a[assigned]]),
+                                (change_p[finite & ordinary], change_ok[finite & ordinary]))
         print(sigma, per_sigma[sigma][0]["all"], flush=True)
     lines += ["## Group structure and class per truth class (feature right when its predicted group holds exactly "
               "its truth group's members and the class is right)", "",
@@ -361,13 +485,20 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
                      f"| {_cell(*rows['m:n groups found'])} | {target} |")
     groups = config.get("groups", {})
     lines += ["", "The same held-out edits without the group test (the pair model's links alone; "
-              f"the group test: `model/group_test.py`, threshold {groups.get('threshold')}, network fitted on seeds "
+              f"the group test: `model/group_test.py`, threshold {_thresholds_text(groups)}, network fitted on seeds "
               f"{', '.join(map(str, groups.get('fitted_on', {}).get('network', [])[:-1]))}):", "",
               "| σ (m) | " + " | ".join(CLASSES) + " | all | m:n groups found |",
               "|---|" + "---|" * (len(CLASSES) + 2)]
     for sigma, rows in without.items():
         lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
                      + f" | {_cell(*rows['all'])} | {_cell(*rows['m:n groups found'])} |")
+    lines += ["", f"The doubtful blocks ({doubtful_blocks} per σ; targets are set on the ordinary blocks):", "",
+              "| σ (m) | " + " | ".join(CLASSES) + " | all | changes right |",
+              "|---|" + "---|" * (len(CLASSES) + 2)]
+    for sigma, (rows, changes) in doubtful.items():
+        total = (sum(v[0] for v in changes.values()), sum(v[1] for v in changes.values()))
+        lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
+                     + f" | {_cell(*rows['all'])} | {_cell(*total)} |")
     if baseline:
         lines += ["", "The same held-out edits with the fixed thresholds of before (raw P(IoU ≥ 0.5) or "
                   "P(cover ≥ 0.5) "
@@ -388,6 +519,15 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
              ("σ = 2 m", [s for s in sigmas if s == 2.0]), ("σ = 3 m", [s for s in sigmas if s == 3.0]),
              ("σ = 5 m", [s for s in sigmas if s == 5.0]))
     summary = []
+    ordinary_summary = {}
+    for label, members in bands:
+        for which in (0, 1):
+            if not members:
+                continue
+            p = np.concatenate([ordinary_rows[s][which][0] for s in members])
+            t = np.concatenate([ordinary_rows[s][which][1] for s in members]).astype(float)
+            gaps = [abs(mean_p - observed) for _, _, n, mean_p, observed in reliability(p, t) if n >= 100]
+            ordinary_summary[(label, which)] = (len(gaps), max(gaps, default=0.0))
     for label, members in bands:
         if not members:
             continue
@@ -405,7 +545,7 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
                     worst = max(worst, abs(mean_p - observed))
                     full += 1
                 lines.append(f"| {low:.1f}–{high:.1f} | {n} | {mean_p:.3f} | {observed:.3f} | {verdict} |")
-            summary.append((label, title.split(" ")[0], full, worst))
+            summary.append((label, title.split(" ")[0], full, worst, *ordinary_summary[(label, which)]))
             lines += ["", f"Equal-count view (10 bins of {len(p) // 10} or {len(p) // 10 + 1} decisions each):", "",
                       "| bin | p from | p to | mean p | observed | gap |", "|---|---|---|---|---|---|"]
             for k, (low, high, mean_p, observed) in enumerate(equal_count_bins(p, t)):
@@ -413,13 +553,23 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None):
                              f"| {abs(mean_p - observed):.3f} |")
             lines.append("")
     lines += ["### Summary: largest calibration gap over bins with ≥ 100 decisions", "",
-              "| σ band | field | bins with ≥ 100 | largest gap | within ±0.05 |", "|---|---|---|---|---|"]
-    for label, field, full, worst in summary:
-        lines.append(f"| {label} | {field} | {full} | {worst:.3f} | {'yes' if worst <= 0.05 else 'NO'} |")
+              "| σ band | field | bins with ≥ 100 | largest gap | within ±0.05 | ordinary blocks only: bins ≥ 100 "
+              "| largest gap |", "|---|---|---|---|---|---|---|"]
+    for label, field, full, worst, ordinary_full, ordinary_worst in summary:
+        lines.append(f"| {label} | {field} | {full} | {worst:.3f} | {'yes' if worst <= 0.05 else 'NO'} "
+                     f"| {ordinary_full} | {ordinary_worst:.3f} |")
     lines += ["", "Seconds per σ (generate, score, decide, change test; 2 shared cores): "
               + ", ".join(f"{s} m {v[2]:.1f}" for s, v in per_sigma.items()), ""]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
+
+
+def _thresholds_text(groups):
+    bands = groups.get("threshold_bands")
+    if not bands:
+        return str(groups.get("threshold"))
+    return (", ".join(f"{t} at {s:g} m" for s, t in zip(bands["band_sigmas"], bands["thresholds"]))
+            + f" (σ unknown: {groups.get('threshold')})")
 
 
 def equal_count_bins(p, truth, bins=10):
@@ -439,6 +589,8 @@ if __name__ == "__main__":
         fit()
     elif command == "fit-groups":
         fit_groups()
+    elif command == "fit-calibration":
+        fit_calibration()
     else:
         base = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
         report(baseline={float(k): v for k, v in base.items()} if base else None)
