@@ -225,7 +225,8 @@ def exact_kernel_contestant(k, control=False, threshold=THRESHOLD):
 
 def default_contestants(model, ks=K_VALUES, model_samples=1024, threshold=THRESHOLD, sweep_controls=(0, 2, 4),
                         exact_ks=EXACT_K_VALUES):
-    """The model (the plugin's σ > 0 path) and its network's own overlap head, then QMC-k and MC-k for every k in ``ks``, then the sweep surrogate with 0, 2 and 4 controls,
+    """The model (the plugin's σ > 0 path) and its network's own overlap head, then QMC-k and MC-k for every k in
+    ``ks``, then the sweep surrogate with 0, 2 and 4 controls,
     then the exact-kernel QMC-k for every k in ``exact_ks``, without and with the exact mean as a control."""
     return ([model_contestant(model, model_samples, threshold), network_contestant(model, model_samples, threshold)]
             + [qmc_contestant(k, threshold) for k in ks]
