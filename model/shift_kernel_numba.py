@@ -12,7 +12,8 @@ import numpy as np
 
 @lru_cache(maxsize=1)
 def compiled_kernel():
-    """The compiled kernel, or None where numba cannot be imported."""
+    """The compiled kernel of the area, and of the first moments where asked, or None where numba cannot be
+    imported. Without moments it skips their terms; the area is the same either way (the same operations)."""
     try:
         import numba
     except ImportError:
@@ -20,55 +21,7 @@ def compiled_kernel():
 
     @numba.njit(cache=False, nogil=True)
     def kernel(pair, ia, ib, chunk_starts, x0a, x1a, y0a, slope_a, sign_a, x0b, x1b, y0b, slope_b, sign_b, d,
-               total):
-        k = d.shape[1]
-        tiny = np.finfo(np.float64).tiny
-        partial = np.zeros(k)
-        for chunk in range(chunk_starts.size - 1):
-            start, stop = chunk_starts[chunk], chunk_starts[chunk + 1]
-            c = start
-            while c < stop:  # one run of edge pairs of one pair within the chunk
-                p = pair[c]
-                partial[:] = 0.0
-                while c < stop and pair[c] == p:
-                    ea, eb = ia[c], ib[c]
-                    width_a = x1a[ea] - x0a[ea]
-                    width_b = x1b[eb] - x0b[eb]
-                    m_b = slope_b[eb]
-                    rate = m_b - slope_a[ea]
-                    gap = y0b[eb] - y0a[ea]
-                    start_gap = x0a[ea] - x0b[eb]
-                    signs = -(sign_a[ea] * sign_b[eb])
-                    for j in range(k):
-                        delta = start_gap - d[p, j, 0]
-                        u_low = max(-delta, 0.0)
-                        length = min(width_a, width_b - delta) - u_low
-                        base = (gap + d[p, j, 1]) + m_b * delta
-                        h_low = base + rate * u_low
-                        run = max(length, 0.0)
-                        h_high = h_low + rate * run
-                        positive = max(h_low, 0.0) + max(h_high, 0.0)
-                        scale = abs(h_low) + abs(h_high)
-                        term = run * positive * positive / (2.0 * max(scale, tiny))
-                        partial[j] = partial[j] + term * signs
-                    c += 1
-                for j in range(k):
-                    total[p, j] = total[p, j] + partial[j]
-
-    return kernel
-
-
-@lru_cache(maxsize=1)
-def compiled_moment_kernel():
-    """The compiled kernel of the area and the first moments (``moments=True``), or None without numba."""
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=False, nogil=True)
-    def kernel(pair, ia, ib, chunk_starts, x0a, x1a, y0a, slope_a, sign_a, x0b, x1b, y0b, slope_b, sign_b, d,
-               total, moment_x, moment_y):
+               total, moments, moment_x, moment_y):
         k = d.shape[1]
         tiny = np.finfo(np.float64).tiny
         partial = np.zeros(k)
@@ -77,7 +30,7 @@ def compiled_moment_kernel():
         for chunk in range(chunk_starts.size - 1):
             start, stop = chunk_starts[chunk], chunk_starts[chunk + 1]
             c = start
-            while c < stop:
+            while c < stop:  # one run of edge pairs of one pair within the chunk
                 p = pair[c]
                 partial[:] = 0.0
                 partial_x[:] = 0.0
@@ -100,37 +53,40 @@ def compiled_moment_kernel():
                         h_low = base + rate * u_low
                         run = max(length, 0.0)
                         h_high = h_low + rate * run
-                        # As shift_overlap._positive_part_terms, operation for operation.
+                        # As shift_overlap's NumPy kernel (_positive_part_terms), operation for operation.
                         alpha = max(h_low, 0.0)
                         beta = max(h_high, 0.0)
                         positive = alpha + beta
                         scale = max(abs(h_low) + abs(h_high), tiny)
                         term = run * positive * positive / (2.0 * scale)
                         partial[j] = partial[j] + term * signs
-                        stretch = run * (positive / scale)
-                        q = u_low + (0.0 if h_low > 0.0 else run - stretch)
-                        r = q * term + (2.0 * beta + alpha) * stretch * stretch / 6.0
-                        mx = x0a[ea] * term + r
-                        my = y0a[ea] * term + m_a * r + stretch * (alpha * alpha + alpha * beta + beta * beta) / 6.0
-                        partial_x[j] = partial_x[j] + mx * signs
-                        partial_y[j] = partial_y[j] + my * signs
+                        if moments:
+                            stretch = run * (positive / scale)
+                            q = u_low + (0.0 if h_low > 0.0 else run - stretch)
+                            r = q * term + (2.0 * beta + alpha) * stretch * stretch / 6.0
+                            mx = x0a[ea] * term + r
+                            my = (y0a[ea] * term + m_a * r
+                                  + stretch * (alpha * alpha + alpha * beta + beta * beta) / 6.0)
+                            partial_x[j] = partial_x[j] + mx * signs
+                            partial_y[j] = partial_y[j] + my * signs
                     c += 1
                 for j in range(k):
                     total[p, j] = total[p, j] + partial[j]
-                    moment_x[p, j] = moment_x[p, j] + partial_x[j]
-                    moment_y[p, j] = moment_y[p, j] + partial_y[j]
+                    if moments:
+                        moment_x[p, j] = moment_x[p, j] + partial_x[j]
+                        moment_y[p, j] = moment_y[p, j] + partial_y[j]
 
     return kernel
 
 
 def run(kernel, pair, ia, ib, bounds, edges_a, edges_b, slope_a, slope_b, d, total, moment_x=None, moment_y=None):
-    """Call the compiled kernel on the edge pairs (sorted by pair), chunked as ``bounds`` [(start, stop)]: the
-    area kernel (:func:`compiled_kernel`), or with ``moment_x``/``moment_y`` arrays the one of the moments too
-    (``kernel`` is then :func:`compiled_moment_kernel`)."""
+    """Call the compiled kernel (:func:`compiled_kernel`) on the edge pairs (sorted by pair), chunked as
+    ``bounds`` [(start, stop)]: the area into ``total``, and the first moments too where ``moment_x`` and
+    ``moment_y`` arrays are given."""
     starts = np.array([start for start, _ in bounds] + [bounds[-1][1] if bounds else 0], dtype=np.int64)
-    arguments = (pair, ia, ib, starts, edges_a["x0"], edges_a["x1"], edges_a["y0"], slope_a, edges_a["sign"],
-                 edges_b["x0"], edges_b["x1"], edges_b["y0"], slope_b, edges_b["sign"], np.ascontiguousarray(d), total)
-    if moment_x is None:
-        kernel(*arguments)
-    else:
-        kernel(*arguments, moment_x, moment_y)
+    moments = moment_x is not None
+    if not moments:
+        moment_x = moment_y = np.zeros((0, 0))
+    kernel(pair, ia, ib, starts, edges_a["x0"], edges_a["x1"], edges_a["y0"], slope_a, edges_a["sign"],
+           edges_b["x0"], edges_b["x1"], edges_b["y0"], slope_b, edges_b["sign"], np.ascontiguousarray(d), total,
+           moments, moment_x, moment_y)

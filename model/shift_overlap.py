@@ -236,9 +236,9 @@ def overlap_at_shifts(a, b, d, engine="numpy", moments=False):
     bounds = chunk_bounds(np.full(pair.size, k), SHIFT_CHUNK_ELEMENTS)
     kernel = None
     if engine in ("numba", "auto"):
-        from .shift_kernel_numba import compiled_kernel, compiled_moment_kernel, run
+        from .shift_kernel_numba import compiled_kernel, run
 
-        kernel = compiled_moment_kernel() if moments else compiled_kernel()
+        kernel = compiled_kernel()
         if kernel is None and engine == "numba":
             raise ImportError("numba is not installed; use engine='numpy' (the same numbers)")
     elif engine != "numpy":

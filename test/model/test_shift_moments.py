@@ -80,13 +80,13 @@ def test_province_moments_match_geos():
     np.testing.assert_array_equal(overlaps, geos_area > 1e-9 * min(shapely.area(a)[0], shapely.area(b)[0]))
 
 
-def test_the_compiled_moment_kernel_gives_the_same_numbers():
+def test_the_compiled_kernel_gives_the_same_moments():
     """Bit for bit, where numba imports (Dask workers, a user's venv); never needed in QGIS."""
-    from overlap_relevance.model.shift_kernel_numba import compiled_moment_kernel
+    from overlap_relevance.model.shift_kernel_numba import compiled_kernel
 
     a, b = mixed_pairs(40, seed=12)
     d = np.random.default_rng(13).normal(0, 2.0, (len(a), 33, 2))
-    if compiled_moment_kernel() is None:
+    if compiled_kernel() is None:
         # make test runs this file again in .venv-dask, which has numba: there the skip would hide a check
         assert not os.environ.get("OVERLAP_RELEVANCE_REQUIRE_NUMBA"), "numba should import in this environment"
         pytest.skip("numba is not installed here")
