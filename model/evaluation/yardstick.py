@@ -574,8 +574,7 @@ def render_section(results, heading="##", plot="../docs/yardstick.png"):
             for family in ("exact", "exact_cv"):
                 f = fam.get(family)
                 cells += (["—", "—"] if not f or f["cost_overlays_at_model_accuracy"] is None else
-                          [_equivalent(f), f"{_number(f['cost_overlays_at_model_accuracy'], 2)}"
-                           + (" (extrapolated)" if f["extrapolated"] else "")])
+                          [_equivalent(f), _reach(f)])
             geos = eq[measure]["families"].get("qmc", {}).get("cost_overlays_at_model_accuracy")
             rows.append([label, _number(exact[measure]["model"]), *cells, _number(geos, 1)])
         out.append("The exact kernel at the model's accuracy (the largest k no more accurate than the model, and the "
