@@ -1,6 +1,5 @@
 """The sparse one-to-one assignment (overlap_relevance.model.assignment): optimal, linear memory, no SciPy."""
 
-import os
 import sys
 import time
 import tracemalloc
@@ -12,6 +11,7 @@ import pytest
 from overlap_relevance.model import matching
 from overlap_relevance.model.assignment import EDGE_BONUS, max_weight_matching
 from overlap_relevance.model.assignment_numba import compiled_solver
+from tools.compiled import numba_missing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_assignment  # noqa: E402
@@ -118,9 +118,7 @@ def test_same_optimum_as_scipy_dense_and_same_matching_as_scipy_sparse():
 
 
 def test_numba_gives_the_same_matching_as_numpy():
-    if compiled_solver() is None:
-        # make test runs this file again in .venv-dask, which has numba: there the skip would hide a check
-        assert not os.environ.get("OVERLAP_RELEVANCE_REQUIRE_NUMBA"), "numba should import in this environment"
+    if numba_missing(compiled_solver()):
         pytest.skip("numba is not installed (never required)")
     rng = np.random.default_rng(6)
     for case in range(600):

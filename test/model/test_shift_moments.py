@@ -1,8 +1,6 @@
 """The first moments of A ∩ (B + d) from the exact shift kernel (model/shift_overlap.py) against GEOS
 centroids, and the product's σ > 0 centroid built from them (model/scoring.py)."""
 
-import os
-
 import numpy as np
 import pytest
 import shapely
@@ -13,6 +11,7 @@ from overlap_relevance.model.scoring import (EXACT_SHIFTS, OverlapModel, _standa
                                              summarise_overlap)
 from overlap_relevance.model.shift_overlap import centroids_at_shifts, overlap_at_shifts, polygon_areas
 from test_shift_overlap import mixed_pairs, province_pair
+from tools.compiled import numba_missing
 
 
 def geos_centroids(a, b, d):
@@ -86,9 +85,7 @@ def test_the_compiled_kernel_gives_the_same_moments():
 
     a, b = mixed_pairs(40, seed=12)
     d = np.random.default_rng(13).normal(0, 2.0, (len(a), 33, 2))
-    if compiled_kernel() is None:
-        # make test runs this file again in .venv-dask, which has numba: there the skip would hide a check
-        assert not os.environ.get("OVERLAP_RELEVANCE_REQUIRE_NUMBA"), "numba should import in this environment"
+    if numba_missing(compiled_kernel()):
         pytest.skip("numba is not installed here")
     compiled = overlap_at_shifts(a, b, d, engine="numba", moments=True)
     plain = overlap_at_shifts(a, b, d, moments=True)

@@ -1,7 +1,6 @@
 """model/shift_overlap.py: the overlap under a shift against GEOS, its expectation against integration
 and randomised QMC, the atoms against the exact kernel at many shifts."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import shapely
 
 from overlap_relevance.model import shift_overlap
 from overlap_relevance.model.shift_overlap import expected_overlap, iou_at_shifts, overlap_at_shifts
+from tools.compiled import numba_missing
 from tools.geometry import geos_overlap_at_shifts
 
 WORLD_MAP = Path("/usr/share/qgis/resources/data/world_map.gpkg")
@@ -244,9 +244,7 @@ def test_the_compiled_kernel_gives_the_same_numbers():
 
     a, b = mixed_pairs(40, seed=12)
     d = np.random.default_rng(13).normal(0, 2.0, (len(a), 33, 2))
-    if compiled_kernel() is None:
-        # make test runs this file again in .venv-dask, which has numba: there the skip would hide a check
-        assert not os.environ.get("OVERLAP_RELEVANCE_REQUIRE_NUMBA"), "numba should import in this environment"
+    if numba_missing(compiled_kernel()):
         with pytest.raises(ImportError):
             overlap_at_shifts(a, b, d, engine="numba")
         assert np.array_equal(overlap_at_shifts(a, b, d, engine="auto"), overlap_at_shifts(a, b, d))
