@@ -100,6 +100,15 @@ class _all_nan_ok:
         return self._catcher.__exit__(*exc)
 
 
+def box_gap(bounds_a, bounds_b):
+    """(n,) the Euclidean gap between the pairs' bounding boxes (``shapely.bounds`` rows), metres: a lower bound on
+    the distance between the polygons; 0 where the boxes meet, NaN where a geometry is missing."""
+    with np.errstate(invalid="ignore"):
+        return np.hypot(
+            np.maximum(0, np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])),
+            np.maximum(0, np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3])))
+
+
 def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
     """Descriptors of n pairs for the network.
 
@@ -136,10 +145,7 @@ def pair_descriptors(a, b, sigma, area_a=None, area_b=None):
     # does not overlap stays apart, and the bounding-box gap (a lower bound) describes it.
     bounds_a, bounds_b = shapely.bounds(a), shapely.bounds(b)
     apart = present & (overlap.area_inter <= 0)
-    box_gap = np.nan_to_num(np.hypot(
-        np.maximum(0, np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])),
-        np.maximum(0, np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3]))), nan=0.0)
-    gap = np.where(apart, box_gap, 0.0)
+    gap = np.where(apart, np.nan_to_num(box_gap(bounds_a, bounds_b), nan=0.0), 0.0)
     reference = np.column_stack([overlap.centroid_x, overlap.centroid_y])
     near = apart & (sigma > 0)
     if near.any():

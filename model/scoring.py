@@ -23,8 +23,8 @@ from typing import Optional
 import numpy as np
 import shapely
 
-from .encoding import (CERTAIN_GAP_SIGMAS, DESCRIPTOR_NAMES, N_DESCRIPTORS, TOUCH_TOLERANCE, pair_descriptors,
-                       pair_scale_and_centre)
+from .encoding import (CERTAIN_GAP_SIGMAS, DESCRIPTOR_NAMES, N_DESCRIPTORS, TOUCH_TOLERANCE, box_gap,
+                       pair_descriptors, pair_scale_and_centre)
 from .frame import PairFrames, layer_to_lonlat, project_pairs
 from .mixture import GaussianMixture, mixture_from_raw
 from .overlap_head import UnitMixture, area_scales, baseline_logit, unit_of_covers
@@ -310,12 +310,9 @@ class OverlapModel:
                 whole[known] = given[known]
         scale_a, scale_b = area_scales(whole_a, whole_b)
         present = (frame_a > 0) & (frame_b > 0)
-        bounds_a, bounds_b = shapely.bounds(a), shapely.bounds(b)
-        with np.errstate(invalid="ignore"):
-            box_gap = np.hypot(
-                np.maximum(0, np.maximum(bounds_a[:, 0] - bounds_b[:, 2], bounds_b[:, 0] - bounds_a[:, 2])),
-                np.maximum(0, np.maximum(bounds_a[:, 1] - bounds_b[:, 3], bounds_b[:, 1] - bounds_a[:, 3])))
-        rows = np.flatnonzero(present & (box_gap <= CERTAIN_GAP_SIGMAS * sigma))
+        with np.errstate(invalid="ignore"):  # NaN where a geometry is missing: not present either
+            near = box_gap(shapely.bounds(a), shapely.bounds(b)) <= CERTAIN_GAP_SIGMAS * sigma
+        rows = np.flatnonzero(present & near)
         k = EXACT_SHIFTS
         overlap = UnitMixture.point(np.zeros(n), scale_a, scale_b, k)
         mean, covariance = np.zeros((n, 2)), np.zeros((n, 2, 2))
