@@ -233,16 +233,17 @@ class OverlapModel:
 
         a, b : (n,) valid polygons in each pair's frame; sigma : scalar or (n,) metres.
         model_geometries : True when a and b already are model geometries (from
-            :func:`.preparation.prepare_layer`), so they need no simplification here.
+            :func:`.preparation.prepare_layer`), so they need no simplification here. On the exact path the
+            pairs at σ > 0 are never simplified: their overlap is measured on a and b as given.
         areas : (area_a, area_b), the whole areas of spread features (:meth:`.frame.PairFrames.whole_areas`).
         Returns (overlap mixture, centroid mixture in frame metres).
         """
-        if not model_geometries:
-            a, b = model_geometry(a), model_geometry(b)
         if self.sigma_path == "exact":
             sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),))
             if np.any(sigma > 0):  # the pairs at σ > 0 need neither the descriptors nor the network
-                return self._exact_path(a, b, sigma, areas)
+                return self._exact_path(a, b, sigma, areas, model_geometries)
+        if not model_geometries:
+            a, b = model_geometry(a), model_geometry(b)
         descriptors, context = pair_descriptors(a, b, sigma, *areas)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
             raw = self.network.raw(descriptors)
@@ -274,9 +275,10 @@ class OverlapModel:
         )
         return overlap, centroid
 
-    def _exact_path(self, a, b, sigma, areas):
+    def _exact_path(self, a, b, sigma, areas, model_geometries=True):
         """:meth:`predict_frames` on the exact path for a batch holding pairs at σ > 0: those from
-        :meth:`_shifted`, the others (σ = 0) as before; the rows in their order."""
+        :meth:`_shifted` on the geometries as given (the exact kernel needs no simplification, and a simplified
+        outline would move the overlap it measures), the others (σ = 0) as before; the rows in their order."""
         a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
         moving = sigma > 0
         rows, rest = np.flatnonzero(moving), np.flatnonzero(~moving)
@@ -286,7 +288,7 @@ class OverlapModel:
         if not rest.size:
             return overlap, centroid
         still_overlap, still_centroid = self.predict_frames(
-            a[rest], b[rest], sigma[rest], model_geometries=True,
+            a[rest], b[rest], sigma[rest], model_geometries=model_geometries,
             areas=tuple(None if area is None else area[rest] for area in whole))
         order = np.argsort(np.concatenate([rows, rest]), kind="stable")
         return (UnitMixture.concatenate([overlap, still_overlap])[order],
@@ -400,8 +402,8 @@ class OverlapModel:
         parts = []
         for start in range(0, max(n, 1), PREDICT_CHUNK_PAIRS):
             chunk = index[start:start + PREDICT_CHUNK_PAIRS]
-            frames = _full_detail_at_sigma0(project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False),
-                                            lonlat_a, lonlat_b, sigma)
+            frames = _full_detail_where_measured(project_pairs(lonlat_a, lonlat_b, chunk, chunk, repair=False),
+                                                 lonlat_a, lonlat_b, sigma, exact_path=self.sigma_path == "exact")
             overlap, centroid = self.predict_frames(frames.a, frames.b, sigma[chunk], model_geometries=True,
                                                     areas=frames.whole_areas())
             parts.append((frames, overlap, centroid, summarise_overlap(overlap)))
@@ -562,9 +564,9 @@ class ScoredChunk:
     index_a, index_b : (p,) positions in the two layers.
     summary : :class:`OverlapSummary` of the pairs.
     overlap, centroid : the predicted mixtures (centroid in frame metres).
-    frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the model
-        geometries (simplified where large, see :func:`.preparation.prepare_layer`), and at σ = 0 the
-        full-detail ones of the pairs that hold a simplified feature.
+    frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the full-detail ones
+        at σ = 0 and on the exact σ > 0 path (:data:`SIGMA_PATH`), the model geometries (simplified where
+        large, see :func:`.preparation.prepare_layer`) where the network measures.
     complete_before : every input position below it has had all its candidate pairs in this
         chunk or an earlier one, so its best match is final (results can be written while
         later chunks are scored).
@@ -603,8 +605,9 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
         the chunks come in the same order, with the same numbers, whatever the count.
     """
     sigma_a = np.asarray(sigma_a, dtype=float)
-    if len(sigma_a) and not sigma_a.any():
-        # σ = 0 everywhere: every pair is measured on the full-detail geometries, so they are projected directly.
+    if len(sigma_a) and (model.sigma_path == "exact" or not sigma_a.any()):
+        # Every pair is measured on the full-detail geometries (σ = 0: the exact overlap; σ > 0 on the exact path:
+        # the exact kernel at shifts, which needs no simplification), so they are projected directly.
         lonlat_a, lonlat_b = full_detail(lonlat_a), full_detail(lonlat_b)
     distance = search_distances(search_distance_m, sigma_a)
     plan = plan_pair_chunks(lonlat_a, lonlat_b, distance, ids_a, ids_b,
@@ -622,7 +625,7 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
         chunk = pair_chunk(lonlat_a, lonlat_b, chunk_a, chunk_b, distance, repair=False, centre_on_large=True)
         if chunk is None:
             return None
-        frames = _full_detail_at_sigma0(chunk.frames, lonlat_a, lonlat_b, sigma_a, chunk.reach_m)
+        frames = _full_detail_where_measured(chunk.frames, lonlat_a, lonlat_b, sigma_a, chunk.reach_m)
         overlap, centroid = model.predict_frames(frames.a, frames.b, sigma_a[chunk.index_a], model_geometries=True,
                                                  areas=frames.whole_areas())
         summary = summarise_overlap(overlap, threshold)
@@ -634,17 +637,19 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
             yield scored
 
 
-def _full_detail_at_sigma0(frames, lonlat_a, lonlat_b, sigma_a, reach_m=0.0):
-    """``frames`` with the pairs at σ = 0 that hold a simplified feature projected from the full-detail layers.
+def _full_detail_where_measured(frames, lonlat_a, lonlat_b, sigma_a, reach_m=0.0, exact_path=False):
+    """``frames`` with the pairs that hold a simplified feature and are measured exactly projected from the
+    full-detail layers: those at σ = 0, and on the exact path (``exact_path``) those at σ > 0 too.
 
-    At σ = 0 what is written is the exact overlap of the geometries measured, so those are the full-detail
-    ones there (:func:`.preparation.prepare_layer` keeps them); elsewhere the model geometries serve.
+    At σ = 0 what is written is the exact overlap of the geometries measured, and at σ > 0 on the exact path the
+    exact overlap at shifts of them, so those are the full-detail ones there (:func:`.preparation.prepare_layer`
+    keeps them); elsewhere (the network at σ > 0) the model geometries serve.
     """
     full_a, full_b = getattr(lonlat_a, "full_detail", None), getattr(lonlat_b, "full_detail", None)
     if full_a is None and full_b is None:
         return frames
     simplified = (_detail_error(lonlat_a, frames.index_a) + _detail_error(lonlat_b, frames.index_b)) > 0
-    rows = np.flatnonzero(simplified & (sigma_a[frames.index_a] == 0))
+    rows = np.flatnonzero(simplified & ((sigma_a[frames.index_a] == 0) | exact_path))
     if not len(rows):
         return frames
     full_frames = project_pairs(lonlat_a if full_a is None else full_a, lonlat_b if full_b is None else full_b,

@@ -243,6 +243,35 @@ def test_the_products_exact_path_is_the_exact_overlap_at_fixed_shifts_whatever_t
         OverlapModel.load(sigma_path="guess")
 
 
+def test_the_exact_path_measures_large_features_at_full_detail_at_sigma_above_zero():
+    """A feature over MAX_MODEL_VERTICES vertices is simplified for the network, but the exact kernel at σ > 0
+    measures it as given, through predict_frames and through the API (a wavy outline whose simplification
+    moves the overlap)."""
+    from overlap_relevance.model.preparation import MAX_MODEL_VERTICES, model_geometry
+    from overlap_relevance.model.scoring import exact_shift_units
+    from overlap_relevance.model.shift_overlap import polygon_areas
+
+    angle = np.linspace(0, 2 * np.pi, 4 * MAX_MODEL_VERTICES, endpoint=False)
+    radius = 50.0 + 0.04 * (np.arange(angle.size) % 2)  # bumps outward, within the simplification's tolerance
+    wavy = shapely.Polygon(np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]))
+    assert shapely.get_num_coordinates(model_geometry(np.array([wavy]))[0]) < shapely.get_num_coordinates(wavy)
+    a, b = np.array([wavy, wavy]), np.array([shapely.box(-60, -20, 0, 20), shapely.box(-53, -5, -44, 5)])
+    sigma = np.array([1.5, 1.0])
+    model = OverlapModel.load(sigma_path="exact")
+    area_a, area_b = polygon_areas(a), polygon_areas(b)
+    ratio = np.minimum(area_a, area_b) / np.maximum(area_a, area_b)
+    full = iou_of_unit(exact_shift_units(a, b, sigma, area_a, area_b), ratio[:, None]).mean(axis=1)
+    simple_a = model_geometry(a)
+    simplified = iou_of_unit(exact_shift_units(simple_a, b, sigma, polygon_areas(simple_a), area_b),
+                             ratio[:, None]).mean(axis=1)
+    assert np.all(np.abs(full - simplified) > 1e-5)  # the check can tell the two apart
+    np.testing.assert_allclose(summarise_overlap(model.predict_frames(a, b, sigma)[0]).iou_mean, full, rtol=1e-12)
+    # Through the API, from an equal-area CRS centred here: the same pairs, measured in their own frames (the same
+    # shapes up to the frames' distortion over 100 m, far below the simplification's effect).
+    api = model.predict(a, b, "+proj=laea +lat_0=45 +lon_0=10 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs", sigma)
+    assert np.all(np.abs(api.iou_mean - full) < 0.05 * np.abs(full - simplified))
+
+
 def test_concatenating_mixtures_of_other_component_counts_keeps_every_summary():
     first = _mixture(8)
     second = UnitMixture.point(np.array([0.0, 0.4, 1.0]), np.ones(3), np.full(3, 0.5), n_components=1)
