@@ -13,8 +13,8 @@ the integral of the positive part of a linear function over an interval, in clos
 cancel exactly, because every vertical line crosses as many left- as right-going edges of a closed
 ring. So |A ∩ (B + d)| is a sum over edge pairs; holes, multiparts and shared edges need no special
 case (a shared edge gives (0)⁺ = 0). Pairs whose B edge lies below the A edge at every shift give 0 and
-are never formed; for large polygons the candidate edge pairs come from an STRtree, for small ones
-from the full product.
+are never formed; for large polygons the candidate edge pairs come from a join on x (all pairs at
+once), for small ones from the full product.
 
 **Expectation** under d ~ N(0, σ²I₂): the dy-expectation of (c + dy)⁺ is ψ(c) = cΦ(c/σ) + σφ(c/σ), and
 ψ has the antiderivative Ψ(c) = ½(c² + σ²)Φ(c/σ) + ½cσφ(c/σ), so for a fixed dx the x-integral is
@@ -54,7 +54,7 @@ from .sweep import oriented_edges
 
 #: Gaussian mass beyond this many σ is left out (4Φ(−8) ≈ 5e-15 of probability).
 REACH_SIGMAS = 8.0
-#: Pairs whose edge-count product is above this find their edge pairs with an STRtree.
+#: Pairs whose edge-count product is above this find their edge pairs by a join on x (:func:`_x_join`).
 DENSE_PRODUCT = 4096
 #: Edge pairs × shifts (or × quadrature nodes) handled at once: about 16 MB per temporary.
 CHUNK_ELEMENTS = 2_000_000
@@ -99,7 +99,8 @@ def _first_and_count(pair, n):
 def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
     """(pair, index_a, index_b) of the edge pairs that can contribute at some shift of B with
     dx ∈ [dx_low, dx_high], dy ≤ dy_high (each (n,)): x-intervals that overlap, and a B edge that can
-    rise above the A edge. Sorted by pair. Small pairs: the full product; large pairs: an STRtree.
+    rise above the A edge. Sorted by pair, then A edge, then B edge. Small pairs: the full product; large
+    pairs: a join on x over all of them at once (:func:`_x_join`).
     """
     first_a, count_a = _first_and_count(edges_a["pair"], n)
     first_b, count_b = _first_and_count(edges_b["pair"], n)
@@ -113,17 +114,10 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
         ia = first_a[pair] + within // count_b[pair]
         ib = first_b[pair] + within % count_b[pair]
         parts.append((pair, ia, ib))
-    for p in np.flatnonzero(product > DENSE_PRODUCT):  # one tree per large pair: few, and each is big work
-        ra = np.arange(first_a[p], first_a[p] + count_a[p])
-        rb = np.arange(first_b[p], first_b[p] + count_b[p])
-        ya = np.minimum(edges_a["y0"][ra], edges_a["y1"][ra])
-        tree = shapely.STRtree(shapely.box(edges_a["x0"][ra], ya, edges_a["x1"][ra], ya))
-        top = np.maximum(edges_b["y0"][rb], edges_b["y1"][rb]) + dy_high[p]
-        bottom = np.full(rb.size, min(float(ya.min()), float(top.min())) - 1.0)
-        query = shapely.box(edges_b["x0"][rb] + dx_low[p], bottom, edges_b["x1"][rb] + dx_high[p], top)
-        jb, ja = tree.query(query)
-        order = np.lexsort((jb, ja))
-        parts.append((np.full(ja.size, p), ra[ja[order]], rb[jb[order]]))
+    large = np.flatnonzero(product > DENSE_PRODUCT)
+    if large.size:
+        parts.append(_x_join(edges_a, edges_b, _ranges(first_a, count_a, large), _ranges(first_b, count_b, large),
+                             dx_low, dx_high, dy_high))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     pair, ia, ib = (np.concatenate(column) for column in zip(*parts))
@@ -134,6 +128,73 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
                > np.minimum(edges_a["y0"][ia], edges_a["y1"][ia])))
     order = np.argsort(pair[keep], kind="stable")
     return pair[keep][order], ia[keep][order], ib[keep][order]
+
+
+def _ranges(first, count, pairs):
+    """The edge indices of ``pairs`` (each pair's run first[p] … first[p] + count[p] − 1), in order."""
+    counts = count[pairs]
+    starts = np.repeat(first[pairs] - (np.cumsum(counts) - counts), counts)
+    return starts + np.arange(counts.sum())
+
+
+#: Candidate edge pairs expanded at once by :func:`_x_join` (bounds its scratch memory).
+JOIN_ELEMENTS = 4_000_000
+
+
+def _x_join(edges_a, edges_b, ra, rb, dx_low, dx_high, dy_high):
+    """(pair, index_a, index_b), sorted by pair, A edge, B edge: for the A edges ``ra`` and B edges ``rb`` of the
+    same pairs, every (A edge, B edge) of one pair whose x-intervals meet under the shift range (closed:
+    x0_a ≤ x1_b + dx_high and x0_b + dx_low ≤ x1_a) and whose B edge can reach the A edge's lowest point
+    (min y_a ≤ max y_b + dy_high): a superset of the pairs :func:`edge_pairs` keeps. No per-pair loop.
+
+    An A interval [a0, a1] and a B window [q0, q1] meet exactly when a0 lies in [q0, q1], or q0 in (a0, a1]:
+    two point-in-interval searches, each one contiguous run of a sorted array (A edges by (pair, a0), B
+    windows by (pair, q0)), found by binary search on the key pair · span + x. Float rounding of the key is
+    monotone, so no meeting pair is lost and none is found twice; the few extra ones the rounding may let in
+    are dropped by the exact tests.
+    """
+    pa, pb = edges_a["pair"][ra], edges_b["pair"][rb]
+    x0a, x1a = edges_a["x0"][ra], edges_a["x1"][ra]
+    low_a = np.minimum(edges_a["y0"][ra], edges_a["y1"][ra])
+    q0 = edges_b["x0"][rb] + dx_low[pb]
+    q1 = edges_b["x1"][rb] + dx_high[pb]
+    top = np.maximum(edges_b["y0"][rb], edges_b["y1"][rb]) + dy_high[pb]
+    origin = min(float(x0a.min()), float(q0.min())) - 1.0
+    span = max(float(x1a.max()), float(q1.max())) - origin + 1.0  # every x − origin lies in [1, span − 1]
+    order_a = np.lexsort((x0a, pa))
+    key_a = pa[order_a] * span + (x0a[order_a] - origin)
+    order_b = np.lexsort((q0, pb))
+    key_b = pb[order_b] * span + (q0[order_b] - origin)
+
+    def meeting(i, j):  # of the pairs whose x-ranges meet, those where B can reach A
+        keep = (low_a[i] <= top[j]) & (pa[i] == pb[j])
+        return i[keep], j[keep]
+
+    # a0 in [q0, q1]: per B window, the A edges starting inside it.
+    start = np.searchsorted(key_a, pb * span + (q0 - origin), side="left")
+    stop = np.searchsorted(key_a, pb * span + (q1 - origin), side="right")
+    parts = _expand(start, stop, lambda j, at: meeting(order_a[at], j))
+    # q0 in (a0, a1]: per A edge, the B windows starting inside it.
+    start = np.searchsorted(key_b, pa * span + (x0a - origin), side="right")
+    stop = np.searchsorted(key_b, pa * span + (x1a - origin), side="right")
+    parts += _expand(start, stop, lambda i, at: meeting(i, order_b[at]))
+    i, j = (np.concatenate(column) for column in zip(*parts))
+    pair, ia, ib = pa[i], ra[i], rb[j]
+    order = np.lexsort((ib, ia, pair))
+    return pair[order], ia[order], ib[order]
+
+
+def _expand(start, stop, pairs_of):
+    """[(i, j)]: ``pairs_of(rows, positions)`` over every (row, position) with position in [start[row],
+    stop[row]), in runs of about :data:`JOIN_ELEMENTS` (so the scratch memory stays bounded)."""
+    count = np.maximum(stop - start, 0)
+    parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64))]
+    for first, last in chunk_bounds(count, JOIN_ELEMENTS):
+        reps = count[first:last]
+        rows = np.repeat(np.arange(first, last), reps)
+        at = np.repeat(start[first:last] - (np.cumsum(reps) - reps), reps) + np.arange(reps.sum())
+        parts.append(pairs_of(rows, at))
+    return parts
 
 
 def _height(edges, index, x):

@@ -79,12 +79,25 @@ def test_overlap_at_zero_shift_is_the_overlap_and_touching_is_zero():
     assert np.allclose(iou_at_shifts(a, b, d)[0], [0.0, 0.25 / 1.75], atol=1e-15)
 
 
-def test_large_pairs_use_the_tree_and_agree_with_the_product(monkeypatch):
-    a, b = mixed_pairs(20, seed=4)
+def test_large_pairs_use_the_join_and_find_the_products_edge_pairs(monkeypatch):
+    """The join on x (large pairs) keeps exactly the edge pairs the full product keeps, in the same order, so
+    the overlaps are the same to the bit; also in runs of a few candidates, and with the grid pairs' shared
+    x-coordinates (ties at every interval end)."""
+    a, b = mixed_pairs(40, seed=4)
     d = np.random.default_rng(3).normal(0, 2.0, (len(a), 5, 2))
+    d[3::5, :, 0] = 0.0  # the grid pairs: x-shifts of 0 and 4 m put x-ends on x-ends
+    d[3::5, 0, 0] = 4.0
+    edges_a, edges_b = shift_overlap.x_edges(a), shift_overlap.x_edges(b)
+    ranges = (len(a), d[..., 0].min(axis=1), d[..., 0].max(axis=1), d[..., 1].max(axis=1))
+    product = shift_overlap.edge_pairs(edges_a, edges_b, *ranges)
     dense = overlap_at_shifts(a, b, d)
     monkeypatch.setattr(shift_overlap, "DENSE_PRODUCT", 0)
-    assert np.allclose(overlap_at_shifts(a, b, d), dense, rtol=0, atol=1e-12)
+    for elements in (shift_overlap.JOIN_ELEMENTS, 7):
+        monkeypatch.setattr(shift_overlap, "JOIN_ELEMENTS", elements)
+        joined = shift_overlap.edge_pairs(edges_a, edges_b, *ranges)
+        for mine, theirs in zip(joined, product):
+            np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_array_equal(overlap_at_shifts(a, b, d), dense)
 
 
 def province_pair():
