@@ -98,7 +98,8 @@ def sigma_path_section():
         "Gaussian with the mean and covariance of the exact centroids at the shifts that overlap, the covariance "
         "widened by σ²/m for m such shifts (`scoring.centroid_from_shifts`); where no shift overlaps it sits on "
         "the middle of the shortest line between the two, with SD σ. So a pair at σ > 0 needs neither the "
-        "descriptors (with the boundary sweep) nor the network. The network gives the centroid at σ = 0 "
+        "descriptors (with the boundary sweep) nor the network, and its geometries are never simplified: the "
+        "kernel measures the full-detail outlines, as σ = 0 does. The network gives the centroid at σ = 0 "
         "(centred on the exact intersection centroid), where the overlap itself is exact; `OverlapModel.load(path, "
         "sigma_path=\"network\")` gives the network's overlap and centroid at σ > 0 again. The σ > 0 likelihood, "
         "calibration and coverage rows below measure the network's heads.\n")

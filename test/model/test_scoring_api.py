@@ -109,3 +109,39 @@ def test_100k_pairs_in_bounded_memory(model):
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert len(prediction) == 100_000 and np.all(np.isfinite(prediction.iou_mean))
     assert grown_mb < 2000, grown_mb
+
+
+def test_shortest_lines_cut_large_pairs_and_find_the_same_line(monkeypatch):
+    """The σ > 0 path's nearest line between pairs that never overlap (scoring.shortest_lines): large pairs are cut
+    to where they can be nearest first, and the line is GEOS's own up to rounding: wavy rings far apart, a ring
+    in another's hole, multiparts whose nearest parts are not the first, and a pair that touches."""
+    from overlap_relevance.model import scoring
+
+    def wavy(cx, cy, r, n=600, phase=0.0):
+        t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        rr = r * (1 + 0.1 * np.sin(7 * t + phase))
+        return shapely.Polygon(np.column_stack([cx + rr * np.cos(t), cy + rr * np.sin(t)]))
+
+    ring = wavy(0, 0, 100).difference(wavy(0, 0, 60, phase=1.0))
+    a = np.array([wavy(0, 0, 50), ring, shapely.union(wavy(-500, 0, 40), wavy(300, 40, 40)), wavy(0, 0, 50)],
+                 dtype=object)
+    b = np.array([wavy(180, 70, 60, phase=2.0), wavy(5, -3, 20), shapely.union(wavy(900, 0, 30), wavy(420, 60, 30)),
+                  shapely.box(55, -5, 70, 5)], dtype=object)
+    b[3] = shapely.Polygon([(a[3].exterior.coords[0][0], -5.0), (a[3].exterior.coords[0][0] + 20, -5.0),
+                            (a[3].exterior.coords[0][0] + 20, 5.0), (a[3].exterior.coords[0][0], 5.0)])
+    # A part inside B's box that is not the nearest: the box must be widened by the distance, not less.
+    diagonal = shapely.buffer(shapely.LineString([(0, 0), (100, 100)]), 1.0, cap_style="flat")
+    a = np.append(a, shapely.union(wavy(-20, -20, 5), wavy(95, 5, 4)))
+    b = np.append(b, diagonal)
+    assert np.all(shapely.get_num_coordinates(a) * shapely.get_num_coordinates(b) > 4 * 500)
+    monkeypatch.setattr(scoring, "NEAREST_CUT_PRODUCT", 1000)  # every pair here is cut
+    cut = scoring.shortest_lines(a, b)
+    full = shapely.shortest_line(a, b)
+    np.testing.assert_allclose(shapely.length(cut), shapely.length(full), rtol=0, atol=1e-9)
+    middle = lambda lines: shapely.get_coordinates(lines).reshape(-1, 2, 2).mean(axis=1)
+    # Where the nearest points are unique, the same line; the touching pair has many (length 0), any will do.
+    unique = [0, 1, 2, 4]
+    np.testing.assert_allclose(middle(cut)[unique], middle(full)[unique], rtol=0, atol=1e-6)
+    assert shapely.length(cut)[3] == pytest.approx(0.0, abs=1e-9) and shapely.length(full)[0] > 10
+    # The inputs are left as they were.
+    assert shapely.get_num_coordinates(a[0]) == 601
