@@ -81,14 +81,10 @@ def x_edges(geoms):
     keep = vector[:, 0] != 0.0
     pair, start, end, vector = pair[keep], start[keep], end[keep], vector[keep]
     left = vector[:, 0] > 0.0
-    order = np.argsort(pair, kind="stable")
-    x0 = np.where(left, start[:, 0], end[:, 0])
-    x1 = np.where(left, end[:, 0], start[:, 0])
-    y0 = np.where(left, start[:, 1], end[:, 1])
-    y1 = np.where(left, end[:, 1], start[:, 1])
-    sign = np.where(left, -1.0, 1.0)
-    return {"pair": pair[order], "x0": x0[order], "x1": x1[order], "y0": y0[order], "y1": y1[order],
-            "sign": sign[order]}
+    # oriented_edges lists the edges polygon by polygon, so they are already sorted by polygon.
+    return {"pair": pair, "x0": np.where(left, start[:, 0], end[:, 0]), "x1": np.where(left, end[:, 0], start[:, 0]),
+            "y0": np.where(left, start[:, 1], end[:, 1]), "y1": np.where(left, end[:, 1], start[:, 1]),
+            "sign": np.where(left, -1.0, 1.0)}
 
 
 def _first_and_count(pair, n):
