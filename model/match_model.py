@@ -221,8 +221,19 @@ def _model_of(config):
 
 
 def monotone(x, table):
-    """A monotone table {"raw": [...], "calibrated": [...]} read at x (knots interpolated)."""
-    return np.interp(np.asarray(x, dtype=float), table["raw"], table["calibrated"])
+    """A monotone table read at x: a step table {"edges": [...], "calibrated": [...]} (k - 1 increasing
+    edges, k non-decreasing values: the value of the step that x falls in, an edge belonging to the step
+    above), or a knot table {"raw": [...], "calibrated": [...]} (knots interpolated).
+
+    The shipped calibration tables are step tables: each step is one block of decisions of the fit and
+    writes that block's observed share, so a cluster of equal raw values (the flat end of a table that
+    feeds another, a saturated network) gets the share of its own block, where interpolating between the
+    means of neighbouring blocks gave it a value that its decisions never had."""
+    x = np.asarray(x, dtype=float)
+    if "edges" in table:
+        value = np.asarray(table["calibrated"], dtype=float)[np.searchsorted(table["edges"], x, side="right")]
+        return np.where(np.isnan(x), np.nan, value)  # NaN stays NaN, as np.interp leaves it
+    return np.interp(x, table["raw"], table["calibrated"])
 
 
 class MatchModel:

@@ -1,14 +1,18 @@
 """Matching when sources really differ: the edits, the learned decisions, m_change_p and the sparse solver."""
 
+import json
+
 import numpy as np
 import pytest
 import shapely
 
 from overlap_relevance.model import matching
+from overlap_relevance.model.evaluation import source_matching
+from overlap_relevance.model.evaluation.source_matching import step_isotonic
 from overlap_relevance.model.datasets.source_edits import (HELDOUT_SEED, VALIDATION_SEED, generate_source_edits,
                                                            sample_outlines)
-from overlap_relevance.model.match_model import (PAIR_FEATURES, Logistic, Network, load_match_model, pair_features,
-                                                 rivalry)
+from overlap_relevance.model.match_model import (PAIR_FEATURES, Logistic, Network, load_match_model, monotone,
+                                                 pair_features, rivalry)
 from overlap_relevance.model.matching import CandidateEdges, MatchThresholds, assign_one_to_one, decide
 
 
@@ -79,7 +83,7 @@ def test_shipped_match_model_reads_the_features():
     assert np.shape(shipped.stages[0].w1)[0] == len(PAIR_FEATURES)
     for name in ("assigned", "unmatched", "grouped", "one_to_one"):
         for table in (shipped.tables[name]["pooled"], *shipped.tables[name]["bands"]):
-            assert np.all(np.diff(table["raw"]) >= 0) and np.all(np.diff(table["calibrated"]) >= 0)
+            assert_monotone_table(table)
         assert len(shipped.tables[name]["bands"]) == len(shipped.tables[name]["band_sigmas"])
 
     def q(p, cover, distance, aligned, sigma=0.5):
@@ -144,3 +148,62 @@ def test_large_component_goes_to_the_sparse_solver_and_stays_optimal(monkeypatch
 
 def test_default_link_threshold_is_the_one_chosen_on_validation_edits():
     assert MatchThresholds().p_edge == load_match_model().config["p_edge"]
+
+
+def assert_monotone_table(table):
+    """A calibration table that never lowers a probability it is given a higher raw value for."""
+    values = np.asarray(table["calibrated"], dtype=float)
+    assert np.all((values >= 0) & (values <= 1)) and np.all(np.diff(values) >= 0)
+    if "edges" in table:  # step table: k - 1 strictly increasing edges between k steps
+        assert len(table["edges"]) == len(values) - 1 and np.all(np.diff(table["edges"]) > 0)
+    else:
+        assert len(table["raw"]) == len(values) and np.all(np.diff(table["raw"]) >= 0)
+    x = np.linspace(-0.1, 1.1, 2001)
+    assert np.all(np.diff(monotone(x, table)) >= 0)
+
+
+def test_monotone_table_check_fails_on_a_table_that_goes_down():
+    assert_monotone_table({"edges": [0.3, 0.6], "calibrated": [0.1, 0.5, 0.9]})
+    for bad in ({"edges": [0.3, 0.6], "calibrated": [0.1, 0.5, 0.4]},
+                {"edges": [0.6, 0.3], "calibrated": [0.1, 0.5, 0.9]},
+                {"raw": [0.0, 0.5, 1.0], "calibrated": [0.2, 0.1, 0.9]}):
+        with pytest.raises(AssertionError):
+            assert_monotone_table(bad)
+
+
+def test_step_isotonic_is_calibrated_on_its_decisions_and_keeps_ties_together():
+    rng = np.random.default_rng(4)
+    # a continuous part and a cluster of 600 equal raw values whose truth is far above its neighbours'
+    x = np.concatenate([rng.uniform(0, 1, 3000), np.full(600, 0.4)])
+    y = np.concatenate([rng.uniform(0, 1, 3000) < x[:3000], rng.uniform(0, 1, 600) < 0.75])
+    table = step_isotonic(x, y, 300)
+    assert_monotone_table(table)
+    written = monotone(x, table)
+    for value in np.unique(written):  # every step writes the observed share of its own decisions
+        assert y[written == value].mean() == pytest.approx(value, abs=1e-6)
+        assert (written == value).sum() >= 300
+    assert len(np.unique(written[3000:])) == 1  # the cluster is one step
+    assert np.isnan(monotone(np.array([np.nan]), table)).all()
+    assert step_isotonic(np.zeros(0), np.zeros(0), 10) == {"edges": [], "calibrated": [0.5]}
+
+
+def test_no_fitting_step_reads_the_held_out_seed(tmp_path, monkeypatch):
+    with pytest.raises(ValueError):
+        source_matching.prepared(HELDOUT_SEED, 1.0, 2)
+    config = load_match_model().config
+    assert HELDOUT_SEED not in source_matching.table_seeds(config)
+    fitted = config["groups"]["fitted_on"]
+    used = [*config["fitted_on"]["seeds"], *fitted["network"][:-1], *np.atleast_1d(fitted["threshold"]),
+            *fitted["tables"]]
+    assert HELDOUT_SEED not in used
+    # a configuration naming the held-out seed for its tables stops fit_calibration before it generates anything
+    bad = {**config,
+           "groups": {**config["groups"], "fitted_on": {**fitted, "tables": [fitted["tables"][0], HELDOUT_SEED]}}}
+    path = tmp_path / "match_model.json"
+    path.write_text(json.dumps(bad))
+    monkeypatch.setattr(source_matching, "PATH", path)
+    monkeypatch.setattr(source_matching, "generate_source_edits", lambda *a, **k: pytest.fail("generated edits"))
+    with pytest.raises(ValueError):
+        source_matching.fit_calibration()
+    assert json.loads(path.read_text()) == bad  # the file was left as it was
+
