@@ -80,6 +80,25 @@ def _labels_text(training):
             "generator's and more from their own random stream), so the loss sees each pair's distribution")
 
 
+def _overlap_head_text(net):
+    """The overlap head of the model file's network, in words (``network.overlap_head``; absent: the 2-D head)."""
+    residual = ", ".join(net.get("residual_means", []))
+    if net.get("overlap_head", "cover_2d") == "unit_atoms":
+        return (f"the distribution of u = |A∩B| / min(|A|, |B|) with atoms at 0 and 1 as masses of their own and a "
+                f"{net.get('overlap_components')}-component 1-D Gaussian mixture over logit(u) between them "
+                f"(`overlap_head.UnitMixture`), whose component means are offsets from the logit of the u of the "
+                f"descriptors {residual}, trained on the mixed negative log-likelihood (the atom's log mass for a "
+                f"label at 0 or 1, the log density of u otherwise)")
+    return (f"a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) whose "
+            f"component means are offsets from the descriptors {residual}")
+
+
+def _overlap_nll_note(net):
+    if net.get("overlap_head", "cover_2d") == "unit_atoms":
+        return "mixed likelihood of u (atoms at 0 and 1, density of u between)"
+    return "density over (cover_a, cover_b)"
+
+
 def sigma_path_section():
     """What the plugin runs at σ > 0, from the scoring module's settings (so the card follows the code)."""
     if SIGMA_PATH != "exact":
@@ -176,8 +195,7 @@ def render_card(results, yardstick_json=None):
         f"rates; where the network reads them, the summary of the boundary-sweep surrogate of the overlap under "
         f"displacement, `model/sweep.py`; see `model/encoding.py`) → standardisation → MLP with hidden layers "
         f"{' × '.join(str(h) for h in net.get('hidden', []))} ({net.get('activation')}) → two mixture-density "
-        f"heads: overlap, a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) "
-        f"whose component means are offsets from the descriptors {', '.join(net.get('residual_means', []))}; "
+        f"heads: overlap, {_overlap_head_text(net)}; "
         f"centroid, a {net.get('centroid_components')}-component 2D Gaussian mixture in units of the pair scale "
         f"around a reference point. {m['parameters']:,} parameters. Inference is NumPy only "
         f"(`model/network.py`).\n\nDescriptors: `{'`, `'.join(inputs)}`.\n")
@@ -220,7 +238,7 @@ def render_card(results, yardstick_json=None):
          f"{s0['n']:,} pairs"],
         ["σ = 0: largest IoU error", f"{s0['iou_max_error']:.4f}", ""],
         ["σ > 0: NLL of the overlap mixture at the labels, mean / median",
-         f"{sp['nll_mean']:.3f} / {sp['nll_median']:.3f} nats", f"{sp['n']:,} pairs; density over (cover_a, cover_b)"],
+         f"{sp['nll_mean']:.3f} / {sp['nll_median']:.3f} nats", f"{sp['n']:,} pairs; {_overlap_nll_note(net)}"],
         ["σ = 0: NLL at the labels, mean", f"{sp['nll_sigma0_mean']:.3f} nats", ""],
         ["σ > 0: NLL averaged over the Monte-Carlo samples", f"{unc['nll_mc']:.3f} nats", f"{unc['n']:,} pairs"],
         ["σ > 0: MAE of mean IoU vs Monte-Carlo mean", f"{unc['iou_mae_vs_mc_mean']:.4f}", ""],
