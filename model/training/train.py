@@ -23,7 +23,7 @@ from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16,
-                overlap_head="cover_2d")
+                overlap_head="unit_atoms")
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
 LABEL_STREAM = 4242  # the random stream of the extra displacement labels, apart from the generator's
 
