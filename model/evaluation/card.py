@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..overlap_head import U_BASELINE_CLIP
 from ..scoring import EXACT_SHIFTS, SIGMA_PATH
 from .heldout import MODEL_DIR, PACKAGE_ROOT
 from .metrics import TARGETS
@@ -86,8 +87,8 @@ def _overlap_head_text(net):
     if net.get("overlap_head", "cover_2d") == "unit_atoms":
         return (f"the distribution of u = |A∩B| / min(|A|, |B|) with atoms at 0 and 1 as masses of their own and a "
                 f"{net.get('overlap_components')}-component 1-D Gaussian mixture over logit(u) between them "
-                f"(`overlap_head.UnitMixture`), whose component means are offsets from the logit of the u of the "
-                f"descriptors {residual}, trained on the mixed negative log-likelihood (the atom's log mass for a "
+                f"(`overlap_head.UnitMixture`), whose component means are offsets from logit(max({residual})) "
+                f"(clipped to [{U_BASELINE_CLIP:g}, {1 - U_BASELINE_CLIP:g}]), trained on the mixed negative log-likelihood (the atom's log mass for a "
                 f"label at 0 or 1, the log density of u otherwise)")
     return (f"a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) whose "
             f"component means are offsets from the descriptors {residual}")
@@ -239,7 +240,9 @@ def render_card(results, yardstick_json=None):
         ["σ = 0: largest IoU error", f"{s0['iou_max_error']:.4f}", ""],
         ["σ > 0: NLL of the overlap mixture at the labels, mean / median",
          f"{sp['nll_mean']:.3f} / {sp['nll_median']:.3f} nats", f"{sp['n']:,} pairs; {_overlap_nll_note(net)}"],
-        ["σ = 0: NLL at the labels, mean", f"{sp['nll_sigma0_mean']:.3f} nats", ""],
+        ["σ = 0: NLL at the labels, mean / median",
+         f"{sp['nll_sigma0_mean']:.3f} / {_cell(sp.get('nll_sigma0_median'), 3)} nats",
+         "a point mass at the model geometries' exact overlap; a label off it by 1e-10 has a huge NLL"],
         ["σ > 0: NLL averaged over the Monte-Carlo samples", f"{unc['nll_mc']:.3f} nats", f"{unc['n']:,} pairs"],
         ["σ > 0: MAE of mean IoU vs Monte-Carlo mean", f"{unc['iou_mae_vs_mc_mean']:.4f}", ""],
         ["σ > 0: MAE of mean IoU vs the one-displacement label", f"{sp['iou_mae_vs_label']:.4f}",

@@ -353,6 +353,7 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
     results["sigma_positive"] = {"n": int(positive.sum()), "nll_mean": float(nll[positive].mean()),
                                  "nll_median": float(np.median(nll[positive])),
                                  "nll_sigma0_mean": float(nll[sigma0].mean()),
+                                 "nll_sigma0_median": float(np.median(nll[sigma0])),
                                  "iou_mae_vs_label": mean_absolute_error(out["iou_mean"][positive], data.iou[positive])}
 
     mean_error, mode_error, has_centroid = centroid_errors(data.subset(sigma0), out["centroid"][np.flatnonzero(sigma0)])
