@@ -2,8 +2,9 @@
 
 Steps: synthetic pairs (:mod:`.synthetic`, seeded) → descriptors of the model
 geometries (:mod:`..encoding`) → the Keras MDN (:mod:`.network_tf`) trained on the
-mixture NLL of (cover_a, cover_b) and, where the displaced pair overlaps, of the
-intersection centroid → the ``.keras`` model and the NumPy model file.
+mixed NLL of u = I / min(|A|, |B|) (the u-head, atoms at 0 and 1: :mod:`..overlap_head`; the
+2-D head over (cover_a, cover_b) with ``--overlap-head cover_2d``) and, where the displaced pair
+overlaps, the mixture NLL of the intersection centroid → the ``.keras`` model and the NumPy model file.
 
 Everything is seeded; ``make train`` runs this on the CPU.
 """
