@@ -172,15 +172,18 @@ class UnitMixture:
 
     @classmethod
     def point(cls, u, scale_a, scale_b, n_components=1):
-        """Point masses at (n,) u: an atom where u is 0 or 1, a component of SD :data:`EXACT_LOGIT_SD` else."""
+        """Point masses at (n,) u: an atom where u is within :data:`U_ATOM_TOLERANCE` of 0 or 1 (as in
+        :meth:`from_samples` and the likelihood: a contained feature's u of 1 − 2e-16 is the atom at 1, not a
+        component the mixed likelihood gives no mass), a component of SD :data:`EXACT_LOGIT_SD` else."""
         u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
         n, k = len(u), int(n_components)
-        inner = (u > 0) & (u < 1)
+        zero, one = u <= U_ATOM_TOLERANCE, u >= 1.0 - U_ATOM_TOLERANCE
+        inner = ~(zero | one)
         log_weights = np.full((n, k), -np.inf)
         log_weights[:, 0] = 0.0
         means = np.zeros((n, k))
         means[inner, 0] = logit(u[inner])
-        return cls((u <= 0).astype(float), (u >= 1).astype(float), log_weights, means,
+        return cls(zero.astype(float), one.astype(float), log_weights, means,
                    np.full((n, k), EXACT_LOGIT_SD), scale_a, scale_b)
 
     @classmethod

@@ -467,7 +467,8 @@ def run(cfg, only=None):
             model, history, mean_a, std_a = fit(
                 train_set, held_set, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
                 learning_rate=cfg["learning_rate"], seed=cfg["seed"], hidden=(128, 128, 64), activation="relu",
-                components=cfg["components"], verbose=0)
+                components=cfg["components"], verbose=0,
+                overlap_head="cover_2d")  # every candidate has the 2-D head (train's default is now the u-head)
             seconds, losses = time.perf_counter() - started, history.get("overlap_loss", history["loss"])
             numpy_forward = _numpy_network(model, mean_a, std_a)
             forward = batched(model, "overlap")

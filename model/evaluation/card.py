@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..overlap_head import U_BASELINE_CLIP
 from ..scoring import EXACT_SHIFTS, EXACT_SMOOTHING, SIGMA_PATH
 from .heldout import MODEL_DIR, PACKAGE_ROOT
 from .metrics import TARGETS
@@ -78,6 +79,25 @@ def _labels_text(training):
         return "labels after one displacement d ~ N(0, σ²I₂) of B"
     return (f"{labels} labels per pair, after {labels} independent displacements d ~ N(0, σ²I₂) of B (the "
             "generator's and more from their own random stream), so the loss sees each pair's distribution")
+
+
+def _overlap_head_text(net):
+    """The overlap head of the model file's network, in words (``network.overlap_head``; absent: the 2-D head)."""
+    residual = ", ".join(net.get("residual_means", []))
+    if net.get("overlap_head", "cover_2d") == "unit_atoms":
+        return (f"the distribution of u = |A∩B| / min(|A|, |B|) with atoms at 0 and 1 as masses of their own and a "
+                f"{net.get('overlap_components')}-component 1-D Gaussian mixture over logit(u) between them "
+                f"(`overlap_head.UnitMixture`), whose component means are offsets from logit(max({residual})) "
+                f"(clipped to [{U_BASELINE_CLIP:g}, {1 - U_BASELINE_CLIP:g}]), trained on the mixed negative log-likelihood (the atom's log mass for a "
+                f"label at 0 or 1, the log density of u otherwise)")
+    return (f"a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) whose "
+            f"component means are offsets from the descriptors {residual}")
+
+
+def _overlap_nll_note(net):
+    if net.get("overlap_head", "cover_2d") == "unit_atoms":
+        return "mixed likelihood of u (atoms at 0 and 1, density of u between)"
+    return "density over (cover_a, cover_b)"
 
 
 def sigma_path_section():
@@ -179,8 +199,7 @@ def render_card(results, yardstick_json=None):
         f"rates; where the network reads them, the summary of the boundary-sweep surrogate of the overlap under "
         f"displacement, `model/sweep.py`; see `model/encoding.py`) → standardisation → MLP with hidden layers "
         f"{' × '.join(str(h) for h in net.get('hidden', []))} ({net.get('activation')}) → two mixture-density "
-        f"heads: overlap, a {net.get('overlap_components')}-component 2D Gaussian mixture over (cover_a, cover_b) "
-        f"whose component means are offsets from the descriptors {', '.join(net.get('residual_means', []))}; "
+        f"heads: overlap, {_overlap_head_text(net)}; "
         f"centroid, a {net.get('centroid_components')}-component 2D Gaussian mixture in units of the pair scale "
         f"around a reference point. {m['parameters']:,} parameters. Inference is NumPy only "
         f"(`model/network.py`).\n\nDescriptors: `{'`, `'.join(inputs)}`.\n")
@@ -223,8 +242,10 @@ def render_card(results, yardstick_json=None):
          f"{s0['n']:,} pairs"],
         ["σ = 0: largest IoU error", f"{s0['iou_max_error']:.4f}", ""],
         ["σ > 0: NLL of the overlap mixture at the labels, mean / median",
-         f"{sp['nll_mean']:.3f} / {sp['nll_median']:.3f} nats", f"{sp['n']:,} pairs; density over (cover_a, cover_b)"],
-        ["σ = 0: NLL at the labels, mean", f"{sp['nll_sigma0_mean']:.3f} nats", ""],
+         f"{sp['nll_mean']:.3f} / {sp['nll_median']:.3f} nats", f"{sp['n']:,} pairs; {_overlap_nll_note(net)}"],
+        ["σ = 0: NLL at the labels, mean / median",
+         f"{sp['nll_sigma0_mean']:.3f} / {_cell(sp.get('nll_sigma0_median'), 3)} nats",
+         "a point mass at the model geometries' exact overlap; a label off it by 1e-10 has a huge NLL"],
         ["σ > 0: NLL averaged over the Monte-Carlo samples", f"{unc['nll_mc']:.3f} nats", f"{unc['n']:,} pairs"],
         ["σ > 0: MAE of mean IoU vs Monte-Carlo mean", f"{unc['iou_mae_vs_mc_mean']:.4f}", ""],
         ["σ > 0: MAE of mean IoU vs the one-displacement label", f"{sp['iou_mae_vs_label']:.4f}",

@@ -49,6 +49,7 @@ import shapely
 
 from ..frame import layer_to_lonlat
 from ..overlap import exact_overlap
+from ..overlap_head import UnitMixture, unit_of_covers
 from ..scoring import OverlapModel, summarise_overlap
 from .card import display_path, target_text
 from ..gdal_layer import read_layer
@@ -130,8 +131,17 @@ def evaluate_sigma0(pairs, out, sigma0):
 
 
 def overlap_nll(overlap, pairs):
-    """(n,) negative log density of the overlap mixture at the labels (cover_a, cover_b)."""
-    return -overlap.log_prob(np.column_stack([pairs.cover_a, pairs.cover_b]))
+    """(n,) negative log-likelihood of the overlap distribution at the labels: the density over (cover_a, cover_b)
+    for the 2-D head, the mixed likelihood of u = max(cover_a, cover_b) (atoms at 0 and 1) for the u-head."""
+    return labels_nll(overlap, pairs.cover_a[:, None], pairs.cover_b[:, None])[:, 0]
+
+
+def labels_nll(overlap, cover_a, cover_b):
+    """(n, m) negative log-likelihood of m labels per pair, (n, m) covers each, under the (n,) overlap mixtures;
+    the u-head's is the mixed one of u, which is in other units than the 2-D head's density of the covers."""
+    if isinstance(overlap, UnitMixture):
+        return -overlap.log_prob_unit(unit_of_covers(cover_a, cover_b))
+    return -overlap.log_prob(np.stack([cover_a.T, cover_b.T], axis=-1)).T
 
 
 def centroid_errors(pairs, centroid):
@@ -159,8 +169,7 @@ def evaluate_uncertainty(pairs, out, rows, mc, model_samples, seed=HELD_OUT_SEED
     crps_oracle = oracle_crps(truth)
     iou0 = exact_overlap(pairs.a[rows], pairs.b[rows], assume_valid=True).iou
     crps_static = np.mean(np.abs(truth - iou0[:, None]), axis=1)  # a point forecast ignoring σ
-    mc_points = np.stack([mc["cover_a"].T, mc["cover_b"].T], axis=-1)  # (m, n, 2)
-    nll_mc = -overlap.log_prob(mc_points).mean(axis=0)
+    nll_mc = labels_nll(overlap, mc["cover_a"], mc["cover_b"]).mean(axis=1)
     degenerate = np.ptp(truth, axis=1) <= 1e-9
     per_pair = {"coverage": coverage, "pit_coverage": pit_cover, "crps_model": crps_model,
                 "crps_oracle": crps_oracle, "crps_static": crps_static, "nll_mc": nll_mc,
@@ -344,6 +353,7 @@ def evaluate(model_path=None, pairs=DEFAULTS["pairs"], mc_pairs=DEFAULTS["mc_pai
     results["sigma_positive"] = {"n": int(positive.sum()), "nll_mean": float(nll[positive].mean()),
                                  "nll_median": float(np.median(nll[positive])),
                                  "nll_sigma0_mean": float(nll[sigma0].mean()),
+                                 "nll_sigma0_median": float(np.median(nll[sigma0])),
                                  "iou_mae_vs_label": mean_absolute_error(out["iou_mean"][positive], data.iou[positive])}
 
     mean_error, mode_error, has_centroid = centroid_errors(data.subset(sigma0), out["centroid"][np.flatnonzero(sigma0)])

@@ -42,7 +42,8 @@ def seed_runs(config, seeds, n_pairs, n_validation, epochs, progress=True):
             train, validation, epochs=epochs, batch_size=training.get("batch_size", T.DEFAULTS["batch_size"]),
             learning_rate=training.get("learning_rate", T.DEFAULTS["learning_rate"]), seed=seed,
             hidden=tuple(network["hidden"]), activation=network["activation"],
-            components=network["overlap_components"], verbose=0)
+            components=network["overlap_components"], overlap_head=network.get("overlap_head", "cover_2d"),
+            verbose=0)
         values = np.concatenate([np.asarray(v, float) for v in history.values()])
         runs.append({"seed": seed, "final_val_loss": history["val_loss"][-1],
                      "final_val_overlap_loss": history.get("val_overlap_loss", [None])[-1],

@@ -2,8 +2,9 @@
 
 Steps: synthetic pairs (:mod:`.synthetic`, seeded) → descriptors of the model
 geometries (:mod:`..encoding`) → the Keras MDN (:mod:`.network_tf`) trained on the
-mixture NLL of (cover_a, cover_b) and, where the displaced pair overlaps, of the
-intersection centroid → the ``.keras`` model and the NumPy model file.
+mixed NLL of u = I / min(|A|, |B|) (the u-head, atoms at 0 and 1: :mod:`..overlap_head`; the
+2-D head over (cover_a, cover_b) with ``--overlap-head cover_2d``) and, where the displaced pair
+overlaps, the mixture NLL of the intersection centroid → the ``.keras`` model and the NumPy model file.
 
 Everything is seeded; ``make train`` runs this on the CPU.
 """
@@ -23,7 +24,7 @@ from ..preparation import MAX_MODEL_VERTICES, SIMPLIFY_TOLERANCE
 
 DEFAULTS = dict(pairs=240_000, validation_pairs=20_000, epochs=80, batch_size=512, learning_rate=2e-3,
                 seed=1, validation_seed=2, hidden=(128, 128, 64), activation="relu", components=3, labels=16,
-                overlap_head="cover_2d")
+                overlap_head="unit_atoms")
 CACHE = Path(__file__).resolve().parents[2] / "build" / "training-data"
 LABEL_STREAM = 4242  # the random stream of the extra displacement labels, apart from the generator's
 

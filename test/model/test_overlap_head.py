@@ -104,6 +104,16 @@ def test_point_masses_give_the_exact_values():
                                rtol=1e-9, atol=1e-15)
 
 
+
+def test_a_point_within_the_atom_tolerance_of_0_or_1_is_the_atom_and_has_the_labels_likelihood():
+    u = np.array([1.0 - 2e-16, 1e-12, 0.5])
+    point = UnitMixture.point(u, np.ones(3), np.ones(3), n_components=2)
+    np.testing.assert_array_equal(point.p1, [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(point.p0, [0.0, 1.0, 0.0])
+    log_likelihood = point.log_prob_unit(u[:, None])[:, 0]
+    np.testing.assert_array_equal(log_likelihood[:2], 0.0)  # the label is the atom, of mass 1
+    assert np.isfinite(log_likelihood[2])
+
 def test_crps_matches_the_sample_crps_and_the_quantile_form():
     mixture = _mixture(5)
     u = _draws(mixture, 60_000, seed=7)

@@ -147,6 +147,30 @@ def test_seed_summary_spread_and_nan():
     assert summary["nan_runs"] == 1 and summary["spread"] == pytest.approx(0.5 / 10.125)
 
 
+def test_the_overlap_nll_is_each_heads_own_likelihood_of_the_labels():
+    """The 2-D head: the density of (cover_a, cover_b); the u-head: the mixed likelihood of u = max(covers),
+    an atom's log mass at 0 or 1; both per label, for one label per pair and for m."""
+    from overlap_relevance.model.mixture import GaussianMixture
+    from overlap_relevance.model.overlap_head import UnitMixture
+
+    rng = np.random.default_rng(3)
+    cover_a, cover_b = rng.uniform(0.05, 0.95, (4, 5)), rng.uniform(0.05, 0.95, (4, 5))
+    cover_a[0, :2], cover_b[0, :2] = 0.0, 0.0  # no overlap: the atom at 0
+    cover_a[1, 0] = 1.0  # A inside B: the atom at 1
+    planar = GaussianMixture.from_components(np.log(np.full((4, 2), 0.5)), rng.uniform(0.2, 0.8, (4, 2, 2)),
+                                             np.full((4, 2, 2), 0.2), np.zeros((4, 2)))
+    expected = -np.stack([planar.log_prob(np.column_stack([cover_a[:, j], cover_b[:, j]])) for j in range(5)], axis=1)
+    np.testing.assert_allclose(measure.labels_nll(planar, cover_a, cover_b), expected, rtol=1e-12)
+    unit = UnitMixture(np.full(4, 0.2), np.full(4, 0.1), np.log(np.full((4, 2), 0.5)), rng.normal(size=(4, 2)),
+                       np.full((4, 2), 0.7), np.ones(4), np.ones(4))
+    nll = measure.labels_nll(unit, cover_a, cover_b)
+    np.testing.assert_allclose(nll, -unit.log_prob_unit(np.maximum(cover_a, cover_b)), rtol=1e-12)
+    assert nll[0, 0] == pytest.approx(-np.log(0.2)) and nll[1, 0] == pytest.approx(-np.log(0.1))
+    labels = type("Labels", (), {"cover_a": cover_a[:, 2], "cover_b": cover_b[:, 2]})
+    np.testing.assert_allclose(measure.overlap_nll(unit, labels), nll[:, 2], rtol=1e-12)
+    np.testing.assert_allclose(measure.overlap_nll(planar, labels), expected[:, 2], rtol=1e-12)
+
+
 # --------------------------------------------------------------------------
 # Matching set and a tiny model.
 # --------------------------------------------------------------------------

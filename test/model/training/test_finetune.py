@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from overlap_relevance.model.network import BUNDLED_MODEL, MixtureNetwork, load_model_file
+from overlap_relevance.model.overlap_head import baseline_logit
 from overlap_relevance.model.datasets.layer_data import concatenate, save_training_data, synthetic_arrays
 from overlap_relevance.model.training.network_tf import export_model_file, model_from_file
 from overlap_relevance.model.datasets.synthetic import generate_pairs
@@ -24,8 +25,16 @@ def test_bundled_model_rebuilt_in_keras_matches_numpy_and_exports_identically(ar
     config, weights = load_model_file(BUNDLED_MODEL)
     model = model_from_file(config, weights)
     keras_raw = model.predict(arrays["x"], verbose=0, batch_size=300)
-    numpy_raw = MixtureNetwork(config, weights).raw(arrays["x"])
-    np.testing.assert_allclose(numpy_raw.overlap, keras_raw["overlap"], atol=1e-4)
+    network = MixtureNetwork(config, weights)
+    numpy_raw = network.raw(arrays["x"])
+    overlap = numpy_raw.overlap
+    if network.overlap_head_kind == "unit_atoms":  # Keras adds the u-head's baseline in its layer, NumPy in from_raw
+        k, (ia, ib) = network.overlap_components, network.residual_index
+        overlap = overlap.copy()
+        overlap[:, 3 + k:3 + 2 * k] += baseline_logit(arrays["x"][:, ia].astype(float),
+                                                      arrays["x"][:, ib].astype(float))[:, None]
+    # Keras computes in float32: a raw logit of -274 (the u-head's bundled weights have one) is off by ~1e-4.
+    np.testing.assert_allclose(overlap, keras_raw["overlap"], rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(numpy_raw.centroid, keras_raw["centroid"], atol=1e-4)
     exported = export_model_file(model, tmp_path / "again.npz", weights["input_mean"], weights["input_std"],
                                  config["encoding"], config["training"])
