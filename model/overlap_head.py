@@ -255,8 +255,8 @@ class UnitMixture:
         return f"UnitMixture(n={len(self)}, K={self.means.shape[1]})"
 
     def _spread(self):
-        """Whether any component is wider than a point mass (:data:`EXACT_LOGIT_SD`, up to 1000×)."""
-        return bool(np.any(self.sigmas > 1e3 * EXACT_LOGIT_SD))
+        """(n,) bool: the rows with a component wider than a point mass (:data:`EXACT_LOGIT_SD`, up to 1000×)."""
+        return np.any(self.sigmas > 1e3 * EXACT_LOGIT_SD, axis=1)
 
     @property
     def continuous(self):
@@ -272,12 +272,16 @@ class UnitMixture:
     def _continuous_cdf(self, z):
         """(n, m) CDF of the logit mixture at logit values z (n, m)."""
         z = np.asarray(z, dtype=float)
-        if not self._spread():  # point components only: the CDF is a step at each mean
-            return np.sum(np.exp(self.log_weights)[:, None, :] * (z[:, :, None] >= self.means[:, None, :]), axis=-1)
+        # A row of point components only has a step at each mean, whatever else the batch holds.
+        step = np.sum(np.exp(self.log_weights)[:, None, :] * (z[:, :, None] >= self.means[:, None, :]), axis=-1)
+        spread = self._spread()
+        if not spread.any():
+            return step
         with np.errstate(invalid="ignore"):
             standard = (z[:, :, None] - self.means[:, None, :]) / self.sigmas[:, None, :]
         standard = np.where(np.isnan(standard), 0.0, standard)
-        return np.sum(np.exp(self.log_weights)[:, None, :] * normal_cdf(standard), axis=-1)
+        smooth = np.sum(np.exp(self.log_weights)[:, None, :] * normal_cdf(standard), axis=-1)
+        return np.where(spread[:, None], smooth, step)
 
     def cdf(self, u):
         """(n, m) P(U ≤ u) at u (m,) or (n, m)."""
@@ -312,9 +316,19 @@ class UnitMixture:
 
     def _expect(self, function):
         """E[f(U)] for each array of the tuple ``function(u, r)`` returns (u (n, K, nodes), r (n, 1, 1)):
-        a list of (n,) expectations, the continuous part by Gauss–Hermite quadrature on the logit scale."""
+        a list of (n,) expectations, the continuous part by Gauss–Hermite quadrature on the logit scale. A row
+        of point masses only is summed at one node whatever else the batch holds, so a pair's summary does not
+        depend on its batch."""
+        spread = self._spread()
+        if spread.any() and not spread.all():
+            wide, narrow = np.flatnonzero(spread), np.flatnonzero(~spread)
+            out = [np.empty(len(self)) for _ in function(np.zeros((1, 1, 1)), np.ones((1, 1, 1)))]
+            for rows in (wide, narrow):
+                for into, value in zip(out, self[rows]._expect(function)):
+                    into[rows] = value
+            return out
         nodes, node_weights = _HERMITE_NODES, _HERMITE_WEIGHTS
-        if not self._spread():  # point masses only: one node is exact (error ~σ²)
+        if not spread.any():  # point masses only: one node is exact (error ~σ²)
             nodes, node_weights = np.zeros(1), np.ones(1)
         z = self.means[:, :, None] + self.sigmas[:, :, None] * nodes[None, None, :]
         ratio = self.ratio[:, None, None]
