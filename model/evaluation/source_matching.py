@@ -194,7 +194,7 @@ def fit(n_blocks=N_BLOCKS):
         result, one, _ = run(data, edges, MatchThresholds(p_edge=p_edge), match_model)
         per_sigma[sigma] = {name: ([], []) for name in ("assigned", "unmatched", "grouped", "one_to_one")}
         _collect(per_sigma[sigma], result, data[0], one)
-    config["tables"] = _tables(per_sigma, _steps(1))
+    config["tables"] = _tables(per_sigma, STEP_DECISIONS_PER_SEED)
     config["domain"] = domain([edges_of(seeds[0], sigma)[1] for sigma in SIGMAS])
     config["fitted_on"] = {**fitted_on, "seeds": list(seeds), "sigmas": list(SIGMAS), "n_blocks": n_blocks}
     PATH.write_text(json.dumps(config) + "\n")
@@ -341,9 +341,9 @@ def fit_calibration(blocks=TABLE_BLOCKS, doubtful_blocks=TABLE_BLOCKS):
                 result, one, _ = run(data, edges, thresholds, match_model, groups=config["groups"])
                 _collect(per_sigma[sigma], result, data[0], one)
         config["tables"].update({name: table for name, table in
-                                 _tables(per_sigma, _steps(len(seeds))).items() if name in names})
+                                 _tables(per_sigma, STEP_DECISIONS_PER_SEED * len(seeds)).items() if name in names})
     config["groups"]["fitted_on"]["table_blocks"] = [blocks, doubtful_blocks]
-    config["groups"]["fitted_on"]["table_step_decisions"] = _steps(len(seeds))
+    config["groups"]["fitted_on"]["table_step_decisions"] = STEP_DECISIONS_PER_SEED * len(seeds)
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
     return config
@@ -366,34 +366,21 @@ def assigned_rows(edges, result, n_b):
     return a, order[np.searchsorted(key[order], a.astype(np.int64) * n_b + result.partner_a[a])]
 
 
-#: Decisions per step of each calibration table at least, per table seed: ``m_p``'s table ("assigned") in
-#: steps of 400, the change tables in steps of 800. Chosen on the validation seeds 2620-2623 (tables fitted on
-#: the two table seeds; σ band x field cells of 10 equal-count bins with ≥ 100 decisions, 40 in all):
-#: every table in steps of 800 missed ±0.05 in 1 cell with a Brier score of ``m_p`` of 0.0796; ``m_p`` in
-#: steps of 400 misses in 3 (largest gap 0.066) with a Brier score of 0.0753, about the old knot tables'
-#: 0.0750 (which missed in 26), and errs less low on clean data at small σ (ordinary blocks, largest gap at
-#: σ ≤ 1 m 0.26 against 0.60; at 2 m 0.40 against 0.32). The sharper ``m_p`` won: a probability has to
-#: separate as well as be calibrated.
-STEP_DECISIONS_PER_SEED = {"assigned": 400, "unmatched": 800, "grouped": 800, "one_to_one": 800}
+STEP_DECISIONS_PER_SEED = 800  # decisions per step of a calibration table at least, per table seed
 
 
 def _tables(per_sigma, min_count):
-    """Step tables (:func:`step_isotonic`, steps of ``min_count[name]`` decisions at least) of each written
+    """Step tables (:func:`step_isotonic`, steps of ``min_count`` decisions at least) of each written
     probability: one per σ band and one of all bands (``pooled``, for features of unknown σ)."""
     tables = {}
     for name in ("assigned", "unmatched", "grouped", "one_to_one"):
         raw = np.concatenate([np.concatenate(per_sigma[s][name][0]) for s in SIGMAS])
         right = np.concatenate([np.concatenate(per_sigma[s][name][1]) for s in SIGMAS])
         tables[name] = {
-            "pooled": step_isotonic(raw, right, min_count[name]), "band_sigmas": list(SIGMAS),
+            "pooled": step_isotonic(raw, right, min_count), "band_sigmas": list(SIGMAS),
             "bands": [step_isotonic(np.concatenate(per_sigma[s][name][0]), np.concatenate(per_sigma[s][name][1]),
-                                    min_count[name]) for s in SIGMAS]}
+                                    min_count) for s in SIGMAS]}
     return tables
-
-
-def _steps(seeds):
-    """The minimum step of each table over ``seeds`` table seeds (:data:`STEP_DECISIONS_PER_SEED`)."""
-    return {name: count * seeds for name, count in STEP_DECISIONS_PER_SEED.items()}
 
 
 def step_isotonic(x, y, min_count):
@@ -407,11 +394,12 @@ def step_isotonic(x, y, min_count):
 
     ``min_count`` trades resolution for variance: the decisions of one block of buildings are not
     independent (the members of a group share their probability), and a step of a few hundred of them
-    moved by 0.1 from one seed to the next. On the validation seeds 2620-2623 (steps of 200 … 2000
-    decisions over the two table seeds), steps of 200 missed ±0.05 in 17 of the 40 σ band x field cells,
-    steps of 1600 in 1, the knot tables of 200 in 26; the sizes shipped are :data:`STEP_DECISIONS_PER_SEED`.
-    The price is resolution: the coarser the steps, the fewer values a σ band's ``m_p`` takes below 0.9,
-    and a step that mixes clear and doubtful pairs errs low on the clear ones."""
+    moved by 0.1 from one seed to the next. Chosen on the validation seeds 2620-2623 (steps of 200, 400,
+    800, 1200, 1600, 2000 decisions over the two table seeds; steps of 1600, :data:`STEP_DECISIONS_PER_SEED`
+    per seed, missed ±0.05 in 1 of the 40 σ band x field cells, steps of 200 in 17, the knot tables of
+    200 in 26). The price is resolution: a σ band's ``m_p`` takes a handful of values below 0.9 (Brier
+    score of ``m_p`` on those seeds 0.0797, with the knot tables 0.0750; of ``m_change_p`` 0.0748 and
+    0.0758), and a step that mixes clear and doubtful pairs errs low on the clear ones."""
     order = np.argsort(x, kind="stable")
     x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
     if len(x) == 0:
