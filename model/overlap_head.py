@@ -55,20 +55,6 @@ _nodes, _weights = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
 _HERMITE_NODES, _HERMITE_WEIGHTS = _nodes, _weights / _weights.sum()
 
 
-def _mean_preserving_centres(z, h, steps=6):
-    """Centres m (same shape as z) with E[expit(m + h·ε)] = expit(z) for ε ~ N(0, 1) (Gauss–Hermite): a
-    component of logit-scale SD h centred at m has the mean of u that the point at z has. Newton's method
-    from m = z; the shift is of order h², and each step is bounded by h."""
-    target = expit(z)
-    m = np.array(z, dtype=float)
-    for _ in range(steps):
-        value = expit(m[..., None] + h[..., None] * _HERMITE_NODES)
-        error = np.sum(value * _HERMITE_WEIGHTS, axis=-1) - target
-        slope = np.sum(value * (1.0 - value) * _HERMITE_WEIGHTS, axis=-1)
-        m -= np.clip(error / np.maximum(slope, 1e-300), -h, h)
-    return m
-
-
 def raw_size(n_components):
     """Raw head values for K components: 3 atom logits and K logits, means and sigma_raw."""
     k = int(n_components)
@@ -187,17 +173,10 @@ class UnitMixture:
                    np.full((n, k), EXACT_LOGIT_SD), scale_a, scale_b)
 
     @classmethod
-    def from_samples(cls, u, scale_a, scale_b, smoothing=0.0):
+    def from_samples(cls, u, scale_a, scale_b):
         """The distribution of (n, k) exact values of u at k equally weighted shifts: the atoms are the shares
-        at 0 and 1, and each value between is a component of weight 1/k.
-
-        smoothing : 0 puts each component at logit(u) with SD :data:`EXACT_LOGIT_SD`, so every summary is the
-            plain average over the k shifts. c > 0 is a kernel estimate: each component gets the SD h = c times
-            the SD of the pair's logit(u) values between the atoms (0 where fewer than two are), and its
-            centre moves so that its mean of u stays u exactly (:func:`_mean_preserving_centres`): E[u] is
-            the plain average still, the share above a threshold and the quantiles are read from a smooth
-            distribution instead of k steps.
-        """
+        at 0 and 1, and each value between is a component of weight 1/k at logit(u) with SD
+        :data:`EXACT_LOGIT_SD` (so every summary is the plain average over the k shifts)."""
         u = np.clip(np.asarray(u, dtype=float), 0.0, 1.0)
         n, k = u.shape
         zero, one = u <= U_ATOM_TOLERANCE, u >= 1.0 - U_ATOM_TOLERANCE
@@ -207,16 +186,8 @@ class UnitMixture:
             log_weights = np.where(inner, -np.log(np.maximum(count, 1)), -np.inf)
         log_weights[count[:, 0] == 0, 0] = 0.0  # no value between: the (massless) continuous part is a placeholder
         means = np.where(inner, logit(np.clip(u, U_ATOM_TOLERANCE, 1.0 - U_ATOM_TOLERANCE)), 0.0)
-        sigmas = np.full((n, k), EXACT_LOGIT_SD)
-        if smoothing > 0:
-            share = np.maximum(count, 1)
-            centre = np.sum(np.where(inner, means, 0.0), axis=1, keepdims=True) / share
-            spread = np.sqrt(np.sum(np.where(inner, (means - centre) ** 2, 0.0), axis=1, keepdims=True) / share)
-            bandwidth = np.where(inner & (count >= 2), smoothing * spread, 0.0)
-            smooth = bandwidth > EXACT_LOGIT_SD
-            means = np.where(smooth, _mean_preserving_centres(means, bandwidth), means)
-            sigmas = np.where(smooth, bandwidth, sigmas)
-        return cls(zero.mean(axis=1), one.mean(axis=1), log_weights, means, sigmas, scale_a, scale_b)
+        return cls(zero.mean(axis=1), one.mean(axis=1), log_weights, means, np.full((n, k), EXACT_LOGIT_SD),
+                   scale_a, scale_b)
 
     def where(self, rows, other):
         """This mixture with ``rows`` (bool (n,)) taken from ``other`` (same n and K)."""

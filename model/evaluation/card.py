@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..overlap_head import U_BASELINE_CLIP
-from ..scoring import EXACT_SHIFTS, EXACT_SMOOTHING, SIGMA_PATH
+from ..scoring import EXACT_SHIFTS, SIGMA_PATH
 from .heldout import MODEL_DIR, PACKAGE_ROOT
 from .metrics import TARGETS
 
@@ -110,9 +110,7 @@ def sigma_path_section():
         f"this network's. It is the exact overlap of the pair at {EXACT_SHIFTS} fixed scrambled Sobol' shifts "
         "d = σ·z (`shift_overlap.overlap_at_shifts`, no GEOS), held as a distribution of u = |A∩B| / min(|A|, |B|) "
         "with its atoms at 0 and 1 (`overlap_head.UnitMixture`), from which the IoU and both covers follow "
-        f"exactly: a kernel estimate, each shift's u a component of logit-scale SD {EXACT_SMOOTHING} times the SD of "
-        "the pair's values that keeps its mean of u (`scoring.EXACT_SMOOTHING`, chosen on validation pairs: "
-        "P(IoU ≥ 0.5) a third closer to the truth than the plain share of the shifts, at no cost). On the held-out yardstick the exact kernel reaches the network's own accuracy at less cost than the "
+        "exactly. On the held-out yardstick the exact kernel reaches the network's own accuracy at less cost than the "
         "network on every measure (the ablation table in the yardstick section: issue 29), so it replaced the "
         "network there. The intersection centroid at σ > 0 is not this network's "
         "either: the same kernel gives the first moments ∫x, ∫y of A∩(B+d) at the same shifts "

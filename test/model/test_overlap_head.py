@@ -229,50 +229,8 @@ def test_from_samples_summarises_exactly_as_the_plain_average_over_the_shifts():
     np.testing.assert_allclose(iou_quantiles(mixture, levels), expected, rtol=1e-9, atol=1e-15)
 
 
-def test_from_samples_with_smoothing_keeps_the_mean_and_reads_a_smooth_distribution():
-    """The kernel estimate: every component's mean of u is its sample's u (so E[u] is the plain average), its SD
-    is c × the SD of the row's logit(u) between the atoms, the atoms are the plain shares; P(IoU ≥ t) is the
-    mixture's closed form; rows with fewer than two values between the atoms are the plain summary; and on
-    stratified draws of a continuous distribution (as the fixed shifts are) it estimates P closer to the truth
-    than the k steps do."""
-    from overlap_relevance.model.overlap_head import _HERMITE_NODES, _HERMITE_WEIGHTS, logit
-    from overlap_relevance.model.special import ndtri, normal_cdf
-
-    rng = np.random.default_rng(11)
-    n, k = 400, 32
-    centre, spread = rng.normal(0, 1.5, (n, 1)), rng.uniform(0.05, 1.0, (n, 1))
-    truth_u = lambda draws: expit(centre + spread * draws)  # noqa: E731
-    u = truth_u(ndtri((np.arange(k) + rng.uniform(size=(n, 1))) / k))  # one stratified draw per k-th
-    u[0, :8], u[1, :] = 0.0, 1.0  # an atom at 0, all at 1
-    u[2, 1:] = 0.0  # one value between: no smoothing
-    scale_a, scale_b = np.ones(n), np.full(n, 0.8)
-    plain = UnitMixture.from_samples(u, scale_a, scale_b)
-    smooth = UnitMixture.from_samples(u, scale_a, scale_b, smoothing=0.2)
-    np.testing.assert_array_equal(smooth.p0, plain.p0)
-    np.testing.assert_array_equal(smooth.p1, plain.p1)
-    inner = (u > 0) & (u < 1)
-    component_mean = np.sum(expit(smooth.means[..., None] + smooth.sigmas[..., None] * _HERMITE_NODES)
-                            * _HERMITE_WEIGHTS, axis=-1)
-    np.testing.assert_allclose(component_mean[inner], u[inner], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(summarise_overlap(smooth).cover_a_mean, u.mean(axis=1), rtol=1e-10)
-    z = np.where(inner, logit(np.where(inner, u, 0.5)), np.nan)
-    np.testing.assert_allclose(smooth.sigmas[3:][inner[3:]], (0.2 * np.nanstd(z[3:], axis=1))[:, None].repeat(
-        k, axis=1)[inner[3:]], rtol=1e-12)
-    assert smooth.sigmas[2].max() < 1e-9  # a single value between the atoms stays a point
-    # P(u ≥ c) in closed form from the components.
-    c = 0.5
-    weights = np.exp(smooth.log_weights)
-    closed = smooth.p1 + smooth.continuous * np.sum(
-        weights * (1 - normal_cdf((logit(c) - smooth.means) / smooth.sigmas)), axis=1)
-    np.testing.assert_allclose(smooth.p_unit_at_least(np.full(n, c)), closed, rtol=1e-9, atol=1e-12)
-    # Closer to the truth's P than the plain share of the 32 draws (rows 3 on: no atoms).
-    truth = 1 - normal_cdf((logit(c) - centre[:, 0]) / spread[:, 0])
-    error = lambda mixture: np.abs(mixture.p_unit_at_least(np.full(n, c)) - truth)[3:].mean()  # noqa: E731
-    assert error(smooth) < 0.9 * error(plain)
-
-
 def test_the_products_exact_path_is_the_exact_overlap_at_fixed_shifts_whatever_the_batch(tmp_path):
-    from overlap_relevance.model.scoring import EXACT_SHIFTS, EXACT_SMOOTHING, exact_shift_units
+    from overlap_relevance.model.scoring import EXACT_SHIFTS, exact_shift_units
     from overlap_relevance.model.shift_overlap import polygon_areas
 
     model = OverlapModel.load(sigma_path="exact")
@@ -283,13 +241,9 @@ def test_the_products_exact_path_is_the_exact_overlap_at_fixed_shifts_whatever_t
     assert overlap.means.shape[1] == EXACT_SHIFTS
     area_a, area_b = polygon_areas(a), polygon_areas(b)
     u = exact_shift_units(a, b, sigma, area_a, area_b)
-    scale_a, scale_b = area_scales(area_a, area_b)
+    ratio = np.minimum(area_a, area_b) / np.maximum(area_a, area_b)
     summary = summarise_overlap(overlap)
-    expected = summarise_overlap(UnitMixture.from_samples(u, scale_a, scale_b, EXACT_SMOOTHING))
-    for name in ("iou_mean", "iou_sd", "p_iou", "cover_a_mean", "cover_b_mean"):
-        np.testing.assert_allclose(getattr(summary, name), getattr(expected, name), rtol=1e-12, atol=1e-15)
-    # The kernel estimate keeps the mean of u: the covers are the plain averages over the shifts.
-    np.testing.assert_allclose(summary.cover_a_mean, u.mean(axis=1) * scale_a, rtol=1e-9)
+    np.testing.assert_allclose(summary.iou_mean, iou_of_unit(u, ratio[:, None]).mean(axis=1), rtol=1e-12)
     alone = summarise_overlap(model.predict_frames(a[1:2], b[1:2], sigma[1:2])[0])
     assert alone.iou_mean[0] == summary.iou_mean[1] and alone.p_iou[0] == summary.p_iou[1]
     # The network path still serves the same file.
@@ -304,12 +258,8 @@ def test_the_exact_path_measures_large_features_at_full_detail_at_sigma_above_ze
     measures it as given, through predict_frames and through the API (a wavy outline whose simplification
     moves the overlap)."""
     from overlap_relevance.model.preparation import MAX_MODEL_VERTICES, model_geometry
-    from overlap_relevance.model.scoring import EXACT_SMOOTHING, exact_shift_units
+    from overlap_relevance.model.scoring import exact_shift_units
     from overlap_relevance.model.shift_overlap import polygon_areas
-
-    def mean_iou(a, b, area_a, area_b):  # the product's summary of the exact values at the fixed shifts
-        units = exact_shift_units(a, b, sigma, area_a, area_b)
-        return summarise_overlap(UnitMixture.from_samples(units, *area_scales(area_a, area_b), EXACT_SMOOTHING)).iou_mean
 
     angle = np.linspace(0, 2 * np.pi, 4 * MAX_MODEL_VERTICES, endpoint=False)
     radius = 50.0 + 0.04 * (np.arange(angle.size) % 2)  # bumps outward, within the simplification's tolerance
@@ -319,10 +269,12 @@ def test_the_exact_path_measures_large_features_at_full_detail_at_sigma_above_ze
     sigma = np.array([1.5, 1.0])
     model = OverlapModel.load(sigma_path="exact")
     area_a, area_b = polygon_areas(a), polygon_areas(b)
-    full = mean_iou(a, b, area_a, area_b)
+    ratio = np.minimum(area_a, area_b) / np.maximum(area_a, area_b)
+    full = iou_of_unit(exact_shift_units(a, b, sigma, area_a, area_b), ratio[:, None]).mean(axis=1)
     simple_a = model_geometry(a)
-    simplified = mean_iou(simple_a, b, polygon_areas(simple_a), area_b)
-    assert np.all(np.abs(full - simplified) > 5e-6)  # the check can tell the two apart
+    simplified = iou_of_unit(exact_shift_units(simple_a, b, sigma, polygon_areas(simple_a), area_b),
+                             ratio[:, None]).mean(axis=1)
+    assert np.all(np.abs(full - simplified) > 1e-5)  # the check can tell the two apart
     np.testing.assert_allclose(summarise_overlap(model.predict_frames(a, b, sigma)[0]).iou_mean, full, rtol=1e-12)
     # Through the API, from an equal-area CRS centred here: the same pairs, measured in their own frames (the same
     # shapes up to the frames' distortion over 100 m, far below the simplification's effect).
