@@ -243,16 +243,17 @@ class UnitMixture:
     def _continuous_cdf(self, z):
         """(n, m) CDF of the logit mixture at logit values z (n, m)."""
         z = np.asarray(z, dtype=float)
-        # A row of point components only has a step at each mean, whatever else the batch holds.
-        step = np.sum(np.exp(self.log_weights)[:, None, :] * (z[:, :, None] >= self.means[:, None, :]), axis=-1)
+        weights = np.exp(self.log_weights)[:, None, :]
         spread = self._spread()
-        if not spread.any():
-            return step
+        if not spread.all():  # a row of point components only: a step at each mean, whatever else the batch holds
+            step = np.sum(weights * (z[:, :, None] >= self.means[:, None, :]), axis=-1)
+            if not spread.any():
+                return step
         with np.errstate(invalid="ignore"):
             standard = (z[:, :, None] - self.means[:, None, :]) / self.sigmas[:, None, :]
         standard = np.where(np.isnan(standard), 0.0, standard)
-        smooth = np.sum(np.exp(self.log_weights)[:, None, :] * normal_cdf(standard), axis=-1)
-        return np.where(spread[:, None], smooth, step)
+        smooth = np.sum(weights * normal_cdf(standard), axis=-1)
+        return smooth if spread.all() else np.where(spread[:, None], smooth, step)
 
     def cdf(self, u):
         """(n, m) P(U ≤ u) at u (m,) or (n, m)."""
