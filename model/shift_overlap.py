@@ -106,14 +106,14 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
     if small.size:
         reps = product[small]
         pair = np.repeat(small, reps)
-        within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        within = _runs(np.zeros_like(reps), reps)
         ia = first_a[pair] + within // count_b[pair]
         ib = first_b[pair] + within % count_b[pair]
         parts.append((pair, ia, ib))
     large = np.flatnonzero(product > DENSE_PRODUCT)
     if large.size:
-        parts.append(_x_join(edges_a, edges_b, _ranges(first_a, count_a, large), _ranges(first_b, count_b, large),
-                             dx_low, dx_high, dy_high))
+        parts.append(_x_join(edges_a, edges_b, _runs(first_a[large], count_a[large]),
+                             _runs(first_b[large], count_b[large]), dx_low, dx_high, dy_high))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     pair, ia, ib = (np.concatenate(column) for column in zip(*parts))
@@ -126,11 +126,10 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
     return pair[keep][order], ia[keep][order], ib[keep][order]
 
 
-def _ranges(first, count, pairs):
-    """The edge indices of ``pairs`` (each pair's run first[p] … first[p] + count[p] − 1), in order."""
-    counts = count[pairs]
-    starts = np.repeat(first[pairs] - (np.cumsum(counts) - counts), counts)
-    return starts + np.arange(counts.sum())
+def _runs(starts, counts):
+    """The runs starts[i], starts[i] + 1, …, starts[i] + counts[i] − 1 one after another, without a loop."""
+    counts = np.asarray(counts)
+    return np.repeat(np.asarray(starts) - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
 
 
 #: Candidate edge pairs expanded at once by :func:`_x_join` (bounds its scratch memory).
@@ -188,8 +187,7 @@ def _expand(start, stop, pairs_of):
     for first, last in chunk_bounds(count, JOIN_ELEMENTS):
         reps = count[first:last]
         rows = np.repeat(np.arange(first, last), reps)
-        at = np.repeat(start[first:last] - (np.cumsum(reps) - reps), reps) + np.arange(reps.sum())
-        parts.append(pairs_of(rows, at))
+        parts.append(pairs_of(rows, _runs(start[first:last], reps)))
     return parts
 
 
@@ -645,7 +643,7 @@ def overlap_shift_sets(a, b, reach):
             else:
                 reps = product[group]
                 pair = np.repeat(group, reps)
-                within = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+                within = _runs(np.zeros_like(reps), reps)
                 ia = first_a[pair] + within // count_b[pair]
                 ib = first_b[pair] + within % count_b[pair]
             r = reach[pair][:, None]
