@@ -476,10 +476,7 @@ def shortest_lines(a, b):
 def _vertex_nearest_box(geoms, boxes):
     """(n,) points: the vertex of each geometry nearest the matching (n, 4) box (one when several are)."""
     xy, owner = shapely.get_coordinates(geoms, return_index=True)
-    box = boxes[owner]
-    dx = np.maximum(np.maximum(box[:, 0] - xy[:, 0], xy[:, 0] - box[:, 2]), 0.0)
-    dy = np.maximum(np.maximum(box[:, 1] - xy[:, 1], xy[:, 1] - box[:, 3]), 0.0)
-    order = np.lexsort((dx * dx + dy * dy, owner))
+    order = np.lexsort((box_gap(np.column_stack([xy, xy]), boxes[owner]), owner))  # a vertex is a box of its own
     first = np.searchsorted(owner[order], np.arange(len(geoms)))
     return shapely.points(xy[order[first]])
 
