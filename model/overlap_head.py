@@ -293,10 +293,10 @@ class UnitMixture:
         depend on its batch."""
         spread = self._spread()
         if spread.any() and not spread.all():
-            wide, narrow = np.flatnonzero(spread), np.flatnonzero(~spread)
-            out = [np.empty(len(self)) for _ in function(np.zeros((1, 1, 1)), np.ones((1, 1, 1)))]
-            for rows in (wide, narrow):
-                for into, value in zip(out, self[rows]._expect(function)):
+            parts = [(rows, self[rows]._expect(function)) for rows in (np.flatnonzero(spread), np.flatnonzero(~spread))]
+            out = [np.empty(len(self)) for _ in parts[0][1]]
+            for rows, values in parts:
+                for into, value in zip(out, values):
                     into[rows] = value
             return out
         nodes, node_weights = _HERMITE_NODES, _HERMITE_WEIGHTS
