@@ -19,12 +19,24 @@ the match graph (``CandidateEdges.linked``), with that model's probability as th
 Unions are measured by sums over member pairs (features of one layer do not overlap each other). All work
 is batched over every candidate at once (one projection, one GEOS intersection call per round); rounds
 (:data:`ROUNDS`) let a third piece join a group of two.
+
+The **cut test** is its mirror, for links that should not be there: a neighbour that σ moved onto a piece of a
+group, a removed building that a new one now covers in part. Each link of the graph (a pair-model edge or a
+pair the group test linked) whose removal would split its group in two (a bridge), in groups of
+:data:`CUT_MIN_MEMBERS` to :data:`MAX_MEMBERS` members, is tested with the same nine features: the misfit of the
+group as it stands against the summed misfits of its two sides apart, each with its own common shift (a
+single unmatched feature's misfit is its whole area). A second small network, fitted on validation edits
+(``"cuts"`` in ``model/match_model.json``), gives the probability that the link is right; below the threshold of
+the pair's σ band the link is cut (``CandidateEdges.cut``), with that probability as its edge probability.
+:func:`apply_group_tests` runs the cut test, the group test, then the cut test again (a wrong link removed
+first no longer pulls the group test's merges its way; a merge can make a new bridge).
 """
 
 import numpy as np
 import shapely
 
 from .frame import unit_to_lonlat
+from .graph import components, connected_labels
 from .laea import laea_forward
 from .match_model import _model_of
 
@@ -33,6 +45,9 @@ ROUNDS = 2
 #: A merge is tested only when the merged group would have at most this many members (both layers): the
 #: groups the test was fitted on hold 2-6, and the work per candidate grows with the square of the members.
 MAX_MEMBERS = 12
+#: The cut test reads groups of at least this many members (both layers): a link of a group of two is the pair's
+#: own decision.
+CUT_MIN_MEMBERS = 3
 
 
 def group_features(gain, misfit_merged, misfit_apart, shift_sigma, q, sigma, area_ratio, shift_apart_sigma,
@@ -187,4 +202,128 @@ def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, 
             break
         linked[rows[accept]] = True
         link_p[rows[accept]] = p[accept]
+    return edges
+
+
+def _expand(starts, counts):
+    """Concatenated runs starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1, and the run of each element."""
+    run = np.repeat(np.arange(len(counts)), counts)
+    return np.repeat(starts, counts) + np.arange(run.size) - np.repeat(np.cumsum(counts) - counts, counts), run
+
+
+def bridge_links(edges, keep, n_a, n_b, eligible=None):
+    """The links a cut would test: positions in ``edges`` of the graph's links (``keep``: (p,) bool) that are
+    bridges of their group (removing one splits it in two), in groups of :data:`CUT_MIN_MEMBERS` to
+    :data:`MAX_MEMBERS` members (``eligible``: (p,) bool, pairs the test may read; None: all), and for each
+    the members of its group with their side: (rows, member_row, member_node, member_side), members listed
+    candidate by candidate, nodes numbered inputs first (0..n_a-1) then references (n_a..), side 0 with the
+    link's input feature, 1 with its reference feature. Every group is handled at once: a copy of the group's
+    links without the one tested, per candidate, and one connected-components call over all the copies."""
+    empty = np.zeros(0, dtype=np.int64)
+    keep = np.asarray(keep, dtype=bool)
+    ia, ib = edges.index_a, edges.index_b
+    group_a, group_b = components(n_a, n_b, ia[keep], ib[keep])
+    node_group = np.concatenate([group_a, group_b])
+    n_groups = int(node_group.max(initial=-1) + 1)
+    size = np.bincount(node_group[node_group >= 0], minlength=n_groups)
+    group_of_link = np.where(keep, group_a[ia], -1)
+    wanted = keep & (group_of_link >= 0)
+    wanted &= (size[np.maximum(group_of_link, 0)] >= CUT_MIN_MEMBERS) & (size[np.maximum(group_of_link, 0)]
+                                                                         <= MAX_MEMBERS)
+    if eligible is not None:
+        wanted &= np.asarray(eligible, dtype=bool)
+    rows = np.flatnonzero(wanted)
+    if not rows.size:
+        return rows, empty, empty, empty
+    # members of each group in a row (nodes sorted by group), and each node's place among its group's members
+    nodes = np.flatnonzero(node_group >= 0)
+    members = nodes[np.argsort(node_group[nodes], kind="stable")]
+    member_start = np.cumsum(size) - size
+    local = np.zeros(n_a + n_b, dtype=np.int64)
+    local[members] = np.arange(members.size) - member_start[node_group[members]]
+    # the links of each group in a row
+    links = np.flatnonzero(keep)
+    links = links[np.argsort(group_of_link[links], kind="stable")]
+    link_count = np.bincount(group_of_link[keep], minlength=n_groups)
+    group = group_of_link[rows]
+    at, copy = _expand((np.cumsum(link_count) - link_count)[group], link_count[group])
+    others = links[at]
+    other = others != rows[copy]  # every link of the group but the one tested
+    copy, others = copy[other], others[other]
+    labels = connected_labels(rows.size * MAX_MEMBERS, copy * MAX_MEMBERS + local[ia[others]],
+                              copy * MAX_MEMBERS + local[n_a + ib[others]]).reshape(rows.size, MAX_MEMBERS)
+    candidate = np.arange(rows.size)
+    end_a, end_b = labels[candidate, local[ia[rows]]], labels[candidate, local[n_a + ib[rows]]]
+    bridge = end_a != end_b
+    rows, group, labels, end_a = rows[bridge], group[bridge], labels[bridge], end_a[bridge]
+    at, member_row = _expand(member_start[group], size[group])
+    member_node = members[at]
+    member_side = (labels[member_row, local[member_node]] != end_a[member_row]).astype(np.int64)
+    return rows, member_row, member_node, member_side
+
+
+def cut_features(edges, rows, member_row, member_node, member_side, n_a, lonlat_a, lonlat_b, sigma_a):
+    """(k, 9) :func:`group_features` of the candidate cuts ``rows`` (and their groups' members with their sides,
+    from :func:`bridge_links`): the group as it stands is the merged one, its two sides the groups apart."""
+    k = len(rows)
+    ia, ib = edges.index_a[rows], edges.index_b[rows]
+    is_a = member_node < n_a
+    # three sets per candidate: side 0 (c), side 1 (k + c), the whole group (2k + c)
+    set_of_a = np.concatenate([member_side[is_a] * k + member_row[is_a], 2 * k + member_row[is_a]])
+    set_of_b = np.concatenate([member_side[~is_a] * k + member_row[~is_a], 2 * k + member_row[~is_a]])
+    flat_a = np.tile(member_node[is_a], 2)
+    flat_b = np.tile(member_node[~is_a] - n_a, 2)
+    lon0, lat0 = unit_to_lonlat(lonlat_b.unit_centres[ib])
+    lon0, lat0 = np.tile(lon0, 3), np.tile(lat0, 3)
+    geoms_a = _project(np.asarray(lonlat_a.geoms, dtype=object)[flat_a], lon0[set_of_a], lat0[set_of_a])
+    geoms_b = _project(np.asarray(lonlat_b.geoms, dtype=object)[flat_b], lon0[set_of_b], lat0[set_of_b])
+    misfit, total, shift = set_misfits(set_of_a, geoms_a, set_of_b, geoms_b, 3 * k)
+    whole = slice(2 * k, 3 * k)
+    scale = np.maximum(total[whole], 1e-9)
+    apart = misfit[:k] + misfit[k:2 * k]
+    sigma = np.maximum(np.asarray(sigma_a, dtype=float)[ia], 0.05)
+    shift_size = np.hypot(shift[:, 0], shift[:, 1])
+    members = np.bincount(set_of_a, minlength=3 * k) + np.bincount(set_of_b, minlength=3 * k)
+    return group_features((apart - misfit[whole]) / scale, misfit[whole] / scale, apart / scale,
+                          shift_size[whole] / sigma, np.asarray(edges.q, dtype=float)[rows], sigma,
+                          np.maximum(total[:k], 1e-9) / np.maximum(total[k:2 * k], 1e-9),
+                          np.maximum(shift_size[:k], shift_size[k:2 * k]) / sigma, members[whole])
+
+
+def cut_links(edges, n_a, n_b, lonlat_a, lonlat_b, sigma_a, config, kept, collect=None, eligible=None):
+    """One pass of the cut test: set ``edges.cut`` (bool) and ``edges.cut_p`` (the cut test's probability) on the
+    bridges it cuts, keeping the cuts made before. ``config``: the ``"cuts"`` entry of the match model (a
+    network and its thresholds); ``kept(edges)``: (p,) bool, the graph's links as they stand
+    (:func:`.matching.kept_edges`). ``collect``: a list that receives the candidate rows and features (for
+    fitting; nothing cut). ``eligible``: as in :func:`bridge_links`."""
+    if edges.cut is None:
+        edges.cut, edges.cut_p = np.zeros(len(edges), dtype=bool), np.full(len(edges), np.nan)
+    rows, member_row, member_node, member_side = bridge_links(edges, kept(edges), n_a, n_b, eligible)
+    if not rows.size:
+        return edges
+    features = cut_features(edges, rows, member_row, member_node, member_side, n_a, lonlat_a, lonlat_b, sigma_a)
+    if collect is not None:
+        collect.append((rows, features))
+        return edges
+    p = _model_of(config["model"])(features)
+    cut = p < threshold_at(config, np.asarray(sigma_a, dtype=float)[edges.index_a[rows]])
+    edges.cut[rows[cut]] = True
+    edges.cut_p[rows[cut]] = p[cut]
+    return edges
+
+
+def apply_group_tests(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, groups, cuts, tentative, kept,
+                      eligible=None):
+    """The group-level tests in their order: the cut test (``cuts``: its configuration, None: none), the group
+    test of the doubtful pairs (``groups``, None: none; :func:`link_groups`), then the cut test again.
+    ``tentative`` and ``kept``: functions of the edges giving the groups and the links as they stand."""
+    n_a, n_b = len(usable_a), len(usable_b)
+    edges.linked = edges.link_p = edges.cut = edges.cut_p = None
+    if cuts is not None:
+        cut_links(edges, n_a, n_b, lonlat_a, lonlat_b, sigma_a, cuts, kept, eligible=eligible)
+    if groups is not None:
+        link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, groups, tentative,
+                    eligible=eligible)
+    if cuts is not None:
+        cut_links(edges, n_a, n_b, lonlat_a, lonlat_b, sigma_a, cuts, kept, eligible=eligible)
     return edges

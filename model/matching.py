@@ -22,7 +22,11 @@ overlap by a small shift, stay apart.
 
 **Groups** are the connected components of the graph over both layers. Their class follows from
 member counts: ``1:1``; ``1:n`` (one input, several reference); ``n:1`` (several input, one
-reference); ``m:n``. A feature without an edge is ``unmatched`` (group -1).
+reference); ``m:n``. A feature without an edge is ``unmatched`` (group -1). Before the groups are final,
+the group-level tests of :mod:`.group_test` read whole groups (their misfit after one common shift): the
+cut test removes a link whose removal would split its group and whose two sides agree better apart (a
+neighbour σ moved onto a piece, a removed building a new one partly covers), the group test links a
+doubtful pair whose two groups agree better as one, and the cut test runs again.
 
 **One-to-one assignment** inside each group maximises the total expected IoU over edges, no feature
 used twice (a component with one edge needs no solver; larger ones go to
@@ -69,7 +73,8 @@ import shapely
 
 from .assignment import EDGE_BONUS, max_weight_matching
 from .frame import project_pairs
-from .group_test import link_groups
+from .graph import components, connected_labels
+from .group_test import apply_group_tests
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
 from .overlap import exact_overlap, exact_overlap_of_frames, translate
@@ -172,6 +177,10 @@ class CandidateEdges:
     linked: np.ndarray = None
     #: (p,) the group test's probability of the linked pairs (their edge probability when above q).
     link_p: np.ndarray = None
+    #: (p,) bool: links of the graph that the cut test (:func:`.group_test.cut_links`) removed; None: none.
+    cut: np.ndarray = None
+    #: (p,) the cut test's probability that a cut link is right (its edge probability when below q).
+    cut_p: np.ndarray = None
 
     def __len__(self):
         return len(self.index_a)
@@ -273,49 +282,6 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
         outside = ~pair_model.in_domain(edges.area_a, edges.area_b, edges.sigma)
         edges.q[outside] = calibrate(edges.raw_score[outside])
     return edges
-
-
-def components(n_a, n_b, index_a, index_b):
-    """Connected components of the bipartite graph: labels (n_a,), (n_b,) with -1 for isolated nodes,
-    renumbered 0..g-1 in order of their smallest member (input first)."""
-    n = n_a + n_b
-    labels = connected_labels(n, index_a, index_b + n_a)
-    linked = np.zeros(n, dtype=bool)
-    linked[index_a] = True
-    linked[index_b + n_a] = True
-    labels = np.where(linked, labels, -1)
-    kept = np.flatnonzero(linked)
-    unique, first = np.unique(labels[kept], return_index=True)
-    order = np.argsort(first, kind="stable")
-    renumber = np.full(n, -1, dtype=np.int64)
-    renumber[unique[order]] = np.arange(len(unique))
-    out = np.where(linked, renumber[np.maximum(labels, 0)], -1)
-    return out[:n_a], out[n_a:]
-
-
-def connected_labels(n, u, v):
-    """(n,) component label of every node of the undirected graph with edges (u, v): SciPy's
-    connected_components where SciPy is installed, else label propagation with pointer jumping
-    (NumPy; the plugin's runtime needs no SciPy)."""
-    u = np.asarray(u, dtype=np.int64)
-    v = np.asarray(v, dtype=np.int64)
-    try:
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-    except ImportError:
-        labels = np.arange(n, dtype=np.int64)
-        while True:  # each pass halves the distances to the smallest label, at least
-            low = np.minimum(labels[u], labels[v])
-            before = labels.copy()
-            np.minimum.at(labels, u, low)
-            np.minimum.at(labels, v, low)
-            labels = labels[labels]
-            while not np.array_equal(labels, labels[labels]):
-                labels = labels[labels]
-            if np.array_equal(labels, before):
-                return labels
-    graph = coo_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
-    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def hungarian_max(weight):
@@ -518,6 +484,8 @@ def kept_edges(edges, thresholds, usable_a, usable_b):
         keep = (edges.p_same >= thresholds.p_edge) | (edges.p_part >= thresholds.p_edge)
     if edges.linked is not None:  # doubtful pairs the group test linked (:mod:`.group_test`)
         keep = keep | np.asarray(edges.linked, dtype=bool)
+    if edges.cut is not None:  # links the cut test removed (:mod:`.group_test`)
+        keep = keep & ~np.asarray(edges.cut, dtype=bool)
     return keep & usable_a[edges.index_a] & usable_b[edges.index_b]
 
 
@@ -528,6 +496,9 @@ def edge_probability(edges):
     if edges.linked is not None and edges.link_p is not None:
         linked = np.asarray(edges.linked, dtype=bool)
         probability = np.where(linked, np.maximum(probability, np.asarray(edges.link_p, dtype=float)), probability)
+    if edges.cut is not None and edges.cut_p is not None:
+        cut = np.asarray(edges.cut, dtype=bool)
+        probability = np.where(cut, np.minimum(probability, np.asarray(edges.cut_p, dtype=float)), probability)
     return probability
 
 
@@ -787,18 +758,20 @@ def change_numbers_from_edges(edges, index_a, index_b, n_b, sigma_a, sigma_floor
 
 
 def link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a):
-    """The group test of :mod:`.group_test` on the doubtful pairs, where the edges carry the learned q and
-    the shipped model has a group test: sets ``edges.linked`` and ``edges.link_p``."""
+    """The group-level tests of :mod:`.group_test` (:func:`.group_test.apply_group_tests`: the cut test, the group test
+    of the doubtful pairs, the cut test again), where the edges carry the learned q and the shipped model has
+    them: sets ``edges.linked`` / ``edges.link_p`` and ``edges.cut`` / ``edges.cut_p``."""
     match_model = load_match_model() if edges.q is not None else None
-    if match_model is None or "groups" not in match_model.config or not len(edges):
+    if match_model is None or not len(edges) or not ({"groups", "cuts"} & set(match_model.config)):
         return edges
-    # only pairs like those it was fitted on: inside the pair model's domain (buildings at σ of metres)
+    # only pairs like those they were fitted on: inside the pair model's domain (buildings at σ of metres)
     area_a, area_b = getattr(edges, "area_a", None), getattr(edges, "area_b", None)
     eligible = (match_model.in_domain(area_a, area_b, edges.sigma)
                 if area_a is not None and area_b is not None and edges.sigma is not None else None)
-    return link_groups(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
-                       np.asarray(sigma_a, dtype=float), match_model.config["groups"],
-                       tentative_groups(n_a, n_b, thresholds, usable_a, usable_b), eligible=eligible)
+    return apply_group_tests(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
+                       np.asarray(sigma_a, dtype=float), match_model.config.get("groups"),
+                       match_model.config.get("cuts"), tentative_groups(n_a, n_b, thresholds, usable_a, usable_b),
+                       lambda e: kept_edges(e, thresholds, usable_a, usable_b), eligible=eligible)
 
 
 def tentative_groups(n_a, n_b, thresholds, usable_a, usable_b):

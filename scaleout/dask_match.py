@@ -189,7 +189,8 @@ def _join(pending, thresholds):
     keys_b[index_b] = edges["key_b"].to_numpy()
     q = edges["q"].to_numpy(dtype=float)
     link_p = edges["link_p"].to_numpy(dtype=float)
-    # the pairs a bucket's group test linked stay links of the joined component
+    # the pairs a bucket's group test linked stay links of the joined component (and the links its cut test cut
+    # are not among the edges it wrote)
     result = decide(len(a), len(b), CandidateEdges(index_a, index_b, edges["p_same"].to_numpy(),
                                                    edges["p_part"].to_numpy(), edges["iou_mean"].to_numpy(),
                                                    None if np.isnan(q).any() else q,

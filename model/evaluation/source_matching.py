@@ -19,9 +19,10 @@ import numpy as np
 
 from ..datasets.source_edits import HELDOUT_SEED, SIGMAS, VALIDATION_SEED, generate_source_edits
 from ..frame import layer_to_lonlat
-from ..group_test import link_groups
+from ..group_test import apply_group_tests, cut_links, link_groups
 from ..match_model import PATH, Logistic, Network, change_features
-from ..matching import MatchThresholds, apply_change_test, candidate_edges, change_test, decide, tentative_groups
+from ..matching import (MatchThresholds, apply_change_test, candidate_edges, change_test, decide, kept_edges,
+                        tentative_groups)
 from ..preparation import prepare_layer
 from .tune_matching import reliability, structure_correct
 
@@ -49,12 +50,13 @@ def prepared(seed, sigma, n_blocks=N_BLOCKS, doubtful_blocks=0, heldout=False):
             prepare_layer(layer_to_lonlat(edits.reference, edits.crs)), np.full(len(edits.input), sigma))
 
 
-def run(data, edges, thresholds, match_model, groups="shipped"):
-    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs. ``groups``: the
-    group test's configuration ("shipped": the match model's, None: no group test)."""
+def run(data, edges, thresholds, match_model, groups="shipped", cuts="shipped"):
+    """MatchResult with the change test, and the change test's numbers of the 1:1 pairs. ``groups``, ``cuts``: the
+    group test's and the cut test's configurations ("shipped": the match model's, None: no such test)."""
     edits, layer_a, layer_b, sigma_a = data
-    link(data, edges, thresholds, match_model.config.get("groups") if groups == "shipped" and match_model
-         else (None if groups == "shipped" else groups))
+    config = match_model.config if match_model is not None else {}
+    link(data, edges, thresholds, config.get("groups") if groups == "shipped" else groups,
+         config.get("cuts") if cuts == "shipped" else cuts)
     result = decide(len(edits.input), len(edits.reference), edges, thresholds)
     one = np.flatnonzero((result.class_a == "1:1") & (result.partner_a >= 0))
     tested = change_test(layer_a.source, layer_b.source, sigma_a, one, result.partner_a[one], thresholds.sigma_floor)
@@ -62,15 +64,17 @@ def run(data, edges, thresholds, match_model, groups="shipped"):
     return result, one, tested
 
 
-def link(data, edges, thresholds, config):
-    """The group test (:mod:`..group_test`) on ``edges`` with ``config``; None clears its links."""
+def link(data, edges, thresholds, config, cuts=None):
+    """The group-level tests (:func:`..group_test.apply_group_tests`) on ``edges``: the group test with ``config``
+    and the cut test with ``cuts``; both None clear the links and cuts they made."""
     edits, layer_a, layer_b, sigma_a = data
-    edges.linked = edges.link_p = None
-    if config is not None and edges.q is not None:
+    edges.linked = edges.link_p = edges.cut = edges.cut_p = None
+    if (config is not None or cuts is not None) and edges.q is not None:
         n_a, n_b = len(edits.input), len(edits.reference)
         usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
-        link_groups(edges, thresholds.p_edge, usable_a, usable_b, layer_a.source, layer_b.source, sigma_a, config,
-                    tentative_groups(n_a, n_b, thresholds, usable_a, usable_b))
+        apply_group_tests(edges, thresholds.p_edge, usable_a, usable_b, layer_a.source, layer_b.source, sigma_a,
+                          config, cuts, tentative_groups(n_a, n_b, thresholds, usable_a, usable_b),
+                          lambda e: kept_edges(e, thresholds, usable_a, usable_b))
     return edges
 
 
@@ -280,9 +284,78 @@ def fit_groups(n_blocks=N_BLOCKS, edges_of=None):
                                       "threshold": list(threshold_seeds), "tables": list(fresh)}}
     PATH.write_text(json.dumps(config) + "\n")
     load_match_model.cache_clear()
-    config = fit_calibration()
     print(json.dumps(config["groups"]["threshold_scores"]), threshold, by_band)
-    return config
+    return fit_cuts(n_blocks)
+
+
+CUT_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)  # the cut test's thresholds tried per σ band (0: it never cuts)
+
+
+def fit_cuts(n_blocks=N_BLOCKS):
+    """Fit the cut test (:func:`..group_test.cut_links`) into the shipped ``model/match_model.json``, validation
+    seeds only: its network on the group test's network seeds (the candidate cuts of every σ after the group
+    test, ordinary and doubtful blocks, ``n_blocks`` each; truth: the link's two features are of one truth group),
+    its threshold per σ band on the group test's threshold seeds (all-class accuracy of the ordinary and doubtful
+    blocks together, through the whole chain: cut, group test, cut; ties go to the lower threshold, which cuts
+    less), then the calibration tables again (:func:`fit_calibration`)."""
+    from ..match_model import load_match_model
+    from ..scoring import load_model
+
+    load_match_model.cache_clear()
+    config = json.loads(PATH.read_text())
+    config.pop("cuts", None)
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    fitted = config["groups"]["fitted_on"]
+    network_seeds, threshold_seeds = tuple(fitted["network"][:-1]), tuple(fitted["threshold"])
+    assert HELDOUT_SEED not in network_seeds + threshold_seeds
+    thresholds = MatchThresholds(p_edge=config["p_edge"])
+    model = load_model()
+
+    def prepared_edges(seed, sigma):
+        data = prepared(seed, sigma, n_blocks, n_blocks)
+        return data, candidate_edges(model, *data[1:], thresholds=thresholds)
+
+    x, y = [], []
+    for seed, sigma in ((seed, sigma) for seed in network_seeds for sigma in SIGMAS):
+        data, edges = prepared_edges(seed, sigma)
+        link(data, edges, thresholds, config["groups"])
+        n_a, n_b = len(data[0].input), len(data[0].reference)
+        usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+        collected = []
+        cut_links(edges, n_a, n_b, data[1].source, data[2].source, data[3], None,
+                  lambda e: kept_edges(e, thresholds, usable_a, usable_b), collect=collected)
+        for rows, features in collected:
+            x.append(features)
+            y.append(data[0].group_a[edges.index_a[rows]] == data[0].group_b[edges.index_b[rows]])
+        print("cut candidates", seed, sigma, sum(len(v) for v in y), flush=True)
+    network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
+    scores = {t: [] for t in CUT_THRESHOLDS}
+    for sigma in SIGMAS:
+        hits = {t: [0, 0] for t in CUT_THRESHOLDS}
+        for seed in threshold_seeds:
+            data, edges = prepared_edges(seed, sigma)
+            for t in CUT_THRESHOLDS:
+                link(data, edges, thresholds, config["groups"], {"model": network.as_dict(), "threshold": t})
+                result = decide(len(data[0].input), len(data[0].reference), edges, thresholds)
+                for doubtful in (False, True):
+                    rows = class_rows(result, data[0], doubtful)
+                    hits[t][0] += rows["all"][0]
+                    hits[t][1] += rows["all"][1]
+        for t in CUT_THRESHOLDS:
+            scores[t].append(hits[t][0] / hits[t][1])
+        print("cut thresholds", sigma, {t: round(scores[t][-1], 4) for t in CUT_THRESHOLDS}, flush=True)
+    threshold = max(CUT_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
+    by_band = [max(CUT_THRESHOLDS, key=lambda t: (round(scores[t][k], 4), -t)) for k in range(len(SIGMAS))]
+    config["cuts"] = {"model": network.as_dict(), "threshold": threshold,
+                      "threshold_bands": {"band_sigmas": list(SIGMAS), "thresholds": by_band},
+                      "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in CUT_THRESHOLDS},
+                      "fitted_on": {"network": [*network_seeds, int(len(np.concatenate(y)))],
+                                    "threshold": list(threshold_seeds), "blocks": [n_blocks, n_blocks]}}
+    PATH.write_text(json.dumps(config) + "\n")
+    load_match_model.cache_clear()
+    print(json.dumps(config["cuts"]["threshold_scores"]), threshold, by_band)
+    return fit_calibration()
 
 
 def fit_calibration(blocks=TABLE_BLOCKS, doubtful_blocks=TABLE_BLOCKS):
@@ -472,7 +545,11 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None, doubtful_blocks
              f"{', '.join(map(str, config['fitted_on']['seeds']))} (`model/match_model.json`, link threshold "
              f"p_edge = {config['p_edge']})" + (
                  f"; the group test's network on seeds {', '.join(map(str, fitted['network'][:-1]))}, its threshold "
-                 f"on seeds {', '.join(map(str, np.atleast_1d(fitted['threshold'])))}, the `m_p` network and the calibration tables on seeds "
+                 f"on seeds {', '.join(map(str, np.atleast_1d(fitted['threshold'])))}"
+                 + (", the cut test's network on seeds "
+                    f"{', '.join(map(str, config['cuts']['fitted_on']['network'][:-1]))} and its threshold on seeds "
+                    f"{', '.join(map(str, config['cuts']['fitted_on']['threshold']))}" if "cuts" in config else "")
+                 + ", the `m_p` network and the calibration tables on seeds "
                  f"{', '.join(map(str, fitted['tables']))}." if fitted else "."), "",
              f"Each σ also has {doubtful_blocks} **doubtful blocks** (`_doubtful_block`: twins side by side, buildings "
              "rebuilt 1-2 σ aside or kept and resized, narrow terraced houses sharing walls, small outbuildings next "
@@ -482,6 +559,7 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None, doubtful_blocks
              "tables hold the decisions of both.", ""]
     per_sigma = {}
     without = {}
+    no_cuts = {}
     doubtful = {}
     reliability_rows = {}
     ordinary_rows = {}
@@ -493,6 +571,8 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None, doubtful_blocks
         result, one, _ = run(data, edges, thresholds, match_model)
         per_sigma[sigma] = (class_rows(result, edits), change_rows(result, edits), time.perf_counter() - started)
         doubtful[sigma] = (class_rows(result, edits, True), change_rows(result, edits, True))
+        link(data, edges, thresholds, config.get("groups"))
+        no_cuts[sigma] = class_rows(decide(len(edits.input), len(edits.reference), edges, thresholds), edits)
         link(data, edges, thresholds, None)
         without[sigma] = class_rows(decide(len(edits.input), len(edits.reference), edges, thresholds), edits)
         assigned = np.flatnonzero(result.partner_a >= 0)
@@ -513,15 +593,21 @@ def report(n_blocks=REPORT_BLOCKS, sigmas=SIGMAS, baseline=None, doubtful_blocks
         target = "≥ 0.97 all, ≥ 0.9 per class" if sigma <= 2 else ("≥ 0.93 all" if sigma <= 3 else "none set")
         lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES) + f" | {_cell(*rows['all'])} "
                      f"| {_cell(*rows['m:n groups found'])} | {target} |")
-    groups = config.get("groups", {})
-    lines += ["", "The same held-out edits without the group test (the pair model's links alone; "
-              f"the group test: `model/group_test.py`, threshold {_thresholds_text(groups)}, network fitted on seeds "
-              f"{', '.join(map(str, groups.get('fitted_on', {}).get('network', [])[:-1]))}):", "",
-              "| σ (m) | " + " | ".join(CLASSES) + " | all | m:n groups found |",
-              "|---|" + "---|" * (len(CLASSES) + 2)]
-    for sigma, rows in without.items():
-        lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
-                     + f" | {_cell(*rows['all'])} | {_cell(*rows['m:n groups found'])} |")
+    groups, cuts = config.get("groups", {}), config.get("cuts", {})
+    for table, text in (
+            (no_cuts, "The same held-out edits with the group test but without the cut test (the cut test: "
+                      f"`model/group_test.py`, `cut_links`, threshold {_thresholds_text(cuts)}, network fitted on "
+                      f"seeds {', '.join(map(str, cuts.get('fitted_on', {}).get('network', [])[:-1]))}):"),
+            (without, "The same held-out edits without the group test and the cut test (the pair model's links "
+                      f"alone; the group test: `model/group_test.py`, threshold {_thresholds_text(groups)}, network "
+                      f"fitted on seeds {', '.join(map(str, groups.get('fitted_on', {}).get('network', [])[:-1]))}):")):
+        if table is no_cuts and not cuts:
+            continue
+        lines += ["", text, "", "| σ (m) | " + " | ".join(CLASSES) + " | all | m:n groups found |",
+                  "|---|" + "---|" * (len(CLASSES) + 2)]
+        for sigma, rows in table.items():
+            lines.append(f"| {sigma} | " + " | ".join(_cell(*rows[name]) for name in CLASSES)
+                         + f" | {_cell(*rows['all'])} | {_cell(*rows['m:n groups found'])} |")
     lines += ["", f"The doubtful blocks ({doubtful_blocks} per σ; targets are set on the ordinary blocks):", "",
               "| σ (m) | " + " | ".join(CLASSES) + " | all | changes right |",
               "|---|" + "---|" * (len(CLASSES) + 2)]
@@ -619,6 +705,8 @@ if __name__ == "__main__":
         fit()
     elif command == "fit-groups":
         fit_groups()
+    elif command == "fit-cuts":
+        fit_cuts()
     elif command == "fit-calibration":
         fit_calibration()
     else:

@@ -1,5 +1,6 @@
-"""The group test of doubtful links (model/group_test.py): misfits of unions after one common shift, and
-that it finds m:n groups at σ = 2 m that the pair model alone splits (validation edits)."""
+"""The group test of doubtful links and the cut test of links (model/group_test.py): misfits of unions after one
+common shift, bridges, and what both do on validation edits at σ = 2 m (m:n groups the pair model alone splits
+found, wrong links removed)."""
 
 import numpy as np
 import shapely
@@ -97,3 +98,75 @@ def test_large_groups_and_pairs_outside_the_domain_are_not_tested():
     args = (edges, group_a, group_b, np.zeros(14, dtype=bool), np.ones(2, dtype=bool), np.ones(13, dtype=bool), 0.7)
     assert list(group_test.candidate_merges(*args)) == [13]  # 13 + 1 members would exceed MAX_MEMBERS
     assert len(group_test.candidate_merges(*args, eligible=np.zeros(14, dtype=bool))) == 0
+
+
+def _edges(index_a, index_b, q=None):
+    from overlap_relevance.model.matching import CandidateEdges
+
+    index_a, index_b = np.asarray(index_a), np.asarray(index_b)
+    q = np.full(len(index_a), 0.99) if q is None else np.asarray(q, dtype=float)
+    return CandidateEdges(index_a, index_b, q, q, q, q)
+
+
+def test_bridge_links_are_the_links_whose_removal_splits_the_group():
+    # group 1: a0-b0, a0-b1, a1-b1 (a path: every link is a bridge); group 2: a2-b2, a2-b3, a3-b2, a3-b3 (a cycle:
+    # no bridge); group 3: a4-b4 (two members: below CUT_MIN_MEMBERS)
+    edges = _edges([0, 0, 1, 2, 2, 3, 3, 4], [0, 1, 1, 2, 3, 2, 3, 4])
+    rows, member_row, member_node, member_side = group_test.bridge_links(edges, np.ones(8, dtype=bool), 5, 5)
+    assert list(rows) == [0, 1, 2]
+    n_a = 5
+    sides = {}
+    for c, row in enumerate(rows):
+        here = member_row == c
+        sides[row] = {int(node): int(side) for node, side in zip(member_node[here], member_side[here])}
+    # cutting a0-b0 leaves b0 alone (side 1, with the link's reference end); the rest stays with a0 (side 0)
+    assert sides[0] == {0: 0, 1: 0, n_a + 0: 1, n_a + 1: 0}
+    # cutting a0-b1 splits {a0, b0} from {a1, b1}
+    assert sides[1] == {0: 0, 1: 1, n_a + 0: 0, n_a + 1: 1}
+    # cutting a1-b1 leaves a1 alone (side 0, with the link's input end)
+    assert sides[2] == {0: 1, 1: 0, n_a + 0: 1, n_a + 1: 1}
+    # links outside ``keep`` are not the graph's; ``eligible`` restricts the candidates
+    rows, *_ = group_test.bridge_links(edges, np.r_[np.ones(7, dtype=bool), False], 5, 5,
+                                       eligible=np.r_[False, True, True, np.ones(5, dtype=bool)])
+    assert list(rows) == [1, 2]
+
+
+def test_a_cut_link_leaves_the_graph_with_the_cut_tests_probability():
+    from overlap_relevance.model.matching import decide, edge_probability
+
+    edges = _edges([0, 0, 1], [0, 1, 1])
+    edges.cut, edges.cut_p = np.array([True, False, False]), np.array([0.12, np.nan, np.nan])
+    result = decide(2, 2, edges, MatchThresholds(p_edge=0.7))
+    assert result.group_b[0] == -1 and result.class_b[0] == "unmatched"  # b0's only link was cut
+    assert result.group_a[0] == result.group_a[1] == result.group_b[1] >= 0
+    assert np.allclose(edge_probability(edges), [0.12, 0.99, 0.99])
+
+
+def test_cut_test_removes_wrong_links_at_two_metres():
+    from overlap_relevance.model.datasets.source_edits import VALIDATION_SEED
+    from overlap_relevance.model.evaluation.source_matching import class_rows, link, prepared
+    from overlap_relevance.model.matching import kept_edges
+    from overlap_relevance.model.scoring import load_model
+
+    match_model = load_match_model()
+    assert "cuts" in match_model.config
+    thresholds = MatchThresholds(p_edge=match_model.config["p_edge"])
+    data = prepared(VALIDATION_SEED, 2.0, 160)
+    edits = data[0]
+    edges = candidate_edges(load_model(), *data[1:], thresholds=thresholds)
+    n_a, n_b = len(edits.input), len(edits.reference)
+    usable = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
+    truth = edits.group_a[edges.index_a] == edits.group_b[edges.index_b]
+    link(data, edges, thresholds, match_model.config["groups"])
+    kept_before = kept_edges(edges, thresholds, *usable)
+    before = class_rows(decide(n_a, n_b, edges, thresholds), edits)
+    link(data, edges, thresholds, match_model.config["groups"], match_model.config["cuts"])
+    kept_after = kept_edges(edges, thresholds, *usable)
+    after = class_rows(decide(n_a, n_b, edges, thresholds), edits)
+    assert edges.cut.any() and not np.any(kept_after & edges.cut)
+    # wrong links of the graph fall by more than half (13 to 2 when written), right ones by under 2 % (905 to 897)
+    assert np.sum(kept_after & ~truth) <= 0.5 * np.sum(kept_before & ~truth)
+    assert np.sum(kept_after & truth) >= 0.98 * np.sum(kept_before & truth)
+    assert after["all"][0] > before["all"][0]
+    # a cut link's probability is the cut test's, below its threshold at 2 m
+    assert np.all(edges.cut_p[edges.cut] < 0.5) and np.all(np.isnan(edges.cut_p[~edges.cut]))

@@ -193,8 +193,9 @@ def test_no_fitting_step_reads_the_held_out_seed(tmp_path, monkeypatch):
     config = load_match_model().config
     assert HELDOUT_SEED not in source_matching.table_seeds(config)
     fitted = config["groups"]["fitted_on"]
+    cuts = config["cuts"]["fitted_on"]
     used = [*config["fitted_on"]["seeds"], *fitted["network"][:-1], *np.atleast_1d(fitted["threshold"]),
-            *fitted["tables"]]
+            *fitted["tables"], *cuts["network"][:-1], *cuts["threshold"]]
     assert HELDOUT_SEED not in used
     # a configuration naming the held-out seed for its tables stops fit_calibration before it generates anything
     bad = {**config,
