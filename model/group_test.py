@@ -221,6 +221,8 @@ def bridge_links(edges, keep, n_a, n_b, eligible=None):
     links without the one tested, per candidate, and one connected-components call over all the copies."""
     empty = np.zeros(0, dtype=np.int64)
     keep = np.asarray(keep, dtype=bool)
+    if not keep.any():  # no link, no group
+        return empty, empty, empty, empty
     ia, ib = edges.index_a, edges.index_b
     group_a, group_b = components(n_a, n_b, ia[keep], ib[keep])
     node_group = np.concatenate([group_a, group_b])

@@ -35,11 +35,21 @@ def main(argv=None):
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite the card from an existing --json (e.g. after architecture_results.md changed)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write build/evaluation-data/")
+    parser.add_argument("--yardstick-from", type=Path, default=None,
+                        help="with --card-only: the yardstick section from this results file of a later standalone "
+                             "yardstick run (e.g. make bench's test/benchmarks/results_yardstick.json, timed on a "
+                             "quiet machine), stored in --json and its yardstick files too")
     args = parser.parse_args(argv)
     yardstick_json = args.json.parent / "yardstick.json"
     if args.card_only:
         results = json.loads(args.json.read_text(encoding="utf-8"))
-        args.card.write_text(render_card(results, yardstick_json), encoding="utf-8")
+        if args.yardstick_from is not None:
+            results["yardstick"] = json.loads(args.yardstick_from.read_text(encoding="utf-8"))
+            write_yardstick(results["yardstick"], yardstick_json, args.json.parent / "yardstick.md",
+                            _plot_path(args.json))
+            write_outputs(results, args.card, args.json, yardstick_json)
+        else:
+            args.card.write_text(render_card(results, yardstick_json), encoding="utf-8")
         print(f"Model card rewritten: {args.card}")
         return results
     results = evaluate(args.model, pairs=args.pairs, mc_pairs=args.mc_pairs, mc_samples=args.mc_samples,
@@ -49,8 +59,7 @@ def main(argv=None):
                        real_layers=not args.no_real_layers, workers=args.workers,
                        yardstick_pairs=args.yardstick_pairs, cache=None if args.no_cache else CACHE)
     if results["yardstick"]:
-        plot = PLOT_PATH if args.json.resolve().parent == MODEL_DIR.resolve() else args.json.parent / "yardstick.png"
-        write_yardstick(results["yardstick"], yardstick_json, args.json.parent / "yardstick.md", plot)
+        write_yardstick(results["yardstick"], yardstick_json, args.json.parent / "yardstick.md", _plot_path(args.json))
     write_outputs(results, args.card, args.json, yardstick_json)
     print(f"Model card: {args.card}; results: {args.json} ({results['runtime_seconds']:.0f} s)")
     for row in results["targets"]:
@@ -59,3 +68,8 @@ def main(argv=None):
         print(f"  {row['metric']}: {row['text']} (target {row['target']}) {row['status']}")
     return results
 
+
+
+def _plot_path(json_path):
+    """The yardstick plot's path: docs/ for the bundled model's results, else next to ``json_path``."""
+    return PLOT_PATH if json_path.resolve().parent == MODEL_DIR.resolve() else json_path.parent / "yardstick.png"

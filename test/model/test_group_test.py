@@ -129,6 +129,9 @@ def test_bridge_links_are_the_links_whose_removal_splits_the_group():
     rows, *_ = group_test.bridge_links(edges, np.r_[np.ones(7, dtype=bool), False], 5, 5,
                                        eligible=np.r_[False, True, True, np.ones(5, dtype=bool)])
     assert list(rows) == [1, 2]
+    # no link at all (every candidate below the threshold): nothing to cut, and no error
+    rows, *members = group_test.bridge_links(edges, np.zeros(8, dtype=bool), 5, 5)
+    assert len(rows) == 0 and all(len(m) == 0 for m in members)
 
 
 def test_a_cut_link_leaves_the_graph_with_the_cut_tests_probability():

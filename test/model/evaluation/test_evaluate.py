@@ -261,6 +261,15 @@ def test_end_to_end_with_a_tiny_model(tmp_path):
     card.unlink()
     cli.main(["--card-only", "--json", str(out), "--card", str(card)])
     assert card.read_text(encoding="utf-8").startswith("# Model card")
+    # ... and its yardstick section from a later standalone run's results, stored beside the JSON too.
+    standalone = heldout.MODEL_DIR / "yardstick.json"
+    stored = json.loads(standalone.read_text(encoding="utf-8"))
+    cli.main(["--card-only", "--json", str(out), "--card", str(card), "--yardstick-from", str(standalone)])
+    model_row = next(row for row in stored["contestants"] if row["name"] == "model")
+    assert f"| model | {model_row['cost_overlays']:.2f} |" in card.read_text(encoding="utf-8")
+    assert json.loads(out.read_text(encoding="utf-8"))["yardstick"]["runtime_seconds"] == stored["runtime_seconds"]
+    assert (tmp_path / "yardstick.json").exists() and (tmp_path / "yardstick.md").exists()
+    assert (tmp_path / "yardstick.png").exists()
 
 
 def test_importing_the_evaluation_does_not_load_tensorflow():
