@@ -158,6 +158,15 @@ def merge_features(edges, rows, group_a, group_b, members_a, members_b, lonlat_a
     set_of_b = np.repeat(np.arange(3 * k), [len(m) for m in members_of_b])
     flat_a = np.concatenate(members_of_a).astype(np.int64)
     flat_b = np.concatenate(members_of_b).astype(np.int64)
+    return _three_set_features(set_of_a, flat_a, set_of_b, flat_b, k, edges, rows, lonlat_a, lonlat_b, sigma_a)
+
+
+def _three_set_features(set_of_a, flat_a, set_of_b, flat_b, k, edges, rows, lonlat_a, lonlat_b, sigma_a):
+    """(k, 9) :func:`group_features` of ``k`` candidates (the pairs ``rows`` of ``edges``), each with three sets of
+    features: its two groups apart (sets c and k + c) and both as one (2k + c). ``set_of_a``, ``flat_a``: the set
+    and the input row of each input member entry, likewise for the reference; every set is projected in the frame
+    of its candidate's reference feature."""
+    ia, ib = edges.index_a[rows], edges.index_b[rows]
     lon0, lat0 = unit_to_lonlat(lonlat_b.unit_centres[ib])
     lon0, lat0 = np.tile(lon0, 3), np.tile(lat0, 3)
     geoms_a = _project(np.asarray(lonlat_a.geoms, dtype=object)[flat_a], lon0[set_of_a], lat0[set_of_a])
@@ -268,28 +277,12 @@ def cut_features(edges, rows, member_row, member_node, member_side, n_a, lonlat_
     """(k, 9) :func:`group_features` of the candidate cuts ``rows`` (and their groups' members with their sides,
     from :func:`bridge_links`): the group as it stands is the merged one, its two sides the groups apart."""
     k = len(rows)
-    ia, ib = edges.index_a[rows], edges.index_b[rows]
     is_a = member_node < n_a
     # three sets per candidate: side 0 (c), side 1 (k + c), the whole group (2k + c)
     set_of_a = np.concatenate([member_side[is_a] * k + member_row[is_a], 2 * k + member_row[is_a]])
     set_of_b = np.concatenate([member_side[~is_a] * k + member_row[~is_a], 2 * k + member_row[~is_a]])
-    flat_a = np.tile(member_node[is_a], 2)
-    flat_b = np.tile(member_node[~is_a] - n_a, 2)
-    lon0, lat0 = unit_to_lonlat(lonlat_b.unit_centres[ib])
-    lon0, lat0 = np.tile(lon0, 3), np.tile(lat0, 3)
-    geoms_a = _project(np.asarray(lonlat_a.geoms, dtype=object)[flat_a], lon0[set_of_a], lat0[set_of_a])
-    geoms_b = _project(np.asarray(lonlat_b.geoms, dtype=object)[flat_b], lon0[set_of_b], lat0[set_of_b])
-    misfit, total, shift = set_misfits(set_of_a, geoms_a, set_of_b, geoms_b, 3 * k)
-    whole = slice(2 * k, 3 * k)
-    scale = np.maximum(total[whole], 1e-9)
-    apart = misfit[:k] + misfit[k:2 * k]
-    sigma = np.maximum(np.asarray(sigma_a, dtype=float)[ia], 0.05)
-    shift_size = np.hypot(shift[:, 0], shift[:, 1])
-    members = np.bincount(set_of_a, minlength=3 * k) + np.bincount(set_of_b, minlength=3 * k)
-    return group_features((apart - misfit[whole]) / scale, misfit[whole] / scale, apart / scale,
-                          shift_size[whole] / sigma, np.asarray(edges.q, dtype=float)[rows], sigma,
-                          np.maximum(total[:k], 1e-9) / np.maximum(total[k:2 * k], 1e-9),
-                          np.maximum(shift_size[:k], shift_size[k:2 * k]) / sigma, members[whole])
+    return _three_set_features(set_of_a, np.tile(member_node[is_a], 2), set_of_b, np.tile(member_node[~is_a] - n_a, 2),
+                               k, edges, rows, lonlat_a, lonlat_b, sigma_a)
 
 
 def cut_links(edges, n_a, n_b, lonlat_a, lonlat_b, sigma_a, config, kept, collect=None, eligible=None):

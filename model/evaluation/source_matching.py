@@ -262,21 +262,9 @@ def fit_groups(n_blocks=N_BLOCKS, edges_of=None):
     # the threshold: all-class accuracy (features right of both seeds together) per σ band, and its mean
     # over the bands for the one threshold used where σ is unknown
     threshold_seeds = (seeds[-1], fresh[0])
-    scores = {t: [] for t in GROUP_THRESHOLDS}
-    for sigma in SIGMAS:
-        hits = {t: [0, 0] for t in GROUP_THRESHOLDS}
-        for seed in threshold_seeds:
-            data, edges = edges_with_q(seed, sigma)
-            for t in GROUP_THRESHOLDS:
-                link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t})
-                rows = class_rows(decide(len(data[0].input), len(data[0].reference), edges, thresholds), data[0])
-                hits[t][0] += rows["all"][0]
-                hits[t][1] += rows["all"][1]
-            link(data, edges, thresholds, None)
-        for t in GROUP_THRESHOLDS:
-            scores[t].append(hits[t][0] / hits[t][1])
-    threshold = max(GROUP_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
-    by_band = [max(GROUP_THRESHOLDS, key=lambda t: (round(scores[t][k], 4), -t)) for k in range(len(SIGMAS))]
+    scores, threshold, by_band = _threshold_choice(
+        GROUP_THRESHOLDS, threshold_seeds, edges_with_q, thresholds,
+        lambda data, edges, t: link(data, edges, thresholds, {"model": network.as_dict(), "threshold": t}))
     config["groups"] = {"model": network.as_dict(), "threshold": threshold,
                         "threshold_bands": {"band_sigmas": list(SIGMAS), "thresholds": by_band},
                         "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in GROUP_THRESHOLDS},
@@ -330,23 +318,10 @@ def fit_cuts(n_blocks=N_BLOCKS):
             y.append(data[0].group_a[edges.index_a[rows]] == data[0].group_b[edges.index_b[rows]])
         print("cut candidates", seed, sigma, sum(len(v) for v in y), flush=True)
     network = Network.fit(np.concatenate(x), np.concatenate(y), hidden=8)
-    scores = {t: [] for t in CUT_THRESHOLDS}
-    for sigma in SIGMAS:
-        hits = {t: [0, 0] for t in CUT_THRESHOLDS}
-        for seed in threshold_seeds:
-            data, edges = prepared_edges(seed, sigma)
-            for t in CUT_THRESHOLDS:
-                link(data, edges, thresholds, config["groups"], {"model": network.as_dict(), "threshold": t})
-                result = decide(len(data[0].input), len(data[0].reference), edges, thresholds)
-                for doubtful in (False, True):
-                    rows = class_rows(result, data[0], doubtful)
-                    hits[t][0] += rows["all"][0]
-                    hits[t][1] += rows["all"][1]
-        for t in CUT_THRESHOLDS:
-            scores[t].append(hits[t][0] / hits[t][1])
-        print("cut thresholds", sigma, {t: round(scores[t][-1], 4) for t in CUT_THRESHOLDS}, flush=True)
-    threshold = max(CUT_THRESHOLDS, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
-    by_band = [max(CUT_THRESHOLDS, key=lambda t: (round(scores[t][k], 4), -t)) for k in range(len(SIGMAS))]
+    scores, threshold, by_band = _threshold_choice(
+        CUT_THRESHOLDS, threshold_seeds, prepared_edges, thresholds,
+        lambda data, edges, t: link(data, edges, thresholds, config["groups"],
+                                    {"model": network.as_dict(), "threshold": t}), families=(False, True))
     config["cuts"] = {"model": network.as_dict(), "threshold": threshold,
                       "threshold_bands": {"band_sigmas": list(SIGMAS), "thresholds": by_band},
                       "threshold_scores": {str(t): [round(v, 4) for v in scores[t]] for t in CUT_THRESHOLDS},
@@ -356,6 +331,32 @@ def fit_cuts(n_blocks=N_BLOCKS):
     load_match_model.cache_clear()
     print(json.dumps(config["cuts"]["threshold_scores"]), threshold, by_band)
     return fit_calibration()
+
+
+def _threshold_choice(grid, seeds, edges_of, thresholds, apply, families=(False,)):
+    """Per σ band, the all-class accuracy of each threshold of ``grid`` (the features right of every seed of
+    ``seeds`` together, in the block ``families``: False the ordinary blocks, True the doubtful ones), the links
+    made by ``apply(data, edges, threshold)`` on ``edges_of(seed, sigma)``; then the threshold for σ unknown (best
+    mean over the bands) and the one of each band, ties to the lower: (scores, threshold, by_band)."""
+    scores = {t: [] for t in grid}
+    for sigma in SIGMAS:
+        hits = {t: [0, 0] for t in grid}
+        for seed in seeds:
+            data, edges = edges_of(seed, sigma)
+            for t in grid:
+                apply(data, edges, t)
+                result = decide(len(data[0].input), len(data[0].reference), edges, thresholds)
+                for doubtful in families:
+                    rows = class_rows(result, data[0], doubtful)
+                    hits[t][0] += rows["all"][0]
+                    hits[t][1] += rows["all"][1]
+            link(data, edges, thresholds, None)
+        for t in grid:
+            scores[t].append(hits[t][0] / hits[t][1])
+        print("thresholds", sigma, {t: round(scores[t][-1], 4) for t in grid}, flush=True)
+    threshold = max(grid, key=lambda t: (round(float(np.mean(scores[t])), 4), -t))
+    by_band = [max(grid, key=lambda t: (round(scores[t][k], 4), -t)) for k in range(len(SIGMAS))]
+    return scores, threshold, by_band
 
 
 def fit_calibration(blocks=TABLE_BLOCKS, doubtful_blocks=TABLE_BLOCKS):
