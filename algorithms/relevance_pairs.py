@@ -66,7 +66,7 @@ class RelevancePairsAlgorithm(OverlapRelevanceAlgorithm):
         try:
             run = relevance_run.prepare_relevance_run(self, parameters, context, feedback)
             parts = [self._chunk_columns(run, chunk, compute_exact, with_lines)
-                     for chunk in run.scored_chunks(feedback, progress_to=85.0)]
+                     for chunk in run.scored_chunks(feedback, progress_to=85.0, centroid=False)]
         except relevance_run.Cancelled:
             return {}
         columns = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]} if parts else {}

@@ -45,8 +45,9 @@ class RelevanceRun:
         rate = f", {self.n_pairs / seconds:,.0f} pairs/s in {pairs_stage}" if seconds else ""
         feedback.pushInfo(f"Timings: {stages} ({self.n_pairs} pairs{rate}).")
 
-    def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0):
-        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled.
+    def scored_chunks(self, feedback, progress_from=20.0, progress_to=90.0, centroid=True):
+        """Yield :class:`..model.scoring.ScoredChunk` objects; raises Cancelled. ``centroid``: False where the
+        algorithm does not read the overlap's centroid (see :func:`..model.scoring.score_candidate_pairs`).
 
         The "scoring" time counts this generator's own time (waiting for the worker threads and
         gathering chunks), not what the caller does with a chunk between two of them.
@@ -58,7 +59,8 @@ class RelevanceRun:
         try:
             for chunk in score_candidate_pairs(self.model, self.input.model, self.reference.model, self.sigma,
                                                self.pair.search_distance, self.threshold,
-                                               *self.pair.same_layer_ids(), cancelled=feedback.isCanceled):
+                                               *self.pair.same_layer_ids(), cancelled=feedback.isCanceled,
+                                               centroid=centroid):
                 # Pairs come sorted by input feature, so the last input index tells how far we are.
                 feedback.setProgress(progress_from + (progress_to - progress_from) * (chunk.index_a[-1] + 1) / n_input)
                 if feedback.isCanceled():

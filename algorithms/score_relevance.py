@@ -86,7 +86,7 @@ class ScoreRelevanceAlgorithm(OverlapRelevanceAlgorithm):
         # worker threads: the writing (QGIS, mostly on this thread) and the scoring then share the cores.
         writer = _RelevanceWriter(self, parameters, sink, fields, input_source, run, best)
         try:
-            for chunk in run.scored_chunks(feedback):
+            for chunk in run.scored_chunks(feedback, centroid=False):
                 best.add(chunk)
                 writer.write_before(chunk.complete_before)
             writing_while_scoring = writer.seconds

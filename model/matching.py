@@ -225,7 +225,7 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
     aligned_parts = []
     for chunk in score_candidate_pairs(model, layer_a.model, layer_b.model, sigma_a, search_distance_m,
                                        thresholds.iou, ids_a, ids_b, max_vertices=max_vertices, cancelled=cancelled,
-                                       workers=workers):
+                                       workers=workers, centroid=False):
         # A spread feature's frame holds only its parts near the other: its whole area is the one that counts.
         area_a, area_b = (np.where(np.isnan(whole), shapely.area(drawn), whole)
                           for whole, drawn in zip(chunk.frames.whole_areas(), (chunk.frames.a, chunk.frames.b)))

@@ -228,7 +228,7 @@ class OverlapModel:
         config, weights = load_model_file(path)
         return cls(config, weights, path, sigma_path)
 
-    def predict_frames(self, a, b, sigma, model_geometries=False, areas=(None, None)):
+    def predict_frames(self, a, b, sigma, model_geometries=False, areas=(None, None), centroid=True):
         """Distributions for pairs already in their local frames (metres).
 
         a, b : (n,) valid polygons in each pair's frame; sigma : scalar or (n,) metres.
@@ -236,15 +236,21 @@ class OverlapModel:
             :func:`.preparation.prepare_layer`), so they need no simplification here. On the exact path the
             pairs at σ > 0 are never simplified: their overlap is measured on a and b as given.
         areas : (area_a, area_b), the whole areas of spread features (:meth:`.frame.PairFrames.whole_areas`).
-        Returns (overlap mixture, centroid mixture in frame metres).
+        centroid : False when the caller does not read the centroid (scores and matches need only the overlap):
+            on the exact path the σ > 0 pairs then skip the first moments and the σ = 0 pairs the network, and
+            the centroid returned is None. The overlap is the same either way, to the bit.
+        Returns (overlap mixture, centroid mixture in frame metres, or None).
         """
         if self.sigma_path == "exact":
             sigma = np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),))
             if np.any(sigma > 0):  # the pairs at σ > 0 need neither the descriptors nor the network
-                return self._exact_path(a, b, sigma, areas, model_geometries)
+                return self._exact_path(a, b, sigma, areas, model_geometries, centroid)
         if not model_geometries:
             a, b = model_geometry(a), model_geometry(b)
         descriptors, context = pair_descriptors(a, b, sigma, *areas)
+        if not centroid and self.sigma_path == "exact":  # σ = 0 only: the overlap is exact, no network needed
+            still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
+            return self._exact_shift_mixture(a, b, sigma, context["overlap0"], still, context["cannot_overlap"]), None
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
             raw = self.network.raw(descriptors)
         broken = ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
@@ -265,6 +271,8 @@ class OverlapModel:
             overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]),
                                        EXACT_MASS_SD)
             overlap = zero_where(overlap, context["cannot_overlap"])
+        if not centroid:
+            return overlap, None
         centroid = mixture_from_raw(raw.centroid, self.network.centroid_components, 2)
         scale = context["scale"]
         centroid = GaussianMixture.from_components(
@@ -275,7 +283,7 @@ class OverlapModel:
         )
         return overlap, centroid
 
-    def _exact_path(self, a, b, sigma, areas, model_geometries=True):
+    def _exact_path(self, a, b, sigma, areas, model_geometries=True, centroid=True):
         """:meth:`predict_frames` on the exact path for a batch holding pairs at σ > 0: those from
         :meth:`_shifted` on the geometries as given (the exact kernel needs no simplification, and a simplified
         outline would move the overlap it measures), the others (σ = 0) as before; the rows in their order."""
@@ -283,25 +291,27 @@ class OverlapModel:
         moving = sigma > 0
         rows, rest = np.flatnonzero(moving), np.flatnonzero(~moving)
         whole = [None if area is None else np.asarray(area, dtype=float) for area in areas]
-        overlap, centroid = self._shifted(a[rows], b[rows], sigma[rows],
-                                          *(None if area is None else area[rows] for area in whole))
+        overlap, shifted_centroid = self._shifted(a[rows], b[rows], sigma[rows],
+                                                  *(None if area is None else area[rows] for area in whole),
+                                                  centroid=centroid)
         if not rest.size:
-            return overlap, centroid
+            return overlap, shifted_centroid
         still_overlap, still_centroid = self.predict_frames(
             a[rest], b[rest], sigma[rest], model_geometries=model_geometries,
-            areas=tuple(None if area is None else area[rest] for area in whole))
+            areas=tuple(None if area is None else area[rest] for area in whole), centroid=centroid)
         order = np.argsort(np.concatenate([rows, rest]), kind="stable")
         return (UnitMixture.concatenate([overlap, still_overlap])[order],
-                _concat_mixtures([centroid, still_centroid])[order])
+                _concat_mixtures([shifted_centroid, still_centroid])[order] if centroid else None)
 
-    def _shifted(self, a, b, sigma, area_a=None, area_b=None):
+    def _shifted(self, a, b, sigma, area_a=None, area_b=None, centroid=True):
         """(overlap, centroid) of pairs at σ > 0, from the exact overlap and its first moments at
         :data:`EXACT_SHIFTS` fixed shifts (:func:`.shift_overlap.centroids_at_shifts`); no descriptors, no network.
 
         A pair with a missing geometry, or whose bounding boxes lie more than :data:`.encoding.CERTAIN_GAP_SIGMAS`
         σ apart (so the polygons do too), cannot overlap: u = 0 for certain. Every other pair is evaluated, and
         one whose polygons are far apart gets u = 0 at every shift, the same answer. The centroid has
-        :attr:`MixtureNetwork.centroid_components` components like the network's, all but the first switched off.
+        :attr:`MixtureNetwork.centroid_components` components like the network's, all but the first switched off;
+        ``centroid=False``: no first moments, no centroid (None).
         """
         n = len(a)
         frame_a, frame_b = polygon_areas(a), polygon_areas(b)
@@ -321,12 +331,18 @@ class OverlapModel:
         seen = np.zeros(n, dtype=bool)
         if rows.size:
             d = sigma[rows, None, None] * _standard_shifts(k)[None]
-            inter, centres, overlaps = centroids_at_shifts(a[rows], b[rows], d, min_share=TOUCH_TOLERANCE)
+            if centroid:
+                inter, centres, overlaps = centroids_at_shifts(a[rows], b[rows], d, min_share=TOUCH_TOLERANCE)
+            else:  # the same areas (the moments' terms are computed beside them, not into them)
+                inter = overlap_at_shifts(a[rows], b[rows], d)
             smaller = np.minimum(whole_a, whole_b)[rows, None]
             shifted = UnitMixture.from_samples(np.clip(inter / smaller, 0.0, 1.0), scale_a[rows], scale_b[rows])
             for name in UnitMixture._FIELDS:
                 getattr(overlap, name)[rows] = getattr(shifted, name)
-            mean[rows], covariance[rows], seen[rows] = centroid_from_shifts(centres, overlaps, sigma[rows])
+            if centroid:
+                mean[rows], covariance[rows], seen[rows] = centroid_from_shifts(centres, overlaps, sigma[rows])
+        if not centroid:
+            return overlap, None
         # No shift overlaps (or none can): where the overlap would begin, the middle of the shortest line between
         # the two (the box centre without both), spread by σ. Such pairs' overlap is 0 or nearly so.
         unseen = np.flatnonzero(~seen)
@@ -602,7 +618,7 @@ class ScoredChunk:
 
     index_a, index_b : (p,) positions in the two layers.
     summary : :class:`OverlapSummary` of the pairs.
-    overlap, centroid : the predicted mixtures (centroid in frame metres).
+    overlap, centroid : the predicted mixtures (centroid in frame metres; None where it was not asked for).
     frames : the pairs' :class:`.frame.PairFrames`, holding the geometries measured: the full-detail ones
         at σ = 0 and on the exact σ > 0 path (:data:`SIGMA_PATH`), the model geometries (simplified where
         large, see :func:`.preparation.prepare_layer`) where the network measures.
@@ -627,7 +643,7 @@ def search_distances(search_distance_m, sigma_m):
 
 
 def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=0.0, threshold=0.5,
-                          ids_a=None, ids_b=None, max_vertices=None, cancelled=None, workers=None):
+                          ids_a=None, ids_b=None, max_vertices=None, cancelled=None, workers=None, centroid=True):
     """Find candidate pairs and score them, chunk by chunk (a generator of :class:`ScoredChunk`).
 
     Parameters
@@ -642,6 +658,8 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
     cancelled : optional callable; when it returns True no further chunk is started.
     workers : threads scoring chunks at once (None: :func:`.parallel.default_workers`);
         the chunks come in the same order, with the same numbers, whatever the count.
+    centroid : False when no caller reads ``ScoredChunk.centroid`` (then None; see
+        :meth:`OverlapModel.predict_frames`): scores and matches need only the overlap.
     """
     sigma_a = np.asarray(sigma_a, dtype=float)
     if len(sigma_a) and (model.sigma_path == "exact" or not sigma_a.any()):
@@ -665,10 +683,10 @@ def score_candidate_pairs(model, lonlat_a, lonlat_b, sigma_a, search_distance_m=
         if chunk is None:
             return None
         frames = _full_detail_where_measured(chunk.frames, lonlat_a, lonlat_b, sigma_a, chunk.reach_m)
-        overlap, centroid = model.predict_frames(frames.a, frames.b, sigma_a[chunk.index_a], model_geometries=True,
-                                                 areas=frames.whole_areas())
+        overlap, located = model.predict_frames(frames.a, frames.b, sigma_a[chunk.index_a], model_geometries=True,
+                                                areas=frames.whole_areas(), centroid=centroid)
         summary = summarise_overlap(overlap, threshold)
-        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, centroid, frames, int(complete),
+        return ScoredChunk(chunk.index_a, chunk.index_b, summary, overlap, located, frames, int(complete),
                            chunk.reach_m)
 
     for scored in ordered_map(score, zip(plan, complete_before), workers, cancelled):

@@ -83,7 +83,8 @@ def best_matches(model, input_geoms, reference_geoms, sigma, search_distance_m=0
     n_pairs = 0
     if len(lonlat_a) and len(lonlat_b):
         for chunk in score_candidate_pairs(model, lonlat_a, lonlat_b, np.asarray(sigma, dtype=float),
-                                           search_distance_m, threshold, ids_a, ids_b, workers=workers):
+                                           search_distance_m, threshold, ids_a, ids_b, workers=workers,
+                                           centroid=False):
             best.add(chunk)
             n_pairs += len(chunk.index_a)
     return best, n_pairs

@@ -142,10 +142,11 @@ def mc_contestant(k, threshold=THRESHOLD):
 
 
 def model_contestant(model, samples=1024, threshold=THRESHOLD):
-    """The model as the plugin runs it: ``predict_frames`` then ``summarise_overlap``; its predictive
-    samples are ``samples`` QMC points of the mixture (:func:`.metrics.model_iou_samples`), drawn on demand."""
+    """The model as the plugin scores and matches: ``predict_frames`` without the centroid (which only the overlap
+    location reads), then ``summarise_overlap``; its predictive samples are ``samples`` QMC points of the mixture
+    (:func:`.metrics.model_iou_samples`), drawn on demand."""
     def predict(a, b, sigma, rng):
-        overlap, _ = model.predict_frames(a, b, sigma)
+        overlap, _ = model.predict_frames(a, b, sigma, centroid=False)
         summary = summarise_overlap(overlap, threshold)
         return Forecast(summary.iou_mean, summary.p_iou, lambda: model_iou_samples(overlap, samples))
 

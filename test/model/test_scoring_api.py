@@ -145,3 +145,32 @@ def test_shortest_lines_cut_large_pairs_and_find_the_same_line(monkeypatch):
     assert shapely.length(cut)[3] == pytest.approx(0.0, abs=1e-9) and shapely.length(full)[0] > 10
     # The inputs are left as they were.
     assert shapely.get_num_coordinates(a[0]) == 601
+
+
+def test_scores_without_the_centroid_are_the_same_scores(model):
+    from overlap_relevance.model.datasets.synthetic import generate_pairs
+    from overlap_relevance.model.frame import layer_to_lonlat
+    from overlap_relevance.model.preparation import prepare_layer
+    from overlap_relevance.model.scoring import score_candidate_pairs
+
+    pairs = generate_pairs(300, 17)
+    sigma = np.where(np.arange(300) % 3 == 0, 0.0, pairs.sigma + 0.2)  # σ = 0 and σ > 0 pairs in one batch
+    with_centroid = model.predict_frames(pairs.a, pairs.b, sigma)
+    overlap, centroid = model.predict_frames(pairs.a, pairs.b, sigma, centroid=False)
+    assert centroid is None and with_centroid[1] is not None
+    for name in UnitMixture._FIELDS:  # to the bit: the moments are computed beside the areas, not into them
+        assert np.array_equal(getattr(overlap, name), getattr(with_centroid[0], name), equal_nan=True), name
+    still = sigma == 0
+    only_still, none = model.predict_frames(pairs.a[still], pairs.b[still], 0.0, centroid=False)
+    assert none is None
+    by_network = model.predict_frames(pairs.a[still], pairs.b[still], 0.0)[0]
+    for name in UnitMixture._FIELDS:  # σ = 0 alone: the exact overlap, without the network
+        assert np.array_equal(getattr(only_still, name), getattr(by_network, name), equal_nan=True), name
+    # through the scoring of two layers: the same summaries, no centroid
+    layer_a = prepare_layer(layer_to_lonlat(pairs.a[:60], "EPSG:3857"))
+    layer_b = prepare_layer(layer_to_lonlat(pairs.b[:60], "EPSG:3857"))
+    chunks = [list(score_candidate_pairs(model, layer_a, layer_b, np.full(60, 1.0), centroid=c)) for c in (True, False)]
+    assert all(chunk.centroid is None for chunk in chunks[1]) and chunks[0][0].centroid is not None
+    for a, b in zip(*chunks):
+        assert np.array_equal(a.summary.iou_mean, b.summary.iou_mean)
+        assert np.array_equal(a.summary.p_iou, b.summary.p_iou)
