@@ -81,6 +81,7 @@ from .overlap import exact_overlap, exact_overlap_of_frames, translate
 from .overlap_head import UnitMixture
 from .parallel import ordered_map
 from .scoring import score_candidate_pairs
+from .shift_overlap import overlap_at_shifts, polygon_areas
 from .special import ndtr
 
 CLASSES = ("1:1", "1:n", "n:1", "m:n", "unmatched")
@@ -236,10 +237,13 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
         centre_b = shapely.get_coordinates(shapely.centroid(chunk.frames.b))
         move = centre_a - centre_b
         distance = np.hypot(move[:, 0], move[:, 1])
-        # the shapes compared as drawn, whatever the shift: B moved so that the centroids coincide
-        moved_b = translate(chunk.frames.b, move)
-        aligned = exact_overlap(chunk.frames.a, moved_b, assume_valid=True)
-        aligned_iou = aligned.iou
+        # the shapes compared as drawn, whatever the shift: B moved so that the centroids coincide, measured by the
+        # exact overlap at that one shift (:func:`.shift_overlap.overlap_at_shifts`: no GEOS overlay per pair)
+        frame_area_a, frame_area_b = polygon_areas(chunk.frames.a), polygon_areas(chunk.frames.b)
+        aligned_inter = overlap_at_shifts(chunk.frames.a, chunk.frames.b,
+                                          np.where(np.isfinite(move), move, 0.0)[:, None, :])[:, 0]
+        union = frame_area_a + frame_area_b - aligned_inter
+        aligned_iou = np.where(union > 0.0, np.clip(aligned_inter / np.where(union > 0.0, union, 1.0), 0.0, 1.0), 0.0)
         # what the 1:1 change test reads, kept for pairs measured on full detail (see decide_and_test)
         full = np.ones(len(move), dtype=bool)
         for model_layer_, index in ((layer_a.model, chunk.index_a), (layer_b.model, chunk.index_b)):
@@ -249,8 +253,9 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
             spread = getattr(model_layer_, "spread", None)
             if spread is not None:
                 full &= ~np.asarray(spread, dtype=bool)[np.asarray(index)]
-        aligned_parts.append((aligned.area_a, aligned.area_b, aligned.area_inter,
-                              0.5 * (shapely.length(chunk.frames.a) + shapely.length(moved_b)), full, aligned_iou))
+        aligned_parts.append((frame_area_a, frame_area_b, aligned_inter,
+                              0.5 * (shapely.length(chunk.frames.a) + shapely.length(chunk.frames.b)), full,
+                              aligned_iou))
         parts.append((np.asarray(chunk.index_a, dtype=np.int64), np.asarray(chunk.index_b, dtype=np.int64),
                       np.asarray(chunk.summary.p_iou, dtype=float),
                       p_cover_at_least(chunk.overlap, thresholds.cover, smaller_is_a),
@@ -608,10 +613,12 @@ def change_probabilities(n_a, n_b, edges, probability, group_a, group_b, class_a
 
 
 def _members(group, n_groups):
+    """The members of each group, a list of (count,) int64 arrays (views of one sorted array: slicing is
+    several times faster than np.split for 100,000 groups)."""
     positions = np.flatnonzero(group >= 0)
-    order = positions[np.argsort(group[positions], kind="stable")]
-    counts = np.bincount(group[positions], minlength=n_groups)
-    return np.split(order.astype(np.int64), np.cumsum(counts)[:-1]) if n_groups else []
+    order = positions[np.argsort(group[positions], kind="stable")].astype(np.int64)
+    ends = np.cumsum(np.bincount(group[positions], minlength=n_groups))
+    return [order[start:end] for start, end in zip((ends - np.diff(ends, prepend=0)).tolist(), ends.tolist())]
 
 
 def change_test(lonlat_a, lonlat_b, sigma_a, index_a, index_b, sigma_floor=0.05, workers=None, exact_iou=True):
