@@ -39,6 +39,7 @@ from .frame import unit_to_lonlat
 from .graph import components, connected_labels
 from .laea import laea_forward
 from .match_model import _model_of
+from .parallel import index_runs
 
 Q_LOW = 0.01
 ROUNDS = 2
@@ -92,8 +93,7 @@ def set_misfits(set_of_a, geoms_a, set_of_b, geoms_b, n_sets):
     start_b = np.cumsum(count_b) - count_b
     repeat = count_b[set_of_a]
     rows_a = np.repeat(np.arange(len(set_of_a)), repeat)
-    within = np.arange(repeat.sum()) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-    rows_b = order_b[start_b[set_of_a[rows_a]] + within]
+    rows_b = order_b[index_runs(start_b[set_of_a], repeat)]
     pair_set = set_of_a[rows_a]
     moved = np.array(geoms_b[rows_b], dtype=object, copy=True)
     coords, owner = shapely.get_coordinates(moved, return_index=True)
@@ -214,12 +214,6 @@ def link_groups(edges, p_edge, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, 
     return edges
 
 
-def _expand(starts, counts):
-    """Concatenated runs starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1, and the run of each element."""
-    run = np.repeat(np.arange(len(counts)), counts)
-    return np.repeat(starts, counts) + np.arange(run.size) - np.repeat(np.cumsum(counts) - counts, counts), run
-
-
 def bridge_links(edges, keep, n_a, n_b, eligible=None):
     """The links a cut would test: positions in ``edges`` of the graph's links (``keep``: (p,) bool) that are
     bridges of their group (removing one splits it in two), in groups of :data:`CUT_MIN_MEMBERS` to
@@ -257,8 +251,8 @@ def bridge_links(edges, keep, n_a, n_b, eligible=None):
     links = links[np.argsort(group_of_link[links], kind="stable")]
     link_count = np.bincount(group_of_link[keep], minlength=n_groups)
     group = group_of_link[rows]
-    at, copy = _expand((np.cumsum(link_count) - link_count)[group], link_count[group])
-    others = links[at]
+    others = links[index_runs((np.cumsum(link_count) - link_count)[group], link_count[group])]
+    copy = np.repeat(np.arange(rows.size), link_count[group])
     other = others != rows[copy]  # every link of the group but the one tested
     copy, others = copy[other], others[other]
     labels = connected_labels(rows.size * MAX_MEMBERS, copy * MAX_MEMBERS + local[ia[others]],
@@ -267,8 +261,8 @@ def bridge_links(edges, keep, n_a, n_b, eligible=None):
     end_a, end_b = labels[candidate, local[ia[rows]]], labels[candidate, local[n_a + ib[rows]]]
     bridge = end_a != end_b
     rows, group, labels, end_a = rows[bridge], group[bridge], labels[bridge], end_a[bridge]
-    at, member_row = _expand(member_start[group], size[group])
-    member_node = members[at]
+    member_node = members[index_runs(member_start[group], size[group])]
+    member_row = np.repeat(np.arange(rows.size), size[group])
     member_side = (labels[member_row, local[member_node]] != end_a[member_row]).astype(np.int64)
     return rows, member_row, member_node, member_side
 

@@ -77,7 +77,7 @@ from .graph import components, connected_labels
 from .group_test import apply_group_tests
 from .match_model import change_features, load_match_model, pair_features
 from .match_thresholds import MatchThresholds
-from .overlap import exact_overlap, exact_overlap_of_frames, translate
+from .overlap import exact_overlap, exact_overlap_of_frames, ratio, translate
 from .overlap_head import UnitMixture
 from .parallel import ordered_map
 from .scoring import score_candidate_pairs
@@ -242,8 +242,7 @@ def candidate_edges(model, layer_a, layer_b, sigma_a, search_distance_m=0.0,
         frame_area_a, frame_area_b = polygon_areas(chunk.frames.a), polygon_areas(chunk.frames.b)
         aligned_inter = overlap_at_shifts(chunk.frames.a, chunk.frames.b,
                                           np.where(np.isfinite(move), move, 0.0)[:, None, :])[:, 0]
-        union = frame_area_a + frame_area_b - aligned_inter
-        aligned_iou = np.where(union > 0.0, np.clip(aligned_inter / np.where(union > 0.0, union, 1.0), 0.0, 1.0), 0.0)
+        aligned_iou = ratio(aligned_inter, frame_area_a + frame_area_b - aligned_inter)
         # what the 1:1 change test reads, kept for pairs measured on full detail (see decide_and_test)
         full = np.ones(len(move), dtype=bool)
         for model_layer_, index in ((layer_a.model, chunk.index_a), (layer_b.model, chunk.index_b)):
@@ -775,10 +774,18 @@ def link_doubtful(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lon
     area_a, area_b = getattr(edges, "area_a", None), getattr(edges, "area_b", None)
     eligible = (match_model.in_domain(area_a, area_b, edges.sigma)
                 if area_a is not None and area_b is not None and edges.sigma is not None else None)
+    return run_group_tests(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a,
+                           match_model.config.get("groups"), match_model.config.get("cuts"), eligible)
+
+
+def run_group_tests(n_a, n_b, edges, thresholds, usable_a, usable_b, lonlat_a, lonlat_b, sigma_a, groups, cuts,
+                    eligible=None):
+    """:func:`.group_test.apply_group_tests` with the configurations ``groups`` and ``cuts`` (None: no such test)
+    on the graph of these edges as it stands (:func:`kept_edges`, :func:`tentative_groups`)."""
     return apply_group_tests(edges, thresholds.p_edge, usable_a, usable_b, lonlat_a, lonlat_b,
-                       np.asarray(sigma_a, dtype=float), match_model.config.get("groups"),
-                       match_model.config.get("cuts"), tentative_groups(n_a, n_b, thresholds, usable_a, usable_b),
-                       lambda e: kept_edges(e, thresholds, usable_a, usable_b), eligible=eligible)
+                             np.asarray(sigma_a, dtype=float), groups, cuts,
+                             tentative_groups(n_a, n_b, thresholds, usable_a, usable_b),
+                             lambda e: kept_edges(e, thresholds, usable_a, usable_b), eligible=eligible)
 
 
 def tentative_groups(n_a, n_b, thresholds, usable_a, usable_b):

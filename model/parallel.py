@@ -1,4 +1,5 @@
-"""Chunks of work: where to cut them (`chunk_bounds`), and running them on a few threads, results in order.
+"""Chunks of work: where to cut them (`chunk_bounds`), the index runs of batched expansions (`index_runs`), and
+running them on a few threads, results in order.
 
 shapely 2 (GEOS) and NumPy release the GIL in their array functions, so the
 per-chunk work of scoring (projection, overlay, inference) runs on several
@@ -70,6 +71,13 @@ def ordered_map(function, items, workers=None, cancelled=None):
 
 
 _DONE = object()
+
+
+def index_runs(starts, counts):
+    """The runs starts[i], starts[i] + 1, …, starts[i] + counts[i] − 1 one after another, without a loop (the
+    index arithmetic of every batched expansion: pairs of edges, members of groups, edges of samples)."""
+    counts = np.asarray(counts)
+    return np.repeat(np.asarray(starts) - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
 
 
 def chunk_bounds(vertex_counts, max_vertices):

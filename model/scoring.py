@@ -248,25 +248,24 @@ class OverlapModel:
         if not model_geometries:
             a, b = model_geometry(a), model_geometry(b)
         descriptors, context = pair_descriptors(a, b, sigma, *areas)
-        if not centroid and self.sigma_path == "exact":  # σ = 0 only: the overlap is exact, no network needed
-            still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
-            return self._exact_shift_mixture(a, b, sigma, context["overlap0"], still, context["cannot_overlap"]), None
-        with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
-            raw = self.network.raw(descriptors)
-        broken = ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
-        if broken.any():
-            raise ModelFileError(
-                f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
-                f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
         # σ = 0: nothing moves, so the overlap is the exact one of the model geometries: a point mass there,
         # not the network's estimate of it.
         still = (np.broadcast_to(np.asarray(sigma, dtype=float), (len(a),)) == 0) & ~context["cannot_overlap"]
         exact = context["overlap0"]
         if self.sigma_path == "exact":
             overlap = self._exact_shift_mixture(a, b, sigma, exact, still, context["cannot_overlap"])
-        elif self.network.overlap_head_kind == "unit_atoms":
+            if not centroid:  # σ = 0 only here: the overlap is exact, no network needed
+                return overlap, None
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are refused just below
+            raw = self.network.raw(descriptors)
+        broken = _non_finite_rows(raw)
+        if broken.any():
+            raise ModelFileError(
+                f"The model {self.path or '(in memory)'} gives non-finite outputs for {int(broken.sum())} of "
+                f"{len(broken)} pairs, so it cannot be used. Use the bundled model, or retrain.")
+        if self.sigma_path != "exact" and self.network.overlap_head_kind == "unit_atoms":
             overlap = self._unit_mixture(raw.overlap, descriptors, exact, still, context["cannot_overlap"])
-        else:
+        elif self.sigma_path != "exact":
             overlap = mixture_from_raw(raw.overlap, self.network.overlap_components, 2)
             overlap = point_mass_where(overlap, still, np.column_stack([exact.cover_a, exact.cover_b]),
                                        EXACT_MASS_SD)
@@ -584,13 +583,17 @@ def _usable_network(config, weights, path):
     # Weights can be finite and still overflow on real pairs (a zero input does not show it): a few plain pairs
     # catch that when the file is loaded, whatever the algorithm then asks of the network.
     with np.errstate(over="ignore", invalid="ignore"):
-        raw = network.raw(_probe_descriptors())
-    broken = ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
+        broken = _non_finite_rows(network.raw(_probe_descriptors()))
     if broken.any():
         raise ModelFileError(f"{name} gives non-finite outputs for {int(broken.sum())} of {len(broken)} plain test "
                              "pairs (two squares, apart, touching and overlapping), so it cannot be used. Use the "
                              "bundled model, or retrain.")
     return network
+
+
+def _non_finite_rows(raw):
+    """(n,) bool: the pairs whose raw network outputs (overlap or centroid head) hold a non-finite value."""
+    return ~(np.isfinite(raw.overlap).all(axis=1) & np.isfinite(raw.centroid).all(axis=1))
 
 
 @functools.lru_cache(maxsize=1)

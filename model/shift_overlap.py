@@ -47,8 +47,8 @@ import math
 import numpy as np
 import shapely
 
-from .overlap import translate
-from .parallel import chunk_bounds
+from .overlap import ratio, translate
+from .parallel import chunk_bounds, index_runs
 from .special import normal_cdf, normal_pdf, owens_t
 from .sweep import oriented_edges
 
@@ -106,14 +106,14 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
     if small.size:
         reps = product[small]
         pair = np.repeat(small, reps)
-        within = _runs(np.zeros_like(reps), reps)
+        within = index_runs(np.zeros_like(reps), reps)
         ia = first_a[pair] + within // count_b[pair]
         ib = first_b[pair] + within % count_b[pair]
         parts.append((pair, ia, ib))
     large = np.flatnonzero(product > DENSE_PRODUCT)
     if large.size:
-        parts.append(_x_join(edges_a, edges_b, _runs(first_a[large], count_a[large]),
-                             _runs(first_b[large], count_b[large]), dx_low, dx_high, dy_high))
+        parts.append(_x_join(edges_a, edges_b, index_runs(first_a[large], count_a[large]),
+                             index_runs(first_b[large], count_b[large]), dx_low, dx_high, dy_high))
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     pair, ia, ib = (np.concatenate(column) for column in zip(*parts))
@@ -124,12 +124,6 @@ def edge_pairs(edges_a, edges_b, n, dx_low, dx_high, dy_high):
                > np.minimum(edges_a["y0"][ia], edges_a["y1"][ia])))
     order = np.argsort(pair[keep], kind="stable")
     return pair[keep][order], ia[keep][order], ib[keep][order]
-
-
-def _runs(starts, counts):
-    """The runs starts[i], starts[i] + 1, …, starts[i] + counts[i] − 1 one after another, without a loop."""
-    counts = np.asarray(counts)
-    return np.repeat(np.asarray(starts) - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
 
 
 #: Candidate edge pairs expanded at once by :func:`_x_join` (bounds its scratch memory).
@@ -187,7 +181,7 @@ def _expand(start, stop, pairs_of):
     for first, last in chunk_bounds(count, JOIN_ELEMENTS):
         reps = count[first:last]
         rows = np.repeat(np.arange(first, last), reps)
-        parts.append(pairs_of(rows, _runs(start[first:last], reps)))
+        parts.append(pairs_of(rows, index_runs(start[first:last], reps)))
     return parts
 
 
@@ -351,9 +345,7 @@ def centroids_at_shifts(a, b, d, engine="numpy", min_share=1e-9):
 def iou_at_shifts(a, b, d):
     """(n, k) IoU of A and B + d (see :func:`overlap_at_shifts`); 0 where the union has no area."""
     inter = overlap_at_shifts(a, b, d)
-    union = polygon_areas(a)[:, None] + polygon_areas(b)[:, None] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0.0, np.clip(inter / np.where(union > 0, union, 1.0), 0.0, 1.0), 0.0)
+    return ratio(inter, polygon_areas(a)[:, None] + polygon_areas(b)[:, None] - inter)
 
 
 # ==========================================================================
@@ -643,7 +635,7 @@ def overlap_shift_sets(a, b, reach):
             else:
                 reps = product[group]
                 pair = np.repeat(group, reps)
-                within = _runs(np.zeros_like(reps), reps)
+                within = index_runs(np.zeros_like(reps), reps)
                 ia = first_a[pair] + within // count_b[pair]
                 ib = first_b[pair] + within % count_b[pair]
             r = reach[pair][:, None]

@@ -36,7 +36,7 @@ import numpy as np
 import shapely
 
 from .overlap import ratio
-from .parallel import chunk_bounds
+from .parallel import chunk_bounds, index_runs
 from .quasirandom import sobol_points
 from .special import ndtri
 
@@ -188,7 +188,7 @@ def _crossings(sample_pair, point, normal, edge_pair, edge_start, edge_vector, n
         rows = np.arange(start, stop)
         r = reps[rows]
         sample = np.repeat(rows, r)
-        edge = np.arange(len(sample)) - np.repeat(np.cumsum(r) - r, r) + np.repeat(first[sample_pair[rows]], r)
+        edge = index_runs(first[sample_pair[rows]], r)
         nrm, vec = normal[sample], edge_vector[edge]
         rel = edge_start[edge] - point[sample]
         denom = nrm[:, 0] * vec[:, 1] - nrm[:, 1] * vec[:, 0]

@@ -19,10 +19,10 @@ import numpy as np
 
 from ..datasets.source_edits import HELDOUT_SEED, SIGMAS, VALIDATION_SEED, generate_source_edits
 from ..frame import layer_to_lonlat
-from ..group_test import apply_group_tests, cut_links, link_groups
+from ..group_test import cut_links, link_groups
 from ..match_model import PATH, Logistic, Network, change_features
 from ..matching import (MatchThresholds, apply_change_test, candidate_edges, change_test, decide, kept_edges,
-                        tentative_groups)
+                        run_group_tests, tentative_groups)
 from ..preparation import prepare_layer
 from .tune_matching import reliability, structure_correct
 
@@ -72,9 +72,8 @@ def link(data, edges, thresholds, config, cuts=None):
     if (config is not None or cuts is not None) and edges.q is not None:
         n_a, n_b = len(edits.input), len(edits.reference)
         usable_a, usable_b = np.ones(n_a, dtype=bool), np.ones(n_b, dtype=bool)
-        apply_group_tests(edges, thresholds.p_edge, usable_a, usable_b, layer_a.source, layer_b.source, sigma_a,
-                          config, cuts, tentative_groups(n_a, n_b, thresholds, usable_a, usable_b),
-                          lambda e: kept_edges(e, thresholds, usable_a, usable_b))
+        run_group_tests(n_a, n_b, edges, thresholds, usable_a, usable_b, layer_a.source, layer_b.source, sigma_a,
+                        config, cuts)
     return edges
 
 
